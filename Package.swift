@@ -1,0 +1,64 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// The tensor engine's hot loops are compiled with optimisation even in debug builds: the test
+// suite trains and evaluates real models, and -Onone Swift is 10–50× slower on them. The
+// flag keeps bounds checks and preconditions (it is -O, not -Ounchecked).
+let optimised: [SwiftSetting] = [.unsafeFlags(["-O"])]
+
+let package = Package(
+    name: "EasyCompression",
+    platforms: [.macOS(.v13)],
+    products: [
+        .library(name: "EasyCompression", targets: ["EasyCompression"]),
+        .executable(name: "easycompress", targets: ["easycompress"]),
+        .executable(name: "ecbench", targets: ["ecbench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        // System libraries (C at the edge; each has exactly one Swift importer).
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi",
+                       providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
+        .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+
+        // Libraries, arrows pointing down only.
+        .target(name: "ECTensor", dependencies: ["CBLAS"], swiftSettings: optimised),
+        .target(name: "ECNN", dependencies: ["ECTensor"], swiftSettings: optimised),
+        .target(name: "ECOptim", dependencies: ["ECNN", "ECTensor"], swiftSettings: optimised),
+        .target(name: "ECCollective", dependencies: ["CMPI", "ECTensor"]),
+        .target(name: "ECCheckpoint", dependencies: ["ECTensor"]),
+        .target(name: "ECCompression", dependencies: ["ECTensor", "ECNN", "ECCollective", "CZstd"],
+                swiftSettings: optimised),
+        .target(name: "ECTraining",
+                dependencies: ["ECTensor", "ECNN", "ECOptim", "ECCollective", "ECCheckpoint", "ECCompression", "CZlib",
+                               .product(name: "Yams", package: "Yams")],
+                swiftSettings: optimised),
+        .target(name: "EasyCompression",
+                dependencies: ["ECTensor", "ECNN", "ECOptim", "ECCollective", "ECCheckpoint", "ECCompression",
+                               "ECTraining"]),
+
+        // Executables: argument parsing only.
+        .executableTarget(name: "easycompress",
+                          dependencies: ["EasyCompression",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .executableTarget(name: "ecbench", dependencies: ["EasyCompression"], swiftSettings: optimised),
+        // Test-only programs run under mpirun by the XCTest wrappers.
+        .executableTarget(name: "ec-mpi-check", dependencies: ["ECCollective", "ECTensor"], path: "Tests/Programs/ec-mpi-check"),
+
+        // Tests: one target per library target.
+        .testTarget(name: "ECTensorTests", dependencies: ["ECTensor"]),
+        .testTarget(name: "ECNNTests", dependencies: ["ECNN", "ECTensor"]),
+        .testTarget(name: "ECOptimTests", dependencies: ["ECOptim", "ECNN", "ECTensor"]),
+        .testTarget(name: "ECCollectiveTests", dependencies: ["ECCollective", "ECTensor"]),
+        .testTarget(name: "ECCheckpointTests", dependencies: ["ECCheckpoint", "ECTensor"]),
+        .testTarget(name: "ECCompressionTests", dependencies: ["ECCompression", "ECTensor", "ECNN"]),
+        .testTarget(name: "ECTrainingTests", dependencies: ["ECTraining", "EasyCompression"]),
+        .testTarget(name: "easycompressTests", dependencies: ["EasyCompression"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,36 @@
+import ECTensor
+
+/// Batch normalisation over the channel axis (op type `FusedBatchNorm`): `name/gamma`,
+/// `name/beta` (trained) and `name/moving_mean`, `name/moving_variance` (running statistics,
+/// momentum 0.99, ε = 1e-3 as Keras). In training each rank normalises with its own shard's
+/// batch statistics (per-rank batch norm, as Horovod without SyncBN).
+public final class BatchNorm: Module {
+    public let name: String
+    public let opType = "FusedBatchNorm"
+    public let gamma, beta, movingMean, movingVariance: Parameter
+    public let momentum: Float
+    public let epsilon: Float
+
+    public init(name: String, channels: Int, momentum: Float = 0.99, epsilon: Float = 1e-3) {
+        precondition(channels > 0, "\(name): BatchNorm needs channels > 0")
+        self.name = name
+        self.momentum = momentum
+        self.epsilon = epsilon
+        gamma = Parameter(name: scopePath(name, "gamma"), role: .gamma, value: Tensor(shape: [channels], repeating: 1))
+        beta = Parameter(name: scopePath(name, "beta"), role: .beta, value: Tensor(shape: [channels]))
+        movingMean = Parameter(name: scopePath(name, "moving_mean"), role: .movingMean, value: Tensor(shape: [channels]))
+        movingVariance = Parameter(name: scopePath(name, "moving_variance"), role: .movingVariance,
+                                   value: Tensor(shape: [channels], repeating: 1))
+    }
+
+    public var channels: Int { gamma.shape[0] }
+    public var ownParameters: [Parameter] { [gamma, beta, movingMean, movingVariance] }
+
+    public func forward(_ x: Variable, _ ctx: ForwardContext) -> Variable {
+        x.batchNorm(gamma: ctx.variable(for: gamma), beta: ctx.variable(for: beta),
+                    runningMean: &movingMean.value, runningVariance: &movingVariance.value,
+                    training: ctx.training, momentum: momentum, epsilon: epsilon)
+    }
+
+    public func outputShape(for input: [Int]) -> [Int] { input }
+}

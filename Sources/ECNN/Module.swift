@@ -1,0 +1,96 @@
+import ECTensor
+
+/// Per-forward-pass state: the tape to record on (nil for inference) and train/eval mode.
+public final class ForwardContext {
+    public let tape: Tape?
+    public let training: Bool
+    private var bound: [ObjectIdentifier: Variable] = [:]
+
+    public init(tape: Tape?, training: Bool) {
+        self.tape = tape
+        self.training = training
+    }
+
+    /// A training context recording on a fresh tape.
+    public static func training() -> ForwardContext { ForwardContext(tape: Tape(), training: true) }
+    /// An inference context: nothing recorded, batch norm uses running statistics.
+    public static func inference() -> ForwardContext { ForwardContext(tape: nil, training: false) }
+
+    /// The graph node for `parameter`: a leaf whose gradient accumulates into `parameter.grad`
+    /// when recording, else a constant. A parameter used twice in one pass is bound once.
+    public func variable(for parameter: Parameter) -> Variable {
+        let key = ObjectIdentifier(parameter)
+        if let v = bound[key] { return v }
+        let v: Variable
+        if let tape, parameter.isTrainable {
+            v = tape.leaf(parameter.value) { [unowned parameter] g in parameter.accumulateGrad(g) }
+        } else {
+            v = Variable(parameter.value)
+        }
+        bound[key] = v
+        return v
+    }
+}
+
+/// A network building block with a scope name, an op type and explicitly listed parameters
+/// and children (no reflection).
+public protocol Module: AnyObject {
+    /// Scope path of this module (`conv1`, `block2/conv1`); empty for an unnamed container.
+    var name: String { get }
+    /// TensorFlow-style op type compressors select on: `Conv2D`, `MatMul`, `FusedBatchNorm`,
+    /// `Relu`, `MaxPool`, `Flatten`, `Mean`, `AddV2`, `Sequential`.
+    var opType: String { get }
+    /// Parameters owned directly by this module.
+    var ownParameters: [Parameter] { get }
+    /// Child modules in execution order.
+    var children: [Module] { get }
+    /// Forward pass of one batch.
+    func forward(_ x: Variable, _ ctx: ForwardContext) -> Variable
+    /// Output shape for an input shape (batch dimension included).
+    func outputShape(for input: [Int]) -> [Int]
+    /// Forward multiply-adds × 2 for one sample of the given per-sample input shape.
+    func flops(for input: [Int]) -> Int
+}
+
+extension Module {
+    public var ownParameters: [Parameter] { [] }
+    public var children: [Module] { [] }
+    public func flops(for input: [Int]) -> Int { 0 }
+
+    /// Every parameter of this module and its descendants, in canonical (name-sorted) order.
+    public var parameters: [Parameter] {
+        var all: [Parameter] = []
+        collect(into: &all)
+        return all.sorted { $0.name < $1.name }
+    }
+
+    private func collect(into all: inout [Parameter]) {
+        all += ownParameters
+        for c in children { c.collect(into: &all) }
+    }
+
+    /// This module and all descendants, depth-first in execution order.
+    public var allModules: [Module] {
+        [self] + children.flatMap { $0.allModules }
+    }
+
+    /// The parameter with the given scope path.
+    public func parameter(named name: String) -> Parameter? {
+        parameters.first { $0.name == name }
+    }
+
+    /// Number of elements of all parameters (running statistics included when `includeState`).
+    public func parameterCount(includeState: Bool = false) -> Int {
+        parameters.filter { includeState || $0.isTrainable }.reduce(0) { $0 + $1.value.count }
+    }
+
+    /// Sets every gradient to zero (once per training step).
+    public func zeroGrad() {
+        for p in parameters where p.isTrainable { p.zeroGrad() }
+    }
+}
+
+/// Joins scope components with "/", skipping empty ones.
+public func scopePath(_ parts: String...) -> String {
+    parts.filter { !$0.isEmpty }.joined(separator: "/")
+}

@@ -1,0 +1,124 @@
+import CBLAS
+
+/// The engine's one door to OpenBLAS: every GEMM in the project goes through `BLAS.sgemm`.
+public enum BLAS {
+    /// C[m×n] = alpha · op(A) · op(B) + beta · C, row-major, with leading dimensions equal to
+    /// the row lengths of the stored (untransposed) matrices.
+    ///
+    /// - Parameters: `transA`/`transB` say whether A is stored `[k, m]` / B stored `[n, k]`.
+    @inline(__always)
+    public static func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+                             alpha: Float = 1, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                             beta: Float = 0, c: UnsafeMutablePointer<Float>) {
+        guard m > 0, n > 0 else { return }
+        if k == 0 {
+            // op(A)·op(B) is zero: C = beta·C (BLAS may skip the scaling when k == 0).
+            for i in 0..<(m * n) { c[i] = beta == 0 ? 0 : beta * c[i] }
+            return
+        }
+        let lda = transA ? m : k
+        let ldb = transB ? k : n
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb),
+                    beta, c, blasint(n))
+    }
+
+    /// Sets OpenBLAS's thread count (call before heavy work; ranks × threads ≤ cores).
+    public static func setThreads(_ n: Int) {
+        openblas_set_num_threads(Int32(max(1, n)))
+    }
+
+    /// The thread count OpenBLAS will use.
+    public static var threads: Int { Int(openblas_get_num_threads()) }
+}
+
+extension Tensor {
+    /// Matrix product of rank-2 tensors `[m, k] · [k, n] → [m, n]`.
+    public func matmul(_ other: Tensor, transposeSelf: Bool = false, transposeOther: Bool = false) -> Tensor {
+        precondition(rank == 2 && other.rank == 2, "matmul needs rank-2 tensors, got \(shape) and \(other.shape)")
+        let m = transposeSelf ? shape[1] : shape[0]
+        let k = transposeSelf ? shape[0] : shape[1]
+        let k2 = transposeOther ? other.shape[1] : other.shape[0]
+        let n = transposeOther ? other.shape[0] : other.shape[1]
+        precondition(k == k2, "matmul inner dimensions differ: \(shape) · \(other.shape)")
+        var out = Tensor(uninitializedShape: [m, n])
+        withUnsafeBufferPointer { a in
+            other.withUnsafeBufferPointer { b in
+                out.withUnsafeMutableBufferPointer { c in
+                    BLAS.sgemm(transA: transposeSelf, transB: transposeOther, m: m, n: n, k: k,
+                               a: a.baseAddress!, b: b.baseAddress!, c: c.baseAddress!)
+                }
+            }
+        }
+        return out
+    }
+}
+
+extension Variable {
+    /// Fully connected layer `y = x · W + b` with `x: [batch, in]`, `W: [in, out]`, `b: [out]`.
+    ///
+    /// Backward: `dx = dy · Wᵀ`, `dW = xᵀ · dy`, `db = Σ_batch dy`. The bias is written into
+    /// the output before the GEMM accumulates onto it, so no separate bias pass is made.
+    public func linear(weight: Variable, bias: Variable?) -> Variable {
+        let x = value, w = weight.value
+        precondition(x.rank == 2 && w.rank == 2 && x.shape[1] == w.shape[0],
+                     "linear: input \(x.shape) does not fit weight \(w.shape)")
+        let batch = x.shape[0], nIn = w.shape[0], nOut = w.shape[1]
+        var y = Tensor(uninitializedShape: [batch, nOut])
+        y.withUnsafeMutableBufferPointer { yp in
+            let hasBias = bias != nil
+            if let b = bias?.value {
+                precondition(b.shape == [nOut], "linear: bias \(b.shape) does not fit \(nOut) outputs")
+                b.withUnsafeBufferPointer { bp in
+                    for r in 0..<batch { (yp.baseAddress! + r * nOut).update(from: bp.baseAddress!, count: nOut) }
+                }
+            }
+            x.withUnsafeBufferPointer { xp in
+                w.withUnsafeBufferPointer { wp in
+                    BLAS.sgemm(m: batch, n: nOut, k: nIn, a: xp.baseAddress!, b: wp.baseAddress!,
+                               beta: hasBias ? 1 : 0, c: yp.baseAddress!)
+                }
+            }
+        }
+        let input = self
+        return Variable.result(y, inputs: self, weight, bias) { dy in
+            if input.requiresGrad {
+                var dx = Tensor(uninitializedShape: [batch, nIn])
+                dy.withUnsafeBufferPointer { g in w.withUnsafeBufferPointer { wp in dx.withUnsafeMutableBufferPointer { d in
+                    BLAS.sgemm(transB: true, m: batch, n: nIn, k: nOut, a: g.baseAddress!, b: wp.baseAddress!,
+                               c: d.baseAddress!)
+                } } }
+                input.accumulate(dx)
+            }
+            if weight.requiresGrad {
+                var dw = Tensor(uninitializedShape: [nIn, nOut])
+                x.withUnsafeBufferPointer { xp in dy.withUnsafeBufferPointer { g in dw.withUnsafeMutableBufferPointer { d in
+                    BLAS.sgemm(transA: true, m: nIn, n: nOut, k: batch, a: xp.baseAddress!, b: g.baseAddress!,
+                               c: d.baseAddress!)
+                } } }
+                weight.accumulate(dw)
+            }
+            if let bias, bias.requiresGrad {
+                bias.accumulate(dy.columnSums())
+            }
+        }
+    }
+}
+
+extension Tensor {
+    /// Sums over all leading dimensions: `[..., n] → [n]` (the bias gradient of a layer).
+    public func columnSums() -> Tensor {
+        let n = shape.last ?? 1
+        let rows = n == 0 ? 0 : count / n
+        var out = Tensor(shape: [n], repeating: 0)
+        withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                for r in 0..<rows {
+                    let row = src.baseAddress! + r * n
+                    for j in 0..<n { dst[j] += row[j] }
+                }
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,98 @@
+extension Variable {
+    /// `max(x, 0)`. Backward passes the gradient where the output is positive.
+    public func relu() -> Variable {
+        var y = Tensor(uninitializedShape: value.shape)
+        value.withUnsafeBufferPointer { x in y.withUnsafeMutableBufferPointer { o in
+            for i in 0..<x.count { o[i] = max(x[i], 0) }
+        } }
+        let input = self
+        let out = y
+        return Variable.result(y, inputs: self) { dy in
+            var dx = Tensor(uninitializedShape: out.shape)
+            out.withUnsafeBufferPointer { o in dy.withUnsafeBufferPointer { g in dx.withUnsafeMutableBufferPointer { d in
+                for i in 0..<d.count { d[i] = o[i] > 0 ? g[i] : 0 }
+            } } }
+            input.accumulate(dx)
+        }
+    }
+
+    /// Element-wise sum of two tensors of the same shape (the residual add).
+    public static func + (lhs: Variable, rhs: Variable) -> Variable {
+        precondition(lhs.shape == rhs.shape, "add: shapes \(lhs.shape) and \(rhs.shape) differ")
+        var y = Tensor(uninitializedShape: lhs.shape)
+        lhs.value.withUnsafeBufferPointer { a in rhs.value.withUnsafeBufferPointer { b in y.withUnsafeMutableBufferPointer { o in
+            for i in 0..<o.count { o[i] = a[i] + b[i] }
+        } } }
+        return Variable.result(y, inputs: lhs, rhs) { dy in
+            if lhs.requiresGrad { lhs.accumulate(dy) }
+            if rhs.requiresGrad { rhs.accumulate(dy) }
+        }
+    }
+
+    /// Element-wise product of two tensors of the same shape.
+    public static func * (lhs: Variable, rhs: Variable) -> Variable {
+        precondition(lhs.shape == rhs.shape, "mul: shapes \(lhs.shape) and \(rhs.shape) differ")
+        let a = lhs.value, b = rhs.value
+        var y = Tensor(uninitializedShape: lhs.shape)
+        a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in y.withUnsafeMutableBufferPointer { o in
+            for i in 0..<o.count { o[i] = ap[i] * bp[i] }
+        } } }
+        return Variable.result(y, inputs: lhs, rhs) { dy in
+            if lhs.requiresGrad { lhs.accumulate(dy.multiplied(by: b)) }
+            if rhs.requiresGrad { rhs.accumulate(dy.multiplied(by: a)) }
+        }
+    }
+
+    /// The same elements with another shape (no copy).
+    public func reshaped(_ shape: [Int]) -> Variable {
+        let inputShape = value.shape
+        let input = self
+        return Variable.result(value.reshaped(shape), inputs: self) { dy in
+            input.accumulate(dy.reshaped(inputShape))
+        }
+    }
+
+    /// `[N, ...] → [N, prod(...)]`; NHWC activations flatten in H, W, C order (as TensorFlow).
+    public func flattened() -> Variable {
+        let n = shape.first ?? 1
+        return reshaped([n, n == 0 ? 0 : value.count / n])
+    }
+
+    /// Sum of all elements as a scalar (used by gradient checks).
+    public func sum() -> Variable {
+        let s = Tensor(scalar: Float(value.sum()))
+        let input = self
+        return Variable.result(s, inputs: self) { dy in
+            input.accumulate(Tensor(shape: input.shape, repeating: dy.scalarValue))
+        }
+    }
+}
+
+extension Tensor {
+    /// Element-wise product with a tensor of the same element count.
+    public func multiplied(by other: Tensor) -> Tensor {
+        precondition(count == other.count, "multiply: \(shape) and \(other.shape) differ")
+        var out = Tensor(uninitializedShape: shape)
+        withUnsafeBufferPointer { a in other.withUnsafeBufferPointer { b in out.withUnsafeMutableBufferPointer { o in
+            for i in 0..<o.count { o[i] = a[i] * b[i] }
+        } } }
+        return out
+    }
+
+    /// Every element times `factor`.
+    public func scaled(by factor: Float) -> Tensor {
+        var out = Tensor(uninitializedShape: shape)
+        withUnsafeBufferPointer { a in out.withUnsafeMutableBufferPointer { o in
+            for i in 0..<o.count { o[i] = a[i] * factor }
+        } }
+        return out
+    }
+
+    /// In place: `self += alpha · other`.
+    public mutating func addScaled(_ other: Tensor, alpha: Float = 1) {
+        precondition(count == other.count, "addScaled: \(shape) and \(other.shape) differ")
+        withUnsafeMutableBufferPointer { a in other.withUnsafeBufferPointer { b in
+            for i in 0..<a.count { a[i] += alpha * b[i] }
+        } }
+    }
+}
