@@ -1,0 +1,103 @@
+import XCTest
+@testable import ECTensor
+
+/// Every primitive's backward against central finite differences.
+final class GradientTests: XCTestCase {
+    func testLinear() {
+        var rng = RNG(seed: 1)
+        let x = Tensor.normal(shape: [3, 5], rng: &rng)
+        let w = Tensor.normal(shape: [5, 4], rng: &rng)
+        let b = Tensor.normal(shape: [4], rng: &rng)
+        assertGradientsMatch([x, w, b]) { v in v[0].linear(weight: v[1], bias: v[2]) }
+        assertGradientsMatch([x, w]) { v in v[0].linear(weight: v[1], bias: nil) }
+    }
+
+    func testConv2DSameStride1() {
+        var rng = RNG(seed: 2)
+        let x = Tensor.normal(shape: [2, 5, 5, 3], rng: &rng)
+        let w = Tensor.normal(shape: [3, 3, 3, 4], std: 0.5, rng: &rng)
+        let b = Tensor.normal(shape: [4], rng: &rng)
+        assertGradientsMatch([x, w, b]) { v in v[0].conv2d(weight: v[1], bias: v[2], stride: 1, padding: .same) }
+    }
+
+    func testConv2DValidAndStrided() {
+        var rng = RNG(seed: 3)
+        let x = Tensor.normal(shape: [2, 7, 6, 2], rng: &rng)
+        let w = Tensor.normal(shape: [3, 3, 2, 3], std: 0.5, rng: &rng)
+        assertGradientsMatch([x, w]) { v in v[0].conv2d(weight: v[1], bias: nil, stride: 2, padding: .same) }
+        assertGradientsMatch([x, w]) { v in v[0].conv2d(weight: v[1], bias: nil, stride: 1, padding: .valid) }
+        assertGradientsMatch([x, w]) { v in v[0].conv2d(weight: v[1], bias: nil, stride: 2, padding: .valid) }
+    }
+
+    func testConv2DPointwise() {
+        var rng = RNG(seed: 4)
+        let x = Tensor.normal(shape: [2, 3, 3, 4], rng: &rng)
+        let w = Tensor.normal(shape: [1, 1, 4, 5], rng: &rng)
+        let b = Tensor.normal(shape: [5], rng: &rng)
+        assertGradientsMatch([x, w, b]) { v in v[0].conv2d(weight: v[1], bias: v[2]) }
+        let w2 = Tensor.normal(shape: [1, 1, 4, 2], rng: &rng)
+        assertGradientsMatch([x, w2]) { v in v[0].conv2d(weight: v[1], bias: nil, stride: 2) }
+    }
+
+    func testRelu() {
+        assertGradientsMatch([spreadTensor([4, 6], seed: 5)]) { v in v[0].relu() }
+    }
+
+    func testAddAndMul() {
+        var rng = RNG(seed: 6)
+        let a = Tensor.normal(shape: [3, 4], rng: &rng), b = Tensor.normal(shape: [3, 4], rng: &rng)
+        assertGradientsMatch([a, b]) { v in v[0] + v[1] }
+        assertGradientsMatch([a, b]) { v in v[0] * v[1] }
+        // A value used twice accumulates both contributions.
+        assertGradientsMatch([a]) { v in v[0] * v[0] + v[0] }
+    }
+
+    func testMaxPool() {
+        assertGradientsMatch([spreadTensor([2, 4, 6, 3], seed: 7)]) { v in v[0].maxPool2d(size: 2, stride: 2) }
+        assertGradientsMatch([spreadTensor([1, 5, 5, 2], seed: 8)]) { v in v[0].maxPool2d(size: 3, stride: 1) }
+    }
+
+    func testGlobalAvgPool() {
+        var rng = RNG(seed: 9)
+        assertGradientsMatch([Tensor.normal(shape: [2, 3, 4, 5], rng: &rng)]) { v in v[0].globalAvgPool() }
+    }
+
+    func testReshapeAndFlatten() {
+        var rng = RNG(seed: 10)
+        let x = Tensor.normal(shape: [2, 3, 2, 2], rng: &rng)
+        assertGradientsMatch([x]) { v in v[0].flattened() }
+        assertGradientsMatch([x]) { v in v[0].reshaped([4, 6]) }
+    }
+
+    func testBatchNormTraining() {
+        var rng = RNG(seed: 11)
+        let x = Tensor.normal(shape: [4, 3, 3, 5], mean: 0.5, std: 2, rng: &rng)
+        let gamma = Tensor.uniform(shape: [5], low: 0.5, high: 1.5, rng: &rng)
+        let beta = Tensor.normal(shape: [5], rng: &rng)
+        assertGradientsMatch([x, gamma, beta], atol: 3e-3, rtol: 3e-2) { v in
+            var rm = Tensor(shape: [5]), rv = Tensor(shape: [5], repeating: 1)
+            return v[0].batchNorm(gamma: v[1], beta: v[2], runningMean: &rm, runningVariance: &rv, training: true)
+        }
+    }
+
+    func testBatchNormInference() {
+        var rng = RNG(seed: 12)
+        let x = Tensor.normal(shape: [3, 2, 2, 4], rng: &rng)
+        let gamma = Tensor.uniform(shape: [4], low: 0.5, high: 1.5, rng: &rng)
+        let beta = Tensor.normal(shape: [4], rng: &rng)
+        let mean = Tensor.normal(shape: [4], rng: &rng)
+        let variance = Tensor.uniform(shape: [4], low: 0.5, high: 2, rng: &rng)
+        assertGradientsMatch([x, gamma, beta]) { v in
+            var rm = mean, rv = variance
+            return v[0].batchNorm(gamma: v[1], beta: v[2], runningMean: &rm, runningVariance: &rv, training: false)
+        }
+    }
+
+    func testSoftmaxCrossEntropy() {
+        var rng = RNG(seed: 13)
+        let logits = Tensor.normal(shape: [5, 7], std: 3, rng: &rng)
+        let labels: [Int32] = [0, 6, 3, 3, 1]
+        assertGradientsMatch([logits]) { v in v[0].softmaxCrossEntropy(labels: labels) }
+        assertGradientsMatch([logits]) { v in v[0].softmaxCrossEntropy(labels: labels, normalizer: 16) }
+    }
+}
