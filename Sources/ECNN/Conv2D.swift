@@ -27,9 +27,11 @@ public final class Conv2D: Module {
     public var kernelSize: Int { weight.shape[0] }
     public var ownParameters: [Parameter] { [weight] + (bias.map { [$0] } ?? []) }
 
-    public func forward(_ x: Variable, _ ctx: ForwardContext) -> Variable {
+    public func forward(_ x: Variable, _ ctx: ForwardContext) -> Variable { forward(x, ctx, activation: .identity) }
+
+    public func forward(_ x: Variable, _ ctx: ForwardContext, activation: Activation) -> Variable {
         x.conv2d(weight: ctx.variable(for: weight), bias: bias.map { ctx.variable(for: $0) },
-                 stride: stride, padding: padding)
+                 stride: stride, padding: padding, activation: activation)
     }
 
     public func outputShape(for input: [Int]) -> [Int] {

@@ -19,8 +19,10 @@ public final class Dense: Module {
     public var outputs: Int { weight.shape[1] }
     public var ownParameters: [Parameter] { [weight] + (bias.map { [$0] } ?? []) }
 
-    public func forward(_ x: Variable, _ ctx: ForwardContext) -> Variable {
-        x.linear(weight: ctx.variable(for: weight), bias: bias.map { ctx.variable(for: $0) })
+    public func forward(_ x: Variable, _ ctx: ForwardContext) -> Variable { forward(x, ctx, activation: .identity) }
+
+    public func forward(_ x: Variable, _ ctx: ForwardContext, activation: Activation) -> Variable {
+        x.linear(weight: ctx.variable(for: weight), bias: bias.map { ctx.variable(for: $0) }, activation: activation)
     }
 
     public func outputShape(for input: [Int]) -> [Int] {

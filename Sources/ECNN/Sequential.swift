@@ -13,8 +13,21 @@ public final class Sequential: Module {
 
     public var children: [Module] { layers }
 
+    /// Runs the layers in order; a Conv2D/Dense directly followed by a ReLU runs as one op with
+    /// the ReLU fused into its epilogue (same result, one pass and one tensor fewer).
     public func forward(_ x: Variable, _ ctx: ForwardContext) -> Variable {
-        layers.reduce(x) { $1.forward($0, ctx) }
+        var h = x
+        var i = 0
+        while i < layers.count {
+            if let fusable = layers[i] as? ActivationFusable, i + 1 < layers.count, layers[i + 1] is ReLU {
+                h = fusable.forward(h, ctx, activation: .relu)
+                i += 2
+            } else {
+                h = layers[i].forward(h, ctx)
+                i += 1
+            }
+        }
+        return h
     }
 
     public func outputShape(for input: [Int]) -> [Int] {

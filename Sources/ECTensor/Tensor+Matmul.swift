@@ -59,7 +59,9 @@ extension Variable {
     ///
     /// Backward: `dx = dy · Wᵀ`, `dW = xᵀ · dy`, `db = Σ_batch dy`. The bias is written into
     /// the output before the GEMM accumulates onto it, so no separate bias pass is made.
-    public func linear(weight: Variable, bias: Variable?) -> Variable {
+    ///
+    /// `activation` is applied in place on the output (fused epilogue).
+    public func linear(weight: Variable, bias: Variable?, activation: Activation = .identity) -> Variable {
         let x = value, w = weight.value
         precondition(x.rank == 2 && w.rank == 2 && x.shape[1] == w.shape[0],
                      "linear: input \(x.shape) does not fit weight \(w.shape)")
@@ -80,8 +82,11 @@ extension Variable {
                 }
             }
         }
+        activation.apply(&y)
         let input = self
-        return Variable.result(y, inputs: self, weight, bias) { dy in
+        let output = y
+        return Variable.result(y, inputs: self, weight, bias) { upstream in
+            let dy = activation.backward(upstream, output: output)
             if input.requiresGrad {
                 var dx = Tensor(uninitializedShape: [batch, nIn])
                 dy.withUnsafeBufferPointer { g in w.withUnsafeBufferPointer { wp in dx.withUnsafeMutableBufferPointer { d in

@@ -43,10 +43,11 @@ public struct Conv2DGeometry: Equatable, Sendable {
     /// Multiply-adds of the forward pass.
     public var multiplyAdds: Int { rows * patch * outChannels }
 
-    /// Writes the im2col matrix `[rows, patch]` of `x` into `col` (zero where padded).
-    func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>) {
+    /// Writes the rows of the im2col matrix `[rows, patch]` of `x` that belong to `images`
+    /// into `col` (zero where padded).
+    func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, images: Range<Int>) {
         let c = inChannels, kw = kernelWidth
-        for n in 0..<batch {
+        for n in images {
             let image = x + n * height * width * c
             for oy in 0..<outHeight {
                 for ox in 0..<outWidth {
@@ -81,11 +82,12 @@ public struct Conv2DGeometry: Equatable, Sendable {
         }
     }
 
-    /// Adds the im2col-shaped gradient `dcol` back onto the input gradient `dx` (zeroed first).
-    func col2im(_ dcol: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>) {
+    /// Sums the im2col-shaped gradient `dcol` back onto the input gradient `dx` for the given
+    /// images (their part of `dx` is zeroed first).
+    func col2im(_ dcol: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, images: Range<Int>) {
         let c = inChannels
-        dx.update(repeating: 0, count: batch * height * width * c)
-        for n in 0..<batch {
+        (dx + images.lowerBound * height * width * c).update(repeating: 0, count: images.count * height * width * c)
+        for n in images {
             let image = dx + n * height * width * c
             for oy in 0..<outHeight {
                 for ox in 0..<outWidth {
@@ -116,7 +118,11 @@ extension Variable {
     /// `x: [N, H, W, Cin]`, `W: [kh, kw, Cin, Cout]`, `b: [Cout]` → `y: [N, OH, OW, Cout]`.
     /// With `col` the `[N·OH·OW, kh·kw·Cin]` patch matrix: `y = col · W + b`,
     /// `dW = colᵀ · dy`, `db = Σ dy`, `dx = col2im(dy · Wᵀ)` (skipped when x needs no gradient).
-    public func conv2d(weight: Variable, bias: Variable?, stride: Int = 1, padding: Padding = .same) -> Variable {
+    ///
+    /// `activation` is applied in place on the output (fused epilogue); its gradient is applied
+    /// to `dy` before the GEMMs of the backward pass.
+    public func conv2d(weight: Variable, bias: Variable?, stride: Int = 1, padding: Padding = .same,
+                       activation: Activation = .identity) -> Variable {
         let x = value, w = weight.value
         let g = Conv2DGeometry(input: x.shape, kernel: w.shape, stride: stride, padding: padding)
         let cout = g.outChannels
@@ -126,7 +132,10 @@ extension Variable {
         } else {
             col = Tensor(uninitializedShape: [g.rows, g.patch])
             x.withUnsafeBufferPointer { xp in col.withUnsafeMutableBufferPointer { cp in
-                g.im2col(xp.baseAddress!, cp.baseAddress!)
+                let xb = xp.baseAddress!, cb = cp.baseAddress!
+                Parallel.forEach(g.batch, costPerItem: g.outHeight * g.outWidth * g.patch) { images in
+                    g.im2col(xb, cb, images: images)
+                }
             } }
         }
         var y = Tensor(uninitializedShape: [g.batch, g.outHeight, g.outWidth, cout])
@@ -142,9 +151,12 @@ extension Variable {
                            beta: bias == nil ? 0 : 1, c: yp.baseAddress!)
             } }
         }
+        activation.apply(&y)
         let input = self
         let savedCol = (tape != nil || weight.tape != nil) ? col : Tensor(shape: [0])
-        return Variable.result(y, inputs: self, weight, bias) { dy in
+        let output = y
+        return Variable.result(y, inputs: self, weight, bias) { upstream in
+            let dy = activation.backward(upstream, output: output)
             if weight.requiresGrad {
                 var dw = Tensor(uninitializedShape: w.shape)
                 savedCol.withUnsafeBufferPointer { cp in dy.withUnsafeBufferPointer { gp in dw.withUnsafeMutableBufferPointer { d in
@@ -165,7 +177,10 @@ extension Variable {
                 } else {
                     var dx = Tensor(uninitializedShape: x.shape)
                     dcol.withUnsafeBufferPointer { cp in dx.withUnsafeMutableBufferPointer { d in
-                        g.col2im(cp.baseAddress!, d.baseAddress!)
+                        let cb = cp.baseAddress!, db = d.baseAddress!
+                        Parallel.forEach(g.batch, costPerItem: g.outHeight * g.outWidth * g.patch) { images in
+                            g.col2im(cb, db, images: images)
+                        }
                     } }
                     input.accumulate(dx)
                 }

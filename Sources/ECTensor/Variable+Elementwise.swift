@@ -1,18 +1,12 @@
 extension Variable {
     /// `max(x, 0)`. Backward passes the gradient where the output is positive.
     public func relu() -> Variable {
-        var y = Tensor(uninitializedShape: value.shape)
-        value.withUnsafeBufferPointer { x in y.withUnsafeMutableBufferPointer { o in
-            for i in 0..<x.count { o[i] = max(x[i], 0) }
-        } }
+        var y = value
+        Activation.relu.apply(&y)
         let input = self
         let out = y
         return Variable.result(y, inputs: self) { dy in
-            var dx = Tensor(uninitializedShape: out.shape)
-            out.withUnsafeBufferPointer { o in dy.withUnsafeBufferPointer { g in dx.withUnsafeMutableBufferPointer { d in
-                for i in 0..<d.count { d[i] = o[i] > 0 ? g[i] : 0 }
-            } } }
-            input.accumulate(dx)
+            input.accumulate(Activation.relu.backward(dy, output: out))
         }
     }
 

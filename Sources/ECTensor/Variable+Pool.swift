@@ -12,29 +12,32 @@ extension Variable {
         precondition(h >= size && w >= size, "maxPool2d: input \(h)×\(w) smaller than window \(size)")
         let oh = (h - size) / stride + 1, ow = (w - size) / stride + 1
         var y = Tensor(uninitializedShape: [n, oh, ow, c])
+        // Which window position won, per output element (0 ..< size², row-major in the window).
+        var winners = [UInt8](repeating: 0, count: tape != nil ? n * oh * ow * c : 0)
         let recording = tape != nil
-        var winners = recording ? [Int32](repeating: 0, count: n * oh * ow * c) : []
+        precondition(size * size <= 256, "maxPool2d: window \(size)×\(size) too large")
         x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in winners.withUnsafeMutableBufferPointer { wp in
-            let xb = xp.baseAddress!
-            for b in 0..<n {
-                for oy in 0..<oh {
+            let xb = xp.baseAddress!, yb = yp.baseAddress!, wb = wp.baseAddress
+            Parallel.forEach(n * oh, costPerItem: ow * c * size * size) { rows in
+                for row in rows {
+                    let b = row / oh, oy = row % oh
                     for ox in 0..<ow {
                         let o = ((b * oh + oy) * ow + ox) * c
                         let first = ((b * h + oy * stride) * w + ox * stride) * c
-                        for ch in 0..<c {
-                            yp[o + ch] = xb[first + ch]
-                            if recording { wp[o + ch] = Int32(first + ch) }
-                        }
+                        let out = yb + o
+                        out.update(from: xb + first, count: c)
+                        if recording { (wb! + o).update(repeating: 0, count: c) }
                         for ky in 0..<size {
                             for kx in 0..<size where ky != 0 || kx != 0 {
-                                let base = ((b * h + oy * stride + ky) * w + ox * stride + kx) * c
+                                let src = xb + ((b * h + oy * stride + ky) * w + ox * stride + kx) * c
                                 if recording {
-                                    for ch in 0..<c where xb[base + ch] > yp[o + ch] {
-                                        yp[o + ch] = xb[base + ch]
-                                        wp[o + ch] = Int32(base + ch)
+                                    let code = UInt8(ky * size + kx), win = wb! + o
+                                    for ch in 0..<c where src[ch] > out[ch] {
+                                        out[ch] = src[ch]
+                                        win[ch] = code
                                     }
                                 } else {
-                                    for ch in 0..<c { yp[o + ch] = max(yp[o + ch], xb[base + ch]) }
+                                    for ch in 0..<c { out[ch] = max(out[ch], src[ch]) }
                                 }
                             }
                         }
@@ -47,7 +50,20 @@ extension Variable {
         return Variable.result(y, inputs: self) { dy in
             var dx = Tensor(shape: x.shape, repeating: 0)
             dy.withUnsafeBufferPointer { g in dx.withUnsafeMutableBufferPointer { d in argmax.withUnsafeBufferPointer { a in
-                for i in 0..<g.count { d[Int(a[i])] += g[i] }
+                let gb = g.baseAddress!, db = d.baseAddress!, ab = a.baseAddress!
+                // Overlapping windows (stride < size) scatter into shared inputs: stay serial.
+                Parallel.forEach(n * oh, costPerItem: stride >= size ? ow * c : 0) { rows in
+                    for row in rows {
+                        let b = row / oh, oy = row % oh
+                        for ox in 0..<ow {
+                            let o = ((b * oh + oy) * ow + ox) * c
+                            for ch in 0..<c {
+                                let code = Int(ab[o + ch]), ky = code / size, kx = code % size
+                                db[((b * h + oy * stride + ky) * w + ox * stride + kx) * c + ch] += gb[o + ch]
+                            }
+                        }
+                    }
+                }
             } } }
             input.accumulate(dx)
         }
