@@ -30,7 +30,7 @@ let package = Package(
         .target(name: "ECTensor", dependencies: ["CBLAS"], swiftSettings: optimised),
         .target(name: "ECNN", dependencies: ["ECTensor"], swiftSettings: optimised),
         .target(name: "ECOptim", dependencies: ["ECNN", "ECTensor"], swiftSettings: optimised),
-        .target(name: "ECCollective", dependencies: ["CMPI", "ECTensor"]),
+        .target(name: "ECCollective", dependencies: ["CMPI", "ECTensor"], swiftSettings: optimised),
         .target(name: "ECCheckpoint", dependencies: ["ECTensor"]),
         .target(name: "ECCompression", dependencies: ["ECTensor", "ECNN", "ECCollective", "CZstd"],
                 swiftSettings: optimised),

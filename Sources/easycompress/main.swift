@@ -1,1 +1,102 @@
-// placeholder during bootstrap
+import ArgumentParser
+import EasyCompression
+import Foundation
+
+/// `easycompress`: argument parsing only; each subcommand calls one library function.
+struct EasyCompress: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "easycompress",
+        abstract: "Train neural networks while compressing them, on one process or many MPI ranks.",
+        discussion: """
+        Examples:
+          easycompress train --config examples/fmnist-cnn.yaml
+          launch/run -n 2 examples/fmnist-cnn.yaml          # the same job on 2 MPI ranks
+          easycompress eval --config examples/fmnist-cnn.yaml --checkpoint runs/fmnist-cnn
+        """,
+        subcommands: [Train.self, Eval.self])
+}
+
+struct Train: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Train a model described by a YAML/JSON job file.",
+        discussion: """
+        Examples:
+          easycompress train --config job.yaml
+          easycompress train --config job.yaml --debug      # cross-rank consistency checks
+          mpirun -np 2 easycompress train --config job.yaml
+        """)
+
+    @Option(name: .long, help: "Job file (YAML or JSON).")
+    var config: String
+
+    @Flag(name: .long, help: "Check every 10 steps that all ranks hold identical parameters.")
+    var debug = false
+
+    @Flag(name: .long, help: "Print nothing but errors.")
+    var quiet = false
+
+    func run() throws {
+        try runJob(quiet: quiet) { world, log in
+            var job = try JobConfig.load(file: config)
+            if debug && job.debugCheckEvery == 0 { job.debugCheckEvery = 10 }
+            _ = try TrainJob.run(job, communicator: world, log: log)
+        }
+    }
+}
+
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Evaluate the weights of a checkpoint (or save_dir) on the job's test set.",
+        discussion: """
+        Examples:
+          easycompress eval --config job.yaml --checkpoint runs/job
+          easycompress eval --config job.yaml --checkpoint runs/job/checkpoints/step-00002814
+        """)
+
+    @Option(name: .long, help: "Job file (YAML or JSON) naming the model and dataset.")
+    var config: String
+
+    @Option(name: .long, help: "Checkpoint directory, save_dir, or .safetensors weights file.")
+    var checkpoint: String
+
+    @Flag(name: .long, help: "Print the result as JSON on stdout.")
+    var json = false
+
+    func run() throws {
+        try runJob(quiet: false) { world, log in
+            let job = try JobConfig.load(file: config)
+            let result = try EvalJob.run(job, weights: checkpoint, communicator: world, log: log)
+            if world.isChief {
+                if json {
+                    let data = try JSONEncoder().encode(result)
+                    print(String(decoding: data, as: UTF8.self))
+                } else {
+                    print(String(format: "test accuracy %.4f, test loss %.4f (%d samples)", result.accuracy, result.loss, result.samples))
+                }
+            }
+        }
+    }
+}
+
+/// Runs `body` with the MPI world (or a world of one), turning errors into a clear message and
+/// a non-zero exit; in a multi-rank job an error on any rank aborts the whole job.
+func runJob(quiet: Bool, _ body: (Communicator, Logger) throws -> Void) throws {
+    let world: Communicator
+    do {
+        world = try World.current()
+    } catch {
+        FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+        throw ExitCode(1)
+    }
+    let log = Logger(rank: world.rank, worldSize: world.size, quiet: quiet)
+    do {
+        try body(world, log)
+        try (world as? MPICommunicator)?.finalize()
+    } catch {
+        if world.size > 1 { failJob(error, comm: world) }
+        log.error("\(error)")
+        throw ExitCode(error is ConfigError ? 2 : 1)
+    }
+}
+
+EasyCompress.main()

@@ -101,3 +101,34 @@ final class GradientTests: XCTestCase {
         assertGradientsMatch([logits]) { v in v[0].softmaxCrossEntropy(labels: labels, normalizer: 16) }
     }
 }
+
+/// Fused epilogues: the activation's gradient is applied before the GEMMs.
+final class FusedActivationGradientTests: XCTestCase {
+    func testLinearWithFusedRelu() {
+        var rng = RNG(seed: 31)
+        let x = Tensor.normal(shape: [4, 6], rng: &rng)
+        let w = Tensor.normal(shape: [6, 5], rng: &rng)
+        let b = Tensor.normal(shape: [5], std: 0.1, rng: &rng)
+        assertGradientsMatch([x, w, b], epsilon: 1e-3) { v in v[0].linear(weight: v[1], bias: v[2], activation: .relu) }
+    }
+
+    func testConvWithFusedRelu() {
+        var rng = RNG(seed: 32)
+        let x = Tensor.normal(shape: [2, 4, 4, 2], rng: &rng)
+        let w = Tensor.normal(shape: [3, 3, 2, 3], std: 0.5, rng: &rng)
+        let b = Tensor.normal(shape: [3], std: 0.1, rng: &rng)
+        assertGradientsMatch([x, w, b], epsilon: 1e-3) { v in
+            v[0].conv2d(weight: v[1], bias: v[2], activation: .relu)
+        }
+    }
+
+    func testChainedLinearLayers() {
+        var rng = RNG(seed: 33)
+        let x = Tensor.normal(shape: [3, 6], rng: &rng)
+        let w1 = Tensor.normal(shape: [6, 8], rng: &rng), w2 = Tensor.normal(shape: [8, 4], rng: &rng)
+        assertGradientsMatch([x, w1, w2], epsilon: 1e-3) { v in
+            v[0].linear(weight: v[1], bias: nil, activation: .relu).linear(weight: v[2], bias: nil)
+                .softmaxCrossEntropy(labels: [0, 1, 3])
+        }
+    }
+}

@@ -1,0 +1,140 @@
+import Foundation
+import ECNN
+
+/// A training job as the CLI reads it from YAML/JSON (seed snake_case keys). Every value is
+/// validated when parsed; unknown keys are errors naming the key.
+public struct JobConfig {
+    public var model: String = "fmnist-cnn"
+    public var dataset = DatasetConfig()
+    /// Training length: `epochs` unless `steps` is given (steps win).
+    public var epochs: Int = 3
+    public var steps: Int?
+    /// Global batch size (split across ranks).
+    public var batchSize: Int = 64
+    public var optimizer = OptimizerConfig()
+    public var seed: UInt64 = 42
+    /// Evaluate on the test set every N steps (0: only at the end of each epoch and of training).
+    public var evalEvery: Int = 0
+    /// Write a checkpoint every N steps (0: only at the end).
+    public var checkpointEvery: Int = 0
+    /// Checkpoints kept on disk.
+    public var keepCheckpoints: Int = 3
+    /// Log (and write a metrics line) every N steps.
+    public var logEvery: Int = 50
+    public var saveDir: String = "runs/job"
+    /// Start from the weights of a checkpoint directory, save_dir or safetensors file (fresh optimizer).
+    public var initFrom: String?
+    /// OpenBLAS threads per rank (default: cores / ranks on this node).
+    public var threads: Int?
+    /// Cross-rank consistency check interval in steps (0 = off; `--debug` sets it).
+    public var debugCheckEvery: Int = 0
+    /// Gradient allreduce bucket size in bytes.
+    public var bucketBytes: Int = 4 << 20
+    /// The job file's values as read, for the summary.
+    public var raw: [String: Any] = [:]
+
+    public init() {}
+
+    public struct DatasetConfig {
+        public var path: String = "/usr/share/datasets/fashion-mnist"
+        public var limitTrain: Int?
+        public var limitTest: Int?
+        public init() {}
+    }
+
+    public struct OptimizerConfig {
+        public var name: String = "sgd"
+        public var lr: Double = 0.05
+        public var momentum: Double = 0.9
+        public var nesterov: Bool = false
+        public var weightDecay: Double = 0
+        public var beta1: Double = 0.9
+        public var beta2: Double = 0.999
+        public var epsilon: Double = 1e-8
+        public var schedule = ScheduleConfig()
+        public init() {}
+    }
+
+    public struct ScheduleConfig {
+        public var name: String = "constant"
+        public var warmupSteps: Int = 0
+        public var stepSize: Int = 1000
+        public var gamma: Double = 0.1
+        public var minLR: Double = 0
+        public init() {}
+    }
+}
+
+extension JobConfig {
+    /// Reads a job from a config file.
+    public static func load(file: String) throws -> JobConfig {
+        try parse(ConfigNode.load(file: file))
+    }
+
+    /// Reads a job from a parsed config tree, validating every key.
+    public static func parse(_ node: ConfigNode) throws -> JobConfig {
+        var c = JobConfig()
+        c.raw = node.plainValues
+        c.model = try node.string("model", default: c.model, allowed: ModelZoo.names)
+        if let d = try node.child("dataset") {
+            c.dataset.path = try d.string("path", default: c.dataset.path)
+            c.dataset.limitTrain = try d.optionalInt("limit_train", min: 1)
+            c.dataset.limitTest = try d.optionalInt("limit_test", min: 1)
+            try d.finish()
+        }
+        c.epochs = try node.int("epochs", default: c.epochs, min: 1)
+        c.steps = try node.optionalInt("steps", min: 1)
+        c.batchSize = try node.int("batch_size", default: c.batchSize, min: 1)
+        if let o = try node.child("optimizer") {
+            c.optimizer.name = try o.string("name", default: "sgd", allowed: ["sgd", "adam", "adamw"])
+            c.optimizer.lr = try o.double("lr", default: c.optimizer.lr, min: 0, exclusiveMin: true)
+            c.optimizer.momentum = try o.double("momentum", default: c.optimizer.name == "sgd" ? 0.9 : 0, min: 0, max: 0.999999)
+            c.optimizer.nesterov = try o.bool("nesterov", default: false)
+            c.optimizer.weightDecay = try o.double("weight_decay", default: 0, min: 0)
+            c.optimizer.beta1 = try o.double("beta1", default: 0.9, min: 0, max: 0.999999)
+            c.optimizer.beta2 = try o.double("beta2", default: 0.999, min: 0, max: 0.999999)
+            c.optimizer.epsilon = try o.double("epsilon", default: 1e-8, min: 0, exclusiveMin: true)
+            if let s = try o.child("schedule") {
+                c.optimizer.schedule.name = try s.string("name", default: "constant", allowed: ["constant", "step", "cosine"])
+                c.optimizer.schedule.warmupSteps = try s.int("warmup_steps", default: 0, min: 0)
+                c.optimizer.schedule.stepSize = try s.int("step_size", default: 1000, min: 1)
+                c.optimizer.schedule.gamma = try s.double("gamma", default: 0.1, min: 0, exclusiveMin: true)
+                c.optimizer.schedule.minLR = try s.double("min_lr", default: 0, min: 0)
+                try s.finish()
+            }
+            try o.finish()
+        }
+        c.seed = UInt64(try node.int("seed", default: Int(c.seed), min: 0))
+        c.evalEvery = try node.int("eval_every", default: 0, min: 0)
+        c.checkpointEvery = try node.int("checkpoint_every", default: 0, min: 0)
+        c.keepCheckpoints = try node.int("keep_checkpoints", default: 3, min: 1)
+        c.logEvery = try node.int("log_every", default: 50, min: 1)
+        c.saveDir = try node.string("save_dir", default: c.saveDir)
+        c.initFrom = try node.optionalString("init_from")
+        c.threads = try node.optionalInt("threads", min: 1, max: 256)
+        c.debugCheckEvery = try node.int("debug_check_every", default: 0, min: 0)
+        c.bucketBytes = try node.int("bucket_bytes", default: c.bucketBytes, min: 1024)
+        if let comp = try node.child("compression") {
+            for key in comp.keys {
+                guard ["pruner", "quantizer", "sparsifier"].contains(key) else { continue }
+                throw ConfigError.invalid(path: comp.keyPath(key),
+                                          reason: "this compressor is not available in this version yet")
+            }
+            _ = try comp.child("pruner"); _ = try comp.child("quantizer"); _ = try comp.child("sparsifier")
+            try comp.finish()
+        }
+        try node.finish()
+        return c
+    }
+}
+
+extension JobConfig {
+    /// The zoo model the job names, initialised from the job's seed.
+    public func makeModel() throws -> Model {
+        guard let model = ModelZoo.make(model, seed: seed) else {
+            throw ConfigError.outOfRange(path: "model", value: "\"\(model)\"",
+                                         allowed: "one of " + ModelZoo.names.map { "\"\($0)\"" }.joined(separator: ", "))
+        }
+        return model
+    }
+}

@@ -1,0 +1,33 @@
+import Foundation
+
+/// Appends one JSON object per line to `save_dir/metrics.jsonl` (chief only). Each line has
+/// an `event` ("train", "eval", …), the `step`, and event-specific numbers.
+public final class MetricsLog {
+    public let url: URL
+    private let handle: FileHandle?
+
+    /// Opens (truncating) the metrics file; `enabled: false` gives a log that writes nothing
+    /// (used on worker ranks).
+    public init(url: URL, enabled: Bool, append: Bool = false) throws {
+        self.url = url
+        guard enabled else { handle = nil; return }
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        if !append || !FileManager.default.fileExists(atPath: url.path) {
+            _ = FileManager.default.createFile(atPath: url.path, contents: nil)
+        }
+        handle = try FileHandle(forWritingTo: url)
+        handle?.seekToEndOfFile()
+    }
+
+    deinit { try? handle?.close() }
+
+    public func write(_ event: String, step: Int, _ values: [String: Any]) {
+        guard let handle else { return }
+        var object = values
+        object["event"] = event
+        object["step"] = step
+        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
+        handle.write(data)
+        handle.write(Data([0x0A]))
+    }
+}

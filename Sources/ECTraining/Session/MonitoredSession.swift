@@ -1,0 +1,105 @@
+import Foundation
+import ECCollective
+import ECNN
+import ECOptim
+import ECTensor
+
+/// Runs training steps and calls its hooks around them, as TensorFlow's
+/// `tf.train.MonitoredSession` (the seed's hook-style integration point).
+///
+/// ```swift
+/// let session = try MonitoredSession(model: model, optimizer: SGD(...), hooks: [hook])
+/// while !session.shouldStop {
+///     let (x, y) = nextBatch()
+///     try session.run(images: x, labels: y, globalBatchSize: 64)
+/// }
+/// try session.close()
+/// ```
+///
+/// The session broadcasts the chief's parameters at creation and wraps the optimizer in a
+/// `DistributedOptimizer` (gradients allreduced in fused buckets before each update; a no-op
+/// for a world of one), so the training loop is the same on one process and on N ranks.
+public final class MonitoredSession {
+    public let model: Model
+    public let optimizer: DistributedOptimizer
+    public let communicator: Communicator
+    public private(set) var hooks: [SessionRunHook]
+    /// Steps completed so far (restored from a checkpoint on resume).
+    public internal(set) var globalStep: Int
+    public private(set) var shouldStop = false
+    private var closed = false
+
+    /// Creates the session: runs `begin`, makes parameters identical on every rank (the chief's
+    /// values are broadcast), then runs `afterCreateSession`.
+    public init(model: Model, optimizer: Optimizer, communicator: Communicator = SingleProcessCommunicator(),
+                hooks: [SessionRunHook] = [], bucketBytes: Int = 4 << 20, startStep: Int = 0) throws {
+        self.model = model
+        self.communicator = communicator
+        self.optimizer = DistributedOptimizer(optimizer, communicator: communicator, bucketBytes: bucketBytes)
+        self.hooks = hooks
+        globalStep = startStep
+        for h in hooks { try h.begin(self) }
+        try broadcastParameters(model.parameters, from: 0, communicator: communicator)
+        for h in hooks { try h.afterCreateSession(self) }
+    }
+
+    /// Adds a hook after creation (its `begin`/`afterCreateSession` run immediately).
+    public func add(hook: SessionRunHook) throws {
+        hooks.append(hook)
+        try hook.begin(self)
+        try hook.afterCreateSession(self)
+    }
+
+    /// One training step on this rank's shard: forward, backward, (allreduced) update, hooks.
+    ///
+    /// - Parameters:
+    ///   - images: this rank's shard `[b] + model.inputShape`.
+    ///   - labels: the shard's labels.
+    ///   - globalBatchSize: the global batch the shards make up; the loss is normalised by it
+    ///     so the sum of the ranks' gradients is the global mean gradient.
+    @discardableResult
+    public func run(images: Tensor, labels: [Int32], globalBatchSize: Int) throws -> StepResult {
+        precondition(!closed, "run on a closed session")
+        let start = DispatchTime.now()
+        let context = RunContext(session: self, step: globalStep + 1)
+        for h in hooks { try h.beforeRun(context) }
+        let localLoss = forwardBackward(images: images, labels: labels, globalBatchSize: globalBatchSize)
+        try optimizer.step(model.parameters)
+        globalStep += 1
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+        let result = StepResult(step: globalStep, localLoss: localLoss, localSamples: labels.count,
+                                globalSamples: globalBatchSize, seconds: seconds)
+        for h in hooks { try h.afterRun(context, result: result) }
+        if context.stopRequested { shouldStop = true }
+        return result
+    }
+
+    /// Zeroes the gradients, then runs forward and backward, leaving this shard's gradients in
+    /// each parameter's `grad`. The graph is released on return, so no tensor still shares a
+    /// parameter's storage when the optimizer updates it in place (no copy-on-write copies).
+    func forwardBackward(images: Tensor, labels: [Int32], globalBatchSize: Int) -> Float {
+        model.root.zeroGrad()
+        let ctx = ForwardContext.training()
+        let loss = model(Variable(images), ctx).softmaxCrossEntropy(labels: labels, normalizer: globalBatchSize)
+        ctx.tape!.backward(from: loss)
+        return loss.value.scalarValue
+    }
+
+    /// Requests the end of training (takes effect before the next step).
+    public func requestStop() { shouldStop = true }
+
+    /// Runs every hook's `end` once.
+    public func close() throws {
+        guard !closed else { return }
+        closed = true
+        for h in hooks { try h.end(self) }
+    }
+}
+
+/// Broadcasts every parameter (running statistics included) from `root`, in canonical order.
+public func broadcastParameters(_ parameters: [Parameter], from root: Int, communicator: Communicator) throws {
+    guard communicator.size > 1 else { return }
+    for p in parameters.sorted(by: { $0.name < $1.name }) {
+        try p.value.withUnsafeMutableBufferPointer { try communicator.broadcast($0, root: root) }
+    }
+}

@@ -1,0 +1,58 @@
+import Foundation
+import ECNN
+
+/// `save_dir/summary.json`, written by the chief at the end of every run (schema in
+/// docs/formats.md). Later sections (pruner, quantizer, sparsifier) are added by compressors.
+public struct TrainSummary: Codable {
+    public var model: String
+    public var worldSize: Int
+    public var steps: Int
+    public var epochs: Double
+    public var batchSize: Int
+    public var seed: UInt64
+    public var testAccuracy: Double
+    public var testLoss: Double
+    public var params: Int
+    public var flops: Int
+    public var trainSamplesPerSecond: Double
+    public var trainSeconds: Double
+    public var layers: [LayerSummary]
+    public var evaluations: [EvaluationPoint]
+
+    public struct EvaluationPoint: Codable, Equatable {
+        public let step: Int
+        public let testAccuracy: Double
+        public let testLoss: Double
+        enum CodingKeys: String, CodingKey { case step, testAccuracy = "test_accuracy", testLoss = "test_loss" }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case model, worldSize = "world_size", steps, epochs, batchSize = "batch_size", seed
+        case testAccuracy = "test_accuracy", testLoss = "test_loss", params, flops
+        case trainSamplesPerSecond = "train_samples_per_second", trainSeconds = "train_seconds", layers, evaluations
+    }
+
+    /// Pretty-printed JSON with sorted keys.
+    public func jsonData() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try encoder.encode(self)
+    }
+
+    /// The human-readable table printed at the end of a run.
+    public var table: String {
+        func row(_ cells: [String], _ widths: [Int]) -> String {
+            zip(cells, widths).map { cell, w in
+                w < 0 ? cell.padding(toLength: -w, withPad: " ", startingAt: 0)
+                      : String(repeating: " ", count: max(0, w - cell.count)) + cell
+            }.joined(separator: "  ")
+        }
+        let widths = [-14, -16, 10, 14]
+        var lines = [row(["layer", "op", "params", "FLOPs/sample"], widths)]
+        for l in layers { lines.append(row([l.name, l.opType, "\(l.params)", "\(l.flops)"], widths)) }
+        lines.append(row(["total", "", "\(params)", "\(flops)"], widths))
+        lines.append(String(format: "test accuracy %.4f, test loss %.4f; %d steps on %d rank(s), %.0f samples/s",
+                            testAccuracy, testLoss, steps, worldSize, trainSamplesPerSecond))
+        return lines.joined(separator: "\n")
+    }
+}
