@@ -50,15 +50,16 @@ let package = Package(
         // Test-only programs run under mpirun by the XCTest wrappers.
         .executableTarget(name: "ec-mpi-check", dependencies: ["ECCollective", "ECTensor"], path: "Tests/Programs/ec-mpi-check"),
 
-        // Tests: one target per library target.
+        // Tests: one target per library target, plus shared helpers (child processes, paths).
+        .target(name: "ECTestSupport", path: "Tests/Support"),
         .testTarget(name: "ECTensorTests", dependencies: ["ECTensor"]),
         .testTarget(name: "ECNNTests", dependencies: ["ECNN", "ECTensor"]),
         .testTarget(name: "ECOptimTests", dependencies: ["ECOptim", "ECNN", "ECTensor"]),
-        .testTarget(name: "ECCollectiveTests", dependencies: ["ECCollective", "ECTensor"]),
+        .testTarget(name: "ECCollectiveTests", dependencies: ["ECTestSupport", "ECCollective", "ECTensor"]),
         .testTarget(name: "ECCheckpointTests", dependencies: ["ECCheckpoint", "ECTensor"]),
         .testTarget(name: "ECCompressionTests", dependencies: ["ECCompression", "ECTensor", "ECNN"]),
-        .testTarget(name: "ECTrainingTests", dependencies: ["ECTraining", "EasyCompression"]),
-        .testTarget(name: "easycompressTests", dependencies: ["EasyCompression"]),
+        .testTarget(name: "ECTrainingTests", dependencies: ["ECTestSupport", "ECTraining", "EasyCompression"]),
+        .testTarget(name: "easycompressTests", dependencies: ["ECTestSupport", "EasyCompression"]),
     ],
     swiftLanguageModes: [.v5]
 )

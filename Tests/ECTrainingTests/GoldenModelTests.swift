@@ -1,3 +1,4 @@
+import ECTestSupport
 import Foundation
 import XCTest
 import EasyCompression

@@ -4,14 +4,14 @@ import Glibc
 #endif
 
 /// The outcome of a child process run by `ProcessRunner`.
-struct ProcessResult {
+public struct ProcessResult {
     /// The exit status, or 128 + the signal number if a signal ended it.
-    var status: Int32
-    var stdout: String
-    var stderr: String
+    public var status: Int32
+    public var stdout: String
+    public var stderr: String
     /// Whether the deadline passed and the process tree was killed.
-    var timedOut: Bool
-    var seconds: Double
+    public var timedOut: Bool
+    public var seconds: Double
 }
 
 /// Runs a command (usually `mpirun …`) with a deadline, so that a hang fails a test instead of
@@ -21,14 +21,14 @@ struct ProcessResult {
 /// its own process group but leaves it in mpirun's session, so at the deadline the runner
 /// sends SIGTERM to mpirun (which then kills its ranks), waits a grace period, and finally
 /// SIGKILLs every process left in that session. Output goes to files (no pipe can fill up).
-enum ProcessRunner {
+public enum ProcessRunner {
     /// `POSIX_SPAWN_SETSID` from glibc's <spawn.h> (a GNU extension Swift's Glibc does not import).
     private static let posixSpawnSetsid: Int16 = 0x80
 
-    static func run(_ arguments: [String], environment overrides: [String: String] = [:],
+    public static func run(_ arguments: [String], environment overrides: [String: String] = [:],
                     timeoutSeconds: Double, graceSeconds: Double = 3) throws -> ProcessResult {
         let directory = FileManager.default.temporaryDirectory
-            .appendingPathComponent("ec-collective-\(UUID().uuidString)")
+            .appendingPathComponent("ec-process-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let outPath = directory.appendingPathComponent("stdout").path
@@ -86,12 +86,12 @@ enum ProcessRunner {
     }
 
     /// SIGKILLs every process whose session id is `session` (read from /proc/<pid>/stat).
-    static func killSession(_ session: pid_t) {
+    public static func killSession(_ session: pid_t) {
         for pid in sessionMembers(session) { kill(pid, SIGKILL) }
     }
 
     /// Processes still alive (not zombies) in session `session`.
-    static func sessionMembers(_ session: pid_t) -> [pid_t] {
+    public static func sessionMembers(_ session: pid_t) -> [pid_t] {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         return entries.compactMap { entry -> pid_t? in
             guard let pid = pid_t(entry),
@@ -106,38 +106,8 @@ enum ProcessRunner {
 }
 
 /// A test-harness failure, e.g. a missing program.
-struct HarnessError: Error, CustomStringConvertible {
-    let description: String
+public struct HarnessError: Error, CustomStringConvertible {
+    public let description: String
+    public init(description: String) { self.description = description }
 }
 
-/// Finds the `ec-mpi-check` test program and runs it under `mpirun`.
-enum MPICheck {
-    /// The package root (for `launch/run` and the `.build` fallback).
-    static let packageRoot = URL(fileURLWithPath: "\(#filePath)").deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent()
-
-    /// Where `swift build --product ec-mpi-check` puts the program: beside the test bundle, or
-    /// `.build/debug` of this package. `EC_MPI_CHECK` overrides both.
-    static func programPath() throws -> String {
-        var candidates = [String]()
-        if let override = ProcessInfo.processInfo.environment["EC_MPI_CHECK"] { candidates.append(override) }
-        if let bundleDirectory = Bundle.main.executableURL?.deletingLastPathComponent() {
-            candidates.append(bundleDirectory.appendingPathComponent("ec-mpi-check").path)
-        }
-        candidates.append(packageRoot.appendingPathComponent(".build/debug/ec-mpi-check").path)
-        if let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) { return found }
-        throw HarnessError(description: "ec-mpi-check not found (looked at \(candidates)); "
-                           + "run `swift build --product ec-mpi-check` before `swift test`")
-    }
-
-    /// `mpirun -np <ranks> [--allow-run-as-root] [--oversubscribe] ec-mpi-check <scenarios>`
-    /// with `OPENBLAS_NUM_THREADS=1`, killed after `timeoutSeconds`.
-    static func run(ranks: Int, _ scenarios: [String], timeoutSeconds: Double = 60) throws -> ProcessResult {
-        var arguments = ["mpirun", "-np", String(ranks)]
-        if getuid() == 0 { arguments.append("--allow-run-as-root") }
-        if ranks > ProcessInfo.processInfo.activeProcessorCount { arguments.append("--oversubscribe") }
-        arguments += ["-x", "OPENBLAS_NUM_THREADS", try programPath()] + scenarios
-        return try ProcessRunner.run(arguments, environment: ["OPENBLAS_NUM_THREADS": "1"],
-                                     timeoutSeconds: timeoutSeconds)
-    }
-}

@@ -1,0 +1,116 @@
+import ECTestSupport
+import Foundation
+import XCTest
+
+/// The built `easycompress` binary: exit codes and error text a user sees.
+final class CLITests: XCTestCase {
+    var work: URL!
+
+    override func setUpWithError() throws {
+        work = try TestPaths.temporaryDirectory(name)
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(at: work)
+    }
+
+    func cli(_ args: [String], timeout: Double = 120, file: StaticString = #filePath, line: UInt = #line) throws -> ProcessResult {
+        let result = try ProcessRunner.run([try TestPaths.executable("easycompress")] + args,
+                                           environment: ["OPENBLAS_NUM_THREADS": "1"], timeoutSeconds: timeout)
+        XCTAssertFalse(result.timedOut, "easycompress \(args) timed out", file: file, line: line)
+        return result
+    }
+
+    func job(_ yaml: String) throws -> String {
+        let path = work.appendingPathComponent("job-\(UUID().uuidString.prefix(6)).yaml").path
+        try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    func assertFails(_ yaml: String, status: Int32 = 2, saying text: String,
+                     file: StaticString = #filePath, line: UInt = #line) throws {
+        let r = try cli(["train", "--config", try job(yaml)], file: file, line: line)
+        XCTAssertEqual(r.status, status, "exit status; stderr: \(r.stderr)", file: file, line: line)
+        XCTAssertTrue(r.stderr.contains(text), "stderr should contain «\(text)», got: \(r.stderr)", file: file, line: line)
+    }
+
+    func testHelpListsSubcommandsAndExamples() throws {
+        let r = try cli(["--help"])
+        XCTAssertEqual(r.status, 0)
+        for word in ["train", "eval", "Examples"] { XCTAssertTrue(r.stdout.contains(word), r.stdout) }
+        let t = try cli(["train", "--help"])
+        XCTAssertTrue(t.stdout.contains("--config"), t.stdout)
+    }
+
+    func testBadConfigValuesAreClearErrors() throws {
+        try assertFails("batch_size: 0\n", saying: "batch_size must be ≥ 1, got 0")
+        try assertFails("batch_sise: 64\n", saying: "unknown config key 'batch_sise' (did you mean 'batch_size'?)")
+        try assertFails("model: vgg99\n", saying: "model must be one of \"mlp\", \"lenet5\", \"fmnist-cnn\", \"resnet-mini\", got \"vgg99\"")
+        try assertFails("optimizer: {name: sgd, lr: -0.1}\n", saying: "optimizer.lr must be > 0, got -0.1")
+        try assertFails("optimizer: {name: rmsprop}\n", saying: "optimizer.name must be one of")
+        try assertFails("epochs: two\n", saying: "epochs must be an integer, got \"two\"")
+        try assertFails("dataset: {path: /x, limt_train: 5}\n", saying: "unknown config key 'dataset.limt_train' (did you mean 'dataset.limit_train'?)")
+        try assertFails("model: [1, 2\n", saying: "not valid YAML/JSON")
+        try assertFails("compression: {pruner: {compression_ratio: 0.5}}\n", saying: "compression.pruner")
+    }
+
+    func testMissingFilesAreClearErrors() throws {
+        let r = try cli(["train", "--config", work.appendingPathComponent("nope.yaml").path])
+        XCTAssertEqual(r.status, 2)
+        XCTAssertTrue(r.stderr.contains("cannot read config"), r.stderr)
+        try assertFails("dataset: {path: \(work.path)}\nsteps: 1\nsave_dir: \(work.path)/out\n", status: 1,
+                        saying: "train-images-idx3-ubyte")
+        let bad = try cli(["train", "--config", "x.yaml", "--confg", "y"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("--confg"), bad.stderr)
+    }
+
+    func testTrainThenEvaluate() throws {
+        let saveDir = work.appendingPathComponent("run").path
+        let config = try job("""
+            model: fmnist-cnn
+            dataset: {limit_train: 640, limit_test: 500}
+            steps: 12
+            batch_size: 64
+            checkpoint_every: 5
+            keep_checkpoints: 2
+            log_every: 4
+            save_dir: \(saveDir)
+            """)
+        let r = try cli(["train", "--config", config])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("results in \(saveDir)"), r.stderr)
+
+        let summaryData = try Data(contentsOf: URL(fileURLWithPath: saveDir + "/summary.json"))
+        let summary = try XCTUnwrap(JSONSerialization.jsonObject(with: summaryData) as? [String: Any])
+        for key in ["model", "world_size", "steps", "epochs", "test_accuracy", "test_loss", "params", "flops",
+                    "train_samples_per_second", "layers"] {
+            XCTAssertNotNil(summary[key], "summary.json lacks \(key)")
+        }
+        XCTAssertEqual(summary["steps"] as? Int, 12)
+        XCTAssertEqual(summary["params"] as? Int, 421_642)
+        let layers = try XCTUnwrap(summary["layers"] as? [[String: Any]])
+        XCTAssertEqual(layers.map { $0["name"] as? String }, ["conv1", "conv2", "fc1", "fc2"])
+        XCTAssertEqual(layers.map { $0["op_type"] as? String }, ["Conv2D", "Conv2D", "MatMul", "MatMul"])
+
+        let metrics = try String(contentsOfFile: saveDir + "/metrics.jsonl", encoding: .utf8)
+        XCTAssertEqual(metrics.split(separator: "\n").filter { $0.contains("\"event\":\"train\"") }.count, 3)
+        let checkpoints = try FileManager.default.contentsOfDirectory(atPath: saveDir + "/checkpoints").sorted()
+        XCTAssertEqual(checkpoints, ["step-00000010", "step-00000012"], "keeps the last 2")
+
+        let e = try cli(["eval", "--config", config, "--checkpoint", saveDir, "--json"])
+        XCTAssertEqual(e.status, 0, e.stderr)
+        let result = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(e.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(result["accuracy"] as? Double, summary["test_accuracy"] as? Double, "eval of the saved weights = final eval")
+
+        // A flipped byte in the weights is detected, named, and not a crash.
+        let tensors = saveDir + "/checkpoints/step-00000012/tensors.safetensors"
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: tensors))
+        bytes[bytes.count - 3] ^= 0xFF
+        try bytes.write(to: URL(fileURLWithPath: tensors))
+        let corrupt = try cli(["eval", "--config", config, "--checkpoint", saveDir + "/checkpoints/step-00000012"])
+        XCTAssertEqual(corrupt.status, 1)
+        XCTAssertTrue(corrupt.stderr.contains("tensors.safetensors"), corrupt.stderr)
+        XCTAssertTrue(corrupt.stderr.contains("checksum"), corrupt.stderr)
+    }
+}
