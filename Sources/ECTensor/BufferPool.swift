@@ -13,9 +13,11 @@ enum BufferPool {
     private nonisolated(unsafe) static var free: [Int: [UnsafeMutableRawPointer]] = [:]
     private nonisolated(unsafe) static var cachedBytes = 0
     private static let lock = NSLock()
+    /// Tests turn recycling off to check that it never changes a result.
+    nonisolated(unsafe) static var isEnabled = true
 
     static func allocate(byteCount: Int) -> UnsafeMutableRawPointer {
-        if byteCount >= minimumBytes {
+        if isEnabled, byteCount >= minimumBytes {
             lock.lock()
             if let p = free[byteCount]?.popLast() {
                 cachedBytes -= byteCount
@@ -28,7 +30,7 @@ enum BufferPool {
     }
 
     static func release(_ pointer: UnsafeMutableRawPointer, byteCount: Int) {
-        if byteCount >= minimumBytes {
+        if isEnabled, byteCount >= minimumBytes {
             lock.lock()
             if cachedBytes + byteCount <= capacityBytes {
                 free[byteCount, default: []].append(pointer)
