@@ -13,13 +13,18 @@ public final class Sequential: Module {
 
     public var children: [Module] { layers }
 
-    /// Runs the layers in order; a Conv2D/Dense directly followed by a ReLU runs as one op with
-    /// the ReLU fused into its epilogue (same result, one pass and one tensor fewer).
+    /// Runs the layers in order, fusing two patterns (same results, fewer passes and tensors):
+    /// ReLU → MaxPool runs as one pooling op that applies the ReLU to the pooled output, and a
+    /// Conv2D/Dense directly followed by a ReLU (not then pooled) applies it in its epilogue.
     public func forward(_ x: Variable, _ ctx: ForwardContext) -> Variable {
         var h = x
         var i = 0
         while i < layers.count {
-            if let fusable = layers[i] as? ActivationFusable, i + 1 < layers.count, layers[i + 1] is ReLU {
+            if layers[i] is ReLU, i + 1 < layers.count, let pool = layers[i + 1] as? MaxPool {
+                h = h.maxPool2d(size: pool.size, stride: pool.stride, relu: true)
+                i += 2
+            } else if let fusable = layers[i] as? ActivationFusable, i + 1 < layers.count,
+                      layers[i + 1] is ReLU, !(i + 2 < layers.count && layers[i + 2] is MaxPool) {
                 h = fusable.forward(h, ctx, activation: .relu)
                 i += 2
             } else {

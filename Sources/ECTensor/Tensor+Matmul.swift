@@ -2,6 +2,16 @@ import CBLAS
 
 /// The engine's one door to OpenBLAS: every GEMM in the project goes through `BLAS.sgemm`.
 public enum BLAS {
+    /// The shape of one GEMM call, as recorded for benchmarks.
+    public struct GEMMShape: Hashable, Sendable {
+        public let transA: Bool, transB: Bool, m: Int, n: Int, k: Int
+        public var flops: Int { 2 * m * n * k }
+    }
+
+    /// When set, every `sgemm` call reports its shape here (benchmarks replay the exact GEMMs
+    /// of a training step to measure the engine's overhead over pure GEMM time).
+    public nonisolated(unsafe) static var recorder: ((GEMMShape) -> Void)?
+
     /// C[m×n] = alpha · op(A) · op(B) + beta · C, row-major, with leading dimensions equal to
     /// the row lengths of the stored (untransposed) matrices.
     ///
@@ -11,6 +21,7 @@ public enum BLAS {
                              alpha: Float = 1, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
                              beta: Float = 0, c: UnsafeMutablePointer<Float>) {
         guard m > 0, n > 0 else { return }
+        recorder?(GEMMShape(transA: transA, transB: transB, m: m, n: n, k: k))
         if k == 0 {
             // op(A)·op(B) is zero: C = beta·C (BLAS may skip the scaling when k == 0).
             for i in 0..<(m * n) { c[i] = beta == 0 ? 0 : beta * c[i] }

@@ -31,6 +31,10 @@ final class ModelZooTests: XCTestCase {
             XCTAssertGreaterThan(a.flops, 0, name)
         }
         XCTAssertNil(ModelZoo.make("vgg99", seed: 1))
+        // The counts docs/training.md states.
+        XCTAssertEqual(ModelZoo.make("mlp", seed: 1)?.parameterCount, 266_610)
+        XCTAssertEqual(ModelZoo.make("lenet5", seed: 1)?.parameterCount, 61_706)
+        XCTAssertEqual(ModelZoo.make("resnet-mini", seed: 1)?.parameterCount, 38_266)
     }
 
     func testResnetMiniHasScopedNamesAndBatchNorm() throws {

@@ -132,3 +132,22 @@ final class FusedActivationGradientTests: XCTestCase {
         }
     }
 }
+
+final class FusedPoolGradientTests: XCTestCase {
+    func testMaxPoolWithFusedRelu() {
+        assertGradientsMatch([spreadTensor([2, 4, 6, 3], seed: 41)]) { v in v[0].maxPool2d(size: 2, stride: 2, relu: true) }
+        assertGradientsMatch([spreadTensor([1, 5, 5, 2], seed: 42)]) { v in v[0].maxPool2d(size: 3, stride: 1, relu: true) }
+        // Odd sizes leave input rows/columns that no window covers: their gradient is zero.
+        assertGradientsMatch([spreadTensor([2, 5, 7, 2], seed: 43)]) { v in v[0].maxPool2d(size: 2, stride: 2) }
+    }
+
+    func testFusedReluPoolEqualsReluThenPool() {
+        let x = spreadTensor([2, 6, 6, 4], seed: 44)
+        let tape = Tape()
+        let a = tape.watch(x), b = tape.watch(x)
+        let fused = a.maxPool2d(relu: true), separate = b.relu().maxPool2d()
+        XCTAssertEqual(fused.value, separate.value)
+        tape.backward(from: (fused + separate).sum())
+        XCTAssertEqual(a.grad, b.grad)
+    }
+}

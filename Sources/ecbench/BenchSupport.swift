@@ -1,0 +1,42 @@
+import Foundation
+
+struct BenchOptions {
+    var threads = 2
+    var steps = 300
+    var repeats = 3
+
+    static func parse<S: Sequence>(_ args: S) -> BenchOptions where S.Element == String {
+        var o = BenchOptions()
+        var it = args.makeIterator()
+        while let a = it.next() {
+            switch a {
+            case "--threads": o.threads = Int(it.next() ?? "") ?? o.threads
+            case "--steps": o.steps = Int(it.next() ?? "") ?? o.steps
+            case "--repeats": o.repeats = Int(it.next() ?? "") ?? o.repeats
+            default:
+                FileHandle.standardError.write(Data("usage: ecbench [--threads N] [--steps N] [--repeats N]\n".utf8))
+                exit(2)
+            }
+        }
+        return o
+    }
+}
+
+/// Seconds taken by `body`.
+func time(_ body: () throws -> Void) rethrows -> Double {
+    let start = DispatchTime.now()
+    try body()
+    return Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+}
+
+func median(_ xs: [Double]) -> Double {
+    let s = xs.sorted()
+    return s.isEmpty ? 0 : (s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2)
+}
+
+/// Peak resident set size (getrusage ru_maxrss, KiB on Linux).
+func peakRSSMegabytes() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_maxrss) / 1024
+}

@@ -1,0 +1,59 @@
+import EasyCompression
+import Foundation
+
+/// fmnist-cnn training throughput at batch 64 on real Fashion-MNIST batches, against the raw
+/// OpenBLAS time of exactly the GEMMs one training step performs (recorded from the engine,
+/// then replayed on scratch buffers), measured in the same run.
+struct TrainingBenchmark {
+    let options: BenchOptions
+
+    func run() throws {
+        let data = try Dataset.load(.train)
+        let model = ModelZoo.make("fmnist-cnn", seed: 1)!
+        let session = try MonitoredSession(model: model, optimizer: try SGD(learningRate: 0.05, momentum: 0.9))
+        var batches = try BatchSchedule(dataset: data, batchSize: 64, seed: 1).makeIterator()
+        func step() throws {
+            let b = batches.next()
+            try session.run(images: b.images, labels: b.labels, globalBatchSize: b.globalCount)
+        }
+        for _ in 0..<20 { try step() }
+
+        // The GEMMs of one step.
+        var gemms: [BLAS.GEMMShape] = []
+        BLAS.recorder = { gemms.append($0) }
+        try step()
+        BLAS.recorder = nil
+
+        var engine: [Double] = [], raw: [Double] = []
+        for _ in 0..<options.repeats {
+            // Alternate A/B so drift of the shared machine hits both alike.
+            engine.append(try time { for _ in 0..<options.steps { try step() } } / Double(options.steps))
+            raw.append(replay(gemms, times: options.steps))
+        }
+        let e = median(engine), g = median(raw)
+        let flops = gemms.reduce(0) { $0 + $1.flops }
+        print("")
+        print("== training: fmnist-cnn, batch 64, \(options.threads) thread(s), median of \(options.repeats) × \(options.steps) steps")
+        print(String(format: "engine:   %7.2f ms/step  %7.0f samples/s", e * 1e3, 64 / e))
+        print(String(format: "raw GEMM: %7.2f ms/step  %7.0f samples/s  (%d sgemm calls, %.2f GFLOP/step, %.0f GFLOP/s)",
+                     g * 1e3, 64 / g, gemms.count, Double(flops) / 1e9, Double(flops) / g / 1e9))
+        print(String(format: "engine / raw GEMM time: %.2f×   (TensorFlow 2.21 Keras here: ~4,800 samples/s, PEERS.md)", e / g))
+        print(String(format: "peak RSS after training: %.0f MB (TensorFlow: ~1,260 MB)", peakRSSMegabytes()))
+    }
+
+    /// Seconds per step of calling sgemm with exactly the recorded shapes.
+    func replay(_ gemms: [BLAS.GEMMShape], times: Int) -> Double {
+        let size = gemms.map { max($0.m * $0.k, $0.k * $0.n, $0.m * $0.n) }.max() ?? 1
+        let a = UnsafeMutablePointer<Float>.allocate(capacity: size), b = UnsafeMutablePointer<Float>.allocate(capacity: size)
+        let c = UnsafeMutablePointer<Float>.allocate(capacity: size)
+        defer { a.deallocate(); b.deallocate(); c.deallocate() }
+        for i in 0..<size { a[i] = Float(i % 7) * 0.1; b[i] = Float(i % 5) * 0.1; c[i] = 0 }
+        return time {
+            for _ in 0..<times {
+                for s in gemms {
+                    BLAS.sgemm(transA: s.transA, transB: s.transB, m: s.m, n: s.n, k: s.k, a: a, b: b, c: c)
+                }
+            }
+        } / Double(times)
+    }
+}
