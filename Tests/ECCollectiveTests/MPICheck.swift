@@ -24,14 +24,10 @@ enum MPICheck {
                            + "run `swift build --product ec-mpi-check` before `swift test`")
     }
 
-    /// `mpirun -np <ranks> [--allow-run-as-root] [--oversubscribe] ec-mpi-check <scenarios>`
-    /// with `OPENBLAS_NUM_THREADS=1`, killed after `timeoutSeconds`.
+    /// `mpirun -np <ranks> … ec-mpi-check <scenarios>` with one BLAS thread per rank, killed
+    /// after `timeoutSeconds`.
     static func run(ranks: Int, _ scenarios: [String], timeoutSeconds: Double = 60) throws -> ProcessResult {
-        var arguments = ["mpirun", "-np", String(ranks)]
-        if getuid() == 0 { arguments.append("--allow-run-as-root") }
-        if ranks > ProcessInfo.processInfo.activeProcessorCount { arguments.append("--oversubscribe") }
-        arguments += ["-x", "OPENBLAS_NUM_THREADS", try programPath()] + scenarios
-        return try ProcessRunner.run(arguments, environment: ["OPENBLAS_NUM_THREADS": "1"],
-                                     timeoutSeconds: timeoutSeconds)
+        try MPIRun.run(ranks: ranks, [try programPath()] + scenarios, timeoutSeconds: timeoutSeconds)
     }
+
 }

@@ -77,8 +77,12 @@ public final class MonitoredSession {
     /// Zeroes the gradients, then runs forward and backward, leaving this shard's gradients in
     /// each parameter's `grad`. The graph is released on return, so no tensor still shares a
     /// parameter's storage when the optimizer updates it in place (no copy-on-write copies).
+    ///
+    /// An empty shard (a global batch smaller than the world) contributes zero gradients and
+    /// zero loss, and its rank still takes part in the allreduce.
     func forwardBackward(images: Tensor, labels: [Int32], globalBatchSize: Int) -> Float {
         model.root.zeroGrad()
+        guard !labels.isEmpty else { return 0 }
         let ctx = ForwardContext.training()
         let loss = model(Variable(images), ctx).softmaxCrossEntropy(labels: labels, normalizer: globalBatchSize)
         ctx.tape!.backward(from: loss)

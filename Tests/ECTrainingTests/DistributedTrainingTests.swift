@@ -1,0 +1,147 @@
+import ECTestSupport
+import EasyCompression
+import Foundation
+import XCTest
+
+/// Data-parallel training under a real `mpirun`: k steps on N ranks with global batch B give
+/// the parameters of k steps on one process with batch B.
+///
+/// Why two comparisons. Within one step the forward pass of a sample is bit-identical whatever
+/// the batch it sits in (each output row of a GEMM is the same dot product), so one step on N
+/// ranks equals one step on one process to float rounding of the gradient sums (~1e-8): checked
+/// to 1e-6. Over many steps those 1e-8 differences occasionally put an activation on the other
+/// side of a ReLU or max-pool decision (measured: about one such flip every few steps at this
+/// size), after which early training amplifies them, so a many-step run cannot be compared to
+/// the one-batch run tightly. It is compared instead, to 1e-6, with a one-process reference that
+/// computes each step's gradient shard by shard exactly as the ranks do and sums the shards —
+/// the same arithmetic up to the allreduce's summation order — which checks the sharding
+/// (uneven and empty shards, the partial last batch, the epoch boundary), the gradient
+/// normalisation by the global batch, the allreduce and the parameter broadcast.
+final class DistributedTrainingTests: XCTestCase {
+    var work: URL!
+
+    override func setUpWithError() throws { work = try TestPaths.temporaryDirectory(name) }
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: work) }
+
+    func writeJob(_ name: String, batch: Int, steps: Int, samples: Int = 352,
+                  extra: String = "") throws -> (config: String, saveDir: String) {
+        let saveDir = work.appendingPathComponent(name).path
+        let config = work.appendingPathComponent("\(name).yaml").path
+        try """
+            model: fmnist-cnn
+            dataset: {limit_train: \(samples), limit_test: 200}
+            steps: \(steps)
+            batch_size: \(batch)
+            seed: 5
+            log_every: 1
+            save_dir: \(saveDir)
+            \(extra)
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        return (config, saveDir)
+    }
+
+    func finalWeights(_ saveDir: String, step: Int) throws -> NamedTensors {
+        try WeightLoader.readTensors(from: saveDir + "/checkpoints/" + CheckpointStore.directoryName(step: step))
+    }
+
+    func assertClose(_ a: NamedTensors, _ b: NamedTensors, absolute: Float, relative: Double, _ what: String,
+                     file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(a.names, b.names, file: file, line: line)
+        for name in a.names {
+            guard let x = a[name], let y = b[name], x.shape == y.shape else {
+                XCTFail("\(name): missing or shape differs", file: file, line: line); continue
+            }
+            if name == "optimizer/step" { XCTAssertEqual(x, y, name, file: file, line: line); continue }
+            XCTAssertLessThanOrEqual(x.maxAbsDifference(y), absolute, "\(what): \(name)", file: file, line: line)
+            let norm = x.withUnsafeBufferPointer { $0.reduce(0.0) { $0 + Double($1) * Double($1) } }.squareRoot()
+            let diff = zip(x.scalars, y.scalars).reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }.squareRoot()
+            XCTAssertLessThanOrEqual(diff, relative * max(norm, 1e-6), "\(what): \(name), relative", file: file, line: line)
+        }
+    }
+
+    func train(ranks: Int, _ job: (config: String, saveDir: String), environment: [String: String] = [:],
+               extraArgs: [String] = []) throws -> ProcessResult {
+        let program = [try TestPaths.executable("easycompress"), "train", "--config", job.config] + extraArgs
+        let result = ranks == 1
+            ? try ProcessRunner.run(program, environment: environment.merging(["OPENBLAS_NUM_THREADS": "1"]) { a, _ in a },
+                                    timeoutSeconds: 120)
+            : try MPIRun.run(ranks: ranks, program, environment: environment)
+        XCTAssertFalse(result.timedOut, "\(ranks)-rank run timed out")
+        return result
+    }
+
+    /// One process, the ranks' arithmetic: each step's gradient is the sum of the shards'
+    /// gradients (each shard's loss divided by the global batch), then one SGD update.
+    func shardedReference(ranks: Int, batch: Int, steps: Int, samples: Int = 352) throws -> NamedTensors {
+        // The ranks run one BLAS thread each; OpenBLAS's threaded GEMM may sum in another order,
+        // so the reference uses one thread too (results are reproducible for a given world size
+        // and thread count).
+        TrainJob.configureThreads(1)
+        defer { TrainJob.configureThreads(nil) }
+        let data = try Dataset.load(.train, limit: samples)
+        let model = try XCTUnwrap(ModelZoo.make("fmnist-cnn", seed: 5))
+        let optimizer = try SGD(learningRate: 0.05, momentum: 0.9)
+        let schedule = try BatchSchedule(dataset: data, batchSize: batch, seed: 5)
+        var position = BatchPosition(epoch: 0, stepInEpoch: 0)
+        for _ in 0..<steps {
+            model.root.zeroGrad()
+            let global = schedule.globalBatchCount(step: position.stepInEpoch)
+            for rank in 0..<ranks {
+                let (x, y) = schedule.shardBatch(epoch: position.epoch, step: position.stepInEpoch, rank: rank, worldSize: ranks)
+                guard !y.isEmpty else { continue }
+                let ctx = ForwardContext.training()
+                ctx.tape!.backward(from: model(Variable(x), ctx).softmaxCrossEntropy(labels: y, normalizer: global))
+            }
+            optimizer.step(model.parameters)
+            position = schedule.position(after: position)
+        }
+        var state = model.stateDict()
+        for (name, t) in optimizer.exportState().sorted { state[name] = t }
+        return state
+    }
+
+    func testNRanksEqualOneRank() throws {
+        // 352 samples: batch 64 gives 5 full batches and a partial one of 32 (16 + 16 on 2 ranks);
+        // batch 50 on 3 ranks gives uneven shards (17, 17, 16) and a last batch of 2 samples
+        // (1, 1 and an empty shard). Both runs cross into the second epoch.
+        for (ranks, batch, steps) in [(2, 64, 7), (3, 50, 9)] {
+            // One step: N ranks = one process with the whole batch.
+            let single = try writeJob("single-\(batch)", batch: batch, steps: 1)
+            let multiOne = try writeJob("ranks\(ranks)-\(batch)-1", batch: batch, steps: 1)
+            XCTAssertEqual(try train(ranks: 1, single).status, 0)
+            XCTAssertEqual(try train(ranks: ranks, multiOne).status, 0)
+            assertClose(try finalWeights(single.saveDir, step: 1), try finalWeights(multiOne.saveDir, step: 1),
+                        absolute: 1e-6, relative: 1e-6, "\(ranks) ranks, one step")
+
+            // Many steps: N ranks = the shard-by-shard reference.
+            let multi = try writeJob("ranks\(ranks)-\(batch)", batch: batch, steps: steps)
+            let n = try train(ranks: ranks, multi)
+            XCTAssertEqual(n.status, 0, n.stderr)
+            assertClose(try shardedReference(ranks: ranks, batch: batch, steps: steps),
+                        try finalWeights(multi.saveDir, step: steps), absolute: 1e-6, relative: 1e-6,
+                        "\(ranks) ranks, \(steps) steps vs shard-by-shard reference")
+
+            let s1 = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: single.saveDir + "/summary.json"))) as! [String: Any]
+            let sn = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: multiOne.saveDir + "/summary.json"))) as! [String: Any]
+            XCTAssertEqual(sn["world_size"] as? Int, ranks)
+            XCTAssertEqual(s1["test_accuracy"] as! Double, sn["test_accuracy"] as! Double,
+                           "evaluation sharded over ranks and allreduced: the same 200 predictions")
+            // Only the chief logs: one progress line per step, not one per rank.
+            XCTAssertEqual(n.stderr.components(separatedBy: "step 3/\(steps) ").count - 1, 1, n.stderr)
+        }
+    }
+
+    func testDebugModeChecksReplicasAndPasses() throws {
+        let job = try writeJob("debug", batch: 64, steps: 4, extra: "debug_check_every: 2")
+        let r = try train(ranks: 2, job, extraArgs: ["--debug"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+    }
+
+    func testFailureOnOneRankEndsTheJob() throws {
+        let job = try writeJob("fault", batch: 64, steps: 50)
+        let r = try train(ranks: 2, job, environment: ["EC_FAULT_INJECT": "1:2"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertLessThan(r.seconds, 30, "the job ends promptly (seconds include start-up and data loading)")
+        XCTAssertTrue(r.stderr.contains("[rank 1/2] error: injected fault on rank 1 at step 2"), r.stderr)
+    }
+}
