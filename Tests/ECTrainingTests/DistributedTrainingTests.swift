@@ -9,7 +9,7 @@ import XCTest
 /// Why two comparisons. Within one step the forward pass of a sample is bit-identical whatever
 /// the batch it sits in (each output row of a GEMM is the same dot product), so one step on N
 /// ranks equals one step on one process to float rounding of the gradient sums (~1e-8): checked
-/// to 1e-6. Over many steps those 1e-8 differences occasionally put an activation on the other
+/// to 1e-6 absolute and 1e-5 relative (biases are ~1e-3 after one step). Over many steps those 1e-8 differences occasionally put an activation on the other
 /// side of a ReLU or max-pool decision (measured: about one such flip every few steps at this
 /// size), after which early training amplifies them, so a many-step run cannot be compared to
 /// the one-batch run tightly. It is compared instead, to 1e-6, with a one-process reference that
@@ -111,7 +111,7 @@ final class DistributedTrainingTests: XCTestCase {
             XCTAssertEqual(try train(ranks: 1, single).status, 0)
             XCTAssertEqual(try train(ranks: ranks, multiOne).status, 0)
             assertClose(try finalWeights(single.saveDir, step: 1), try finalWeights(multiOne.saveDir, step: 1),
-                        absolute: 1e-6, relative: 1e-6, "\(ranks) ranks, one step")
+                        absolute: 1e-6, relative: 1e-5, "\(ranks) ranks, one step")
 
             // Many steps: N ranks = the shard-by-shard reference.
             let multi = try writeJob("ranks\(ranks)-\(batch)", batch: batch, steps: steps)

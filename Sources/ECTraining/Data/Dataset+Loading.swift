@@ -66,16 +66,9 @@ extension Dataset {
         }
 
         let n = min(limit ?? total, total)
-        let pixels = n * rows * cols
-        var images = Tensor(uninitializedShape: [n, rows, cols, 1])
-        let scale = (0...255).map { Float($0) / 255 }
-        images.withUnsafeMutableBufferPointer { out in
-            imageFile.values.withUnsafeBufferPointer { bytes in
-                for i in 0..<pixels { out[i] = scale[Int(bytes[i])] }
-            }
-        }
+        let pixels = n == total ? imageFile.values : Array(imageFile.values[0..<(n * rows * cols)])
         let labels = labelFile.values[0..<n].map { Int32($0) }
-        return Dataset(images: images, labels: labels, classes: classes)
+        return Dataset(pixels: pixels, shape: [n, rows, cols, 1], labels: labels, classes: classes)
     }
 
     /// The path of `name` in `directory`: the raw file if present, else `name.gz`.
