@@ -48,7 +48,8 @@ let package = Package(
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .executableTarget(name: "ecbench", dependencies: ["EasyCompression"], swiftSettings: optimised),
         // Test-only programs run under mpirun by the XCTest wrappers.
-        .executableTarget(name: "ec-mpi-check", dependencies: ["ECCollective", "ECTensor"], path: "Tests/Programs/ec-mpi-check"),
+        .executableTarget(name: "ec-mpi-check", dependencies: ["ECCollective", "ECCompression", "ECTensor"],
+                          path: "Tests/Programs/ec-mpi-check"),
 
         // Tests: one target per library target, plus shared helpers (child processes, paths).
         .target(name: "ECTestSupport", path: "Tests/Support"),
@@ -57,7 +58,7 @@ let package = Package(
         .testTarget(name: "ECOptimTests", dependencies: ["ECOptim", "ECNN", "ECTensor"]),
         .testTarget(name: "ECCollectiveTests", dependencies: ["ECTestSupport", "ECCollective", "ECTensor"]),
         .testTarget(name: "ECCheckpointTests", dependencies: ["ECCheckpoint", "ECTensor"]),
-        .testTarget(name: "ECCompressionTests", dependencies: ["ECCompression", "ECTensor", "ECNN"]),
+        .testTarget(name: "ECCompressionTests", dependencies: ["ECTestSupport", "ECCompression", "ECTensor", "ECNN"]),
         .testTarget(name: "ECTrainingTests", dependencies: ["ECTestSupport", "ECTraining", "EasyCompression"]),
         .testTarget(name: "easycompressTests", dependencies: ["ECTestSupport", "EasyCompression"]),
     ],

@@ -19,9 +19,12 @@ enum Scenarios {
         Scenario(name: "chunked", run: chunked),
         Scenario(name: "barrier") { try $0.barrier() },
         Scenario(name: "finalize", run: finalize),
+        // ECCompression's payload channel (PayloadScenarios.swift), run on their own by its tests.
+        Scenario(name: "payload", run: payload),
         // Failure paths, run on their own by the tests (never part of `all`).
         Scenario(name: "fault", run: fault),
         Scenario(name: "hang", run: hang),
+        Scenario(name: "payload-corrupt", run: payloadCorrupt),
     ]
 
     /// What `all` runs, in order (`finalize` must stay last).

@@ -1,5 +1,6 @@
-// ec-mpi-check: distributed checks of ECCollective, run on every rank by the XCTest wrapper
-// (Tests/ECCollectiveTests/MPIProgramTests.swift) under `mpirun -np 2` and `-np 3`.
+// ec-mpi-check: distributed checks of ECCollective and of ECCompression's payload channel, run on
+// every rank by the XCTest wrappers (Tests/ECCollectiveTests/MPIProgramTests.swift,
+// Tests/ECCompressionTests/PayloadMPITests.swift) under `mpirun -np 2` and `-np 3`.
 //
 //   ec-mpi-check <scenario>...     scenarios: see `Scenarios.all`; `all` runs the standard set
 //
