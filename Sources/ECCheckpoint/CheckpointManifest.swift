@@ -1,3 +1,4 @@
+import ECTensor
 import Foundation
 
 /// `manifest.json`, the file written last into a checkpoint directory: its presence marks the

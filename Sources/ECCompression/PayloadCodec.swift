@@ -1,3 +1,4 @@
+import ECTensor
 /// Encodes compression decisions into the bytes the chief broadcasts, and verifies and decodes
 /// them on receipt (SPEC §2).
 ///
@@ -79,7 +80,7 @@ public enum PayloadCodec {
         let compressed = try Zstd.compress(body, level: level)
         let header = PayloadHeader(kind: kind, step: step, bodyLength: UInt64(body.count),
                                    compressedLength: UInt64(compressed.count),
-                                   checksum: PayloadChecksum.xxh64(body))
+                                   checksum: body.withUnsafeBytes { XXHash64.hash($0) })
         return header.bytes + compressed
     }
 
@@ -104,7 +105,7 @@ public enum PayloadCodec {
         guard body.count == Int(header.bodyLength) else {
             throw PayloadError.decompressedLengthMismatch(found: UInt64(body.count), declared: header.bodyLength)
         }
-        let checksum = PayloadChecksum.xxh64(body)
+        let checksum = body.withUnsafeBytes { XXHash64.hash($0) }
         guard checksum == header.checksum else {
             throw PayloadError.checksumMismatch(found: checksum, declared: header.checksum)
         }

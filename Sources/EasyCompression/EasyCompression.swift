@@ -1,6 +1,7 @@
 // The umbrella module: `import EasyCompression` gives the whole public API.
 @_exported import ECCheckpoint
 @_exported import ECCollective
+@_exported import ECCompression
 @_exported import ECNN
 @_exported import ECOptim
 @_exported import ECTensor

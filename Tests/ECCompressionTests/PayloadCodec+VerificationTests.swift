@@ -1,3 +1,4 @@
+import Foundation
 @testable import ECCompression
 import ECTensor
 import XCTest
@@ -111,7 +112,7 @@ final class PayloadCodecVerificationTests: XCTestCase {
         let frame: [UInt8] = [0x28, 0xB5, 0x2F, 0xFD, 0x00, 0x00, 0x99, 0x00, 0x00] + body
         func payload(bodyLength: UInt64) -> [UInt8] {
             PayloadHeader(kind: 1, step: 5, bodyLength: bodyLength, compressedLength: UInt64(frame.count),
-                          checksum: PayloadChecksum.xxh64(body)).bytes + frame
+                          checksum: XXHash64.hash(Data(body))).bytes + frame
         }
         let decoded = try PayloadCodec.decode(payload(bodyLength: 19), expectedKind: .masks, expectedStep: 5)
         XCTAssertEqual(decoded.mask(named: "m")?.packedBytes, [0x0D, 0x01])
@@ -123,12 +124,12 @@ final class PayloadCodecVerificationTests: XCTestCase {
 
     func testChecksumMismatch() throws {
         var bytes = try tinyPayload()
-        let declared = PayloadChecksum.xxh64(Array(bytes.suffix(19)))
+        let declared = XXHash64.hash(Data(Array(bytes.suffix(19))))
         bytes[32] ^= 0x01
         assertDecodeFails(bytes, with: .checksumMismatch(found: declared, declared: declared ^ 1))
         var body = try tinyPayload()
         body[body.count - 2] ^= 0x02  // a mask bit inside the raw block
-        let found = PayloadChecksum.xxh64(Array(body.suffix(19)))
+        let found = XXHash64.hash(Data(Array(body.suffix(19))))
         assertDecodeFails(body, with: .checksumMismatch(found: found, declared: declared))
         XCTAssertEqual(PayloadError.checksumMismatch(found: 0xAB, declared: 0x1234_5678_9ABC_DEF0).description,
                        "payload checksum mismatch: header says 0x123456789abcdef0, "

@@ -1,3 +1,4 @@
+import Foundation
 @testable import ECCompression
 import ECTensor
 import XCTest
@@ -62,7 +63,7 @@ final class PayloadCodecTests: XCTestCase {
         let mask = Mask([true, false, true, true, false, false, false, false, true])
         let bytes = try PayloadCodec.encode(kind: .masks, step: 5, entries: ["m": .mask(mask)])
         let body: [UInt8] = [1, 0, 0, 0, 1, 0, 0x6D, 1, 1, 9, 0, 0, 0, 0, 0, 0, 0, 0x0D, 0x01]
-        let checksum = PayloadChecksum.xxh64(body)
+        let checksum = XXHash64.hash(Data(body))
         let expectedHeader: [UInt8] = [0x45, 0x43, 0x50, 0x4C,  // "ECPL"
                                        0x01, 0x00,              // version 1
                                        0x01, 0x00,              // kind 1 (masks)

@@ -1,4 +1,4 @@
-@testable import ECCheckpoint
+@testable import ECTensor
 import Foundation
 import XCTest
 
