@@ -4,6 +4,7 @@ struct BenchOptions {
     var threads = 2
     var steps = 300
     var repeats = 3
+    var mode = "all"
 
     static func parse<S: Sequence>(_ args: S) -> BenchOptions where S.Element == String {
         var o = BenchOptions()
@@ -13,8 +14,9 @@ struct BenchOptions {
             case "--threads": o.threads = Int(it.next() ?? "") ?? o.threads
             case "--steps": o.steps = Int(it.next() ?? "") ?? o.steps
             case "--repeats": o.repeats = Int(it.next() ?? "") ?? o.repeats
+            case "--mode": o.mode = it.next() ?? o.mode
             default:
-                FileHandle.standardError.write(Data("usage: ecbench [--threads N] [--steps N] [--repeats N]\n".utf8))
+                FileHandle.standardError.write(Data("usage: ecbench [--mode train|inference|dp-train|collectives] [--threads N] [--steps N] [--repeats N]\n".utf8))
                 exit(2)
             }
         }

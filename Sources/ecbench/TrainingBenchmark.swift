@@ -39,6 +39,39 @@ struct TrainingBenchmark {
                      g * 1e3, 64 / g, gemms.count, Double(flops) / 1e9, Double(flops) / g / 1e9))
         print(String(format: "engine / raw GEMM time: %.2f×   (TensorFlow 2.21 Keras here: ~4,800 samples/s, PEERS.md)", e / g))
         print(String(format: "peak RSS after training: %.0f MB (TensorFlow: ~1,260 MB)", peakRSSMegabytes()))
+        print(String(format: "RESULT train_samples_per_second=%.1f engine_over_gemm=%.3f peak_rss_mb=%.0f", 64 / e, e / g,
+                     peakRSSMegabytes()))
+    }
+
+    /// Training throughput of the whole MPI job: each rank trains on its shard of every global
+    /// batch of 64, gradients allreduced; the chief reports global samples per second.
+    func runDataParallel(world: Communicator) throws {
+        let data = try Dataset.load(.train)
+        let model = ModelZoo.make("fmnist-cnn", seed: 1)!
+        let session = try MonitoredSession(model: model, optimizer: try SGD(learningRate: 0.05, momentum: 0.9),
+                                           communicator: world)
+        var batches = try BatchSchedule(dataset: data, batchSize: 64, seed: 1).makeIterator(rank: world.rank,
+                                                                                            worldSize: world.size)
+        func step() throws {
+            let b = batches.next()
+            try session.run(images: b.images, labels: b.labels, globalBatchSize: b.globalCount)
+        }
+        for _ in 0..<20 { try step() }
+        var rates: [Double] = []
+        for _ in 0..<options.repeats {
+            try world.barrier()
+            let t = try time { for _ in 0..<options.steps { try step() } }
+            var slowest = [t]
+            try world.allreduce(&slowest, op: .max)
+            rates.append(Double(64 * options.steps) / slowest[0])
+        }
+        let metrics = session.optimizer.bucketer.metrics
+        if world.isChief {
+            print(String(format: "data-parallel training: %d ranks × %d thread(s): %.0f samples/s (median of %d × %d steps); "
+                         + "allreduce %.2f ms/step", world.size, options.threads, median(rates), options.repeats,
+                         options.steps, metrics.seconds / Double(max(metrics.steps, 1)) * 1e3))
+            print(String(format: "RESULT train_samples_per_second=%.1f", median(rates)))
+        }
     }
 
     /// Seconds per step of calling sgemm with exactly the recorded shapes.

@@ -1,14 +1,26 @@
 import EasyCompression
 import Foundation
 
-// ecbench — benchmarks of the engine. One documented command (docs/benchmarks.md):
-//   launch/bench                       (= swift run -c release ecbench)
-// Every figure is printed with the reference it is compared to, measured in the same run.
+// ecbench — benchmarks of the engine and the distributed runtime. The one documented command
+// is `launch/bench` (docs/benchmarks.md), which runs these modes, some under mpirun:
+//   ecbench --mode train        fmnist-cnn training vs the raw GEMMs of a step, peak RSS
+//   ecbench --mode inference    FP32 inference, batch 256 and batch 1
+//   ecbench --mode dp-train     training on every rank of an MPI job (global batch 64)
+//   ecbench --mode collectives  gradient allreduce (bucketed vs raw) and mask broadcast (raw vs zstd)
+// Every figure is printed with the reference it is compared to, measured in the same run;
+// lines starting with RESULT are read by launch/bench.
 
 let options = BenchOptions.parse(CommandLine.arguments.dropFirst())
 TrainJob.configureThreads(options.threads)
-if let s = ProcessInfo.processInfo.environment["EC_LOOP_THREADS"], let n = Int(s) { Parallel.workers = n }
-print("ecbench — \(options.threads) thread(s), \(Date())")
-try TrainingBenchmark(options: options).run()
-try InferenceBenchmark(options: options).run()
-print(String(format: "peak RSS of this process: %.0f MB", peakRSSMegabytes()))
+let world = try World.current()
+if world.isChief { print("ecbench \(options.mode) — \(world.size) rank(s) × \(options.threads) thread(s), \(Date())") }
+switch options.mode {
+case "train": try TrainingBenchmark(options: options).run()
+case "inference": try InferenceBenchmark(options: options).run()
+case "dp-train": try TrainingBenchmark(options: options).runDataParallel(world: world)
+case "collectives": try CollectivesBenchmark(options: options, world: world).run()
+default:
+    try TrainingBenchmark(options: options).run()
+    try InferenceBenchmark(options: options).run()
+}
+try (world as? MPICommunicator)?.finalize()
