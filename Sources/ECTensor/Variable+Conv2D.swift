@@ -40,18 +40,32 @@ public struct Conv2DGeometry: Equatable, Sendable {
     public var patch: Int { kernelHeight * kernelWidth * inChannels }
     /// Whether the input itself is the im2col matrix (1×1 kernel, stride 1, no padding).
     public var isPointwise: Bool { kernelHeight == 1 && kernelWidth == 1 && stride == 1 }
+    /// Calls `body(images, outHeight·outWidth)` for consecutive chunks of `chunkImages` images.
+    func forEachChunk(_ body: (Range<Int>, Int) -> Void) {
+        var first = 0
+        while first < batch {
+            let end = min(batch, first + chunkImages)
+            body(first..<end, outHeight * outWidth)
+            first = end
+        }
+    }
+
     /// Multiply-adds of the forward pass.
     public var multiplyAdds: Int { rows * patch * outChannels }
 
+    /// Images per chunk so that a chunk's patch matrix stays in the L2 cache (~1 MiB): used
+    /// where the whole patch matrix is not needed at once (inference, the input gradient).
+    public var chunkImages: Int { max(1, (1 << 20) / max(1, outHeight * outWidth * patch * MemoryLayout<Float>.stride)) }
+
     /// Writes the rows of the im2col matrix `[rows, patch]` of `x` that belong to `images`
-    /// into `col` (zero where padded).
-    func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, images: Range<Int>) {
+    /// into `col`, whose first row belongs to image `firstImage` (zero where padded).
+    func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, images: Range<Int>, firstImage: Int = 0) {
         let c = inChannels, kw = kernelWidth
         for n in images {
             let image = x + n * height * width * c
             for oy in 0..<outHeight {
                 for ox in 0..<outWidth {
-                    var dst = col + ((n * outHeight + oy) * outWidth + ox) * patch
+                    var dst = col + (((n - firstImage) * outHeight + oy) * outWidth + ox) * patch
                     let iy0 = oy * stride - padTop, ix0 = ox * stride - padLeft
                     for ky in 0..<kernelHeight {
                         let iy = iy0 + ky
@@ -63,7 +77,7 @@ public struct Conv2DGeometry: Equatable, Sendable {
                         let rowBase = image + iy * width * c
                         if ix0 >= 0 && ix0 + kw <= width {
                             // The whole kernel row is inside: one contiguous copy of kw·c floats.
-                            dst.update(from: rowBase + ix0 * c, count: kw * c)
+                            copy(rowBase + ix0 * c, to: dst, count: kw * c)
                             dst += kw * c
                         } else {
                             for kx in 0..<kw {
@@ -71,7 +85,7 @@ public struct Conv2DGeometry: Equatable, Sendable {
                                 if ix < 0 || ix >= width {
                                     dst.update(repeating: 0, count: c)
                                 } else {
-                                    dst.update(from: rowBase + ix * c, count: c)
+                                    copy(rowBase + ix * c, to: dst, count: c)
                                 }
                                 dst += c
                             }
@@ -82,16 +96,27 @@ public struct Conv2DGeometry: Equatable, Sendable {
         }
     }
 
-    /// Sums the im2col-shaped gradient `dcol` back onto the input gradient `dx` for the given
-    /// images (their part of `dx` is zeroed first).
-    func col2im(_ dcol: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, images: Range<Int>) {
+    /// Copies `count` floats; short runs (a 3×3 kernel row of a 1-channel image is 3 floats) in
+    /// a loop, since a memmove call costs more than the copy.
+    @inline(__always)
+    private func copy(_ src: UnsafePointer<Float>, to dst: UnsafeMutablePointer<Float>, count: Int) {
+        if count <= 16 {
+            for i in 0..<count { dst[i] = src[i] }
+        } else {
+            dst.update(from: src, count: count)
+        }
+    }
+
+    /// Sums the im2col-shaped gradient `dcol` (first row: image `firstImage`) back onto the
+    /// input gradient `dx` for the given images (their part of `dx` is zeroed first).
+    func col2im(_ dcol: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, images: Range<Int>, firstImage: Int = 0) {
         let c = inChannels
         (dx + images.lowerBound * height * width * c).update(repeating: 0, count: images.count * height * width * c)
         for n in images {
             let image = dx + n * height * width * c
             for oy in 0..<outHeight {
                 for ox in 0..<outWidth {
-                    var src = dcol + ((n * outHeight + oy) * outWidth + ox) * patch
+                    var src = dcol + (((n - firstImage) * outHeight + oy) * outWidth + ox) * patch
                     let iy0 = oy * stride - padTop, ix0 = ox * stride - padLeft
                     for ky in 0..<kernelHeight {
                         let iy = iy0 + ky
@@ -126,65 +151,74 @@ extension Variable {
         let x = value, w = weight.value
         let g = Conv2DGeometry(input: x.shape, kernel: w.shape, stride: stride, padding: padding)
         let cout = g.outChannels
-        var col: Tensor
-        if g.isPointwise {
-            col = x.reshaped([g.rows, g.patch])
-        } else {
-            col = Tensor(uninitializedShape: [g.rows, g.patch])
-            x.withUnsafeBufferPointer { xp in col.withUnsafeMutableBufferPointer { cp in
-                let xb = xp.baseAddress!, cb = cp.baseAddress!
-                Parallel.forEach(g.batch, costPerItem: g.outHeight * g.outWidth * g.patch) { images in
-                    g.im2col(xb, cb, images: images)
-                }
-            } }
-        }
+        if let b = bias?.value { precondition(b.shape == [cout], "conv2d: bias \(b.shape) does not fit \(cout) channels") }
+        // The weight gradient needs the whole patch matrix; without it (inference), patches are
+        // built and multiplied a cache-sized chunk of images at a time.
+        let keepPatches = weight.tape != nil
+        var col = Tensor(shape: [0])
         var y = Tensor(uninitializedShape: [g.batch, g.outHeight, g.outWidth, cout])
-        y.withUnsafeMutableBufferPointer { yp in
+        x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in y.withUnsafeMutableBufferPointer { yp in
+            let xb = xp.baseAddress!, wb = wp.baseAddress!, yb = yp.baseAddress!
             if let b = bias?.value {
-                precondition(b.shape == [cout], "conv2d: bias \(b.shape) does not fit \(cout) channels")
                 b.withUnsafeBufferPointer { bp in
-                    for r in 0..<g.rows { (yp.baseAddress! + r * cout).update(from: bp.baseAddress!, count: cout) }
+                    for r in 0..<g.rows { (yb + r * cout).update(from: bp.baseAddress!, count: cout) }
                 }
             }
-            col.withUnsafeBufferPointer { cp in w.withUnsafeBufferPointer { wp in
-                BLAS.sgemm(m: g.rows, n: cout, k: g.patch, a: cp.baseAddress!, b: wp.baseAddress!,
-                           beta: bias == nil ? 0 : 1, c: yp.baseAddress!)
-            } }
-        }
+            let beta: Float = bias == nil ? 0 : 1
+            if g.isPointwise {
+                BLAS.sgemm(m: g.rows, n: cout, k: g.patch, a: xb, b: wb, beta: beta, c: yb)
+            } else if keepPatches {
+                col = Tensor(uninitializedShape: [g.rows, g.patch])
+                col.withUnsafeMutableBufferPointer { cp in
+                    let cb = cp.baseAddress!
+                    Parallel.forEach(g.batch, costPerItem: g.outHeight * g.outWidth * g.patch) { g.im2col(xb, cb, images: $0) }
+                    BLAS.sgemm(m: g.rows, n: cout, k: g.patch, a: cb, b: wb, beta: beta, c: yb)
+                }
+            } else {
+                g.forEachChunk { images, rowsPerImage in
+                    var chunk = Tensor(uninitializedShape: [images.count * rowsPerImage, g.patch])
+                    chunk.withUnsafeMutableBufferPointer { cp in
+                        g.im2col(xb, cp.baseAddress!, images: images, firstImage: images.lowerBound)
+                        BLAS.sgemm(m: images.count * rowsPerImage, n: cout, k: g.patch, a: cp.baseAddress!, b: wb,
+                                   beta: beta, c: yb + images.lowerBound * rowsPerImage * cout)
+                    }
+                }
+            }
+        } } }
         activation.apply(&y)
         let input = self
-        let savedCol = (tape != nil || weight.tape != nil) ? col : Tensor(shape: [0])
+        let patches = g.isPointwise ? x.reshaped([g.rows, g.patch]) : col
         let output = y
         return Variable.result(y, inputs: self, weight, bias) { upstream in
             let dy = activation.backward(upstream, output: output)
             if weight.requiresGrad {
                 var dw = Tensor(uninitializedShape: w.shape)
-                savedCol.withUnsafeBufferPointer { cp in dy.withUnsafeBufferPointer { gp in dw.withUnsafeMutableBufferPointer { d in
+                patches.withUnsafeBufferPointer { cp in dy.withUnsafeBufferPointer { gp in dw.withUnsafeMutableBufferPointer { d in
                     BLAS.sgemm(transA: true, m: g.patch, n: cout, k: g.rows, a: cp.baseAddress!, b: gp.baseAddress!,
                                c: d.baseAddress!)
                 } } }
                 weight.accumulate(dw)
             }
             if let bias, bias.requiresGrad { bias.accumulate(dy.columnSums()) }
-            if input.requiresGrad {
-                var dcol = Tensor(uninitializedShape: [g.rows, g.patch])
-                dy.withUnsafeBufferPointer { gp in w.withUnsafeBufferPointer { wp in dcol.withUnsafeMutableBufferPointer { d in
-                    BLAS.sgemm(transB: true, m: g.rows, n: g.patch, k: cout, a: gp.baseAddress!, b: wp.baseAddress!,
-                               c: d.baseAddress!)
-                } } }
+            guard input.requiresGrad else { return }
+            var dx = Tensor(uninitializedShape: x.shape)
+            dy.withUnsafeBufferPointer { gp in w.withUnsafeBufferPointer { wp in dx.withUnsafeMutableBufferPointer { d in
+                let gb = gp.baseAddress!, wb = wp.baseAddress!, db = d.baseAddress!
                 if g.isPointwise {
-                    input.accumulate(dcol.reshaped(x.shape))
-                } else {
-                    var dx = Tensor(uninitializedShape: x.shape)
-                    dcol.withUnsafeBufferPointer { cp in dx.withUnsafeMutableBufferPointer { d in
-                        let cb = cp.baseAddress!, db = d.baseAddress!
-                        Parallel.forEach(g.batch, costPerItem: g.outHeight * g.outWidth * g.patch) { images in
-                            g.col2im(cb, db, images: images)
-                        }
-                    } }
-                    input.accumulate(dx)
+                    BLAS.sgemm(transB: true, m: g.rows, n: g.patch, k: cout, a: gb, b: wb, c: db)
+                    return
                 }
-            }
+                // dx = col2im(dy · Wᵀ), a cache-sized chunk of images at a time.
+                g.forEachChunk { images, rowsPerImage in
+                    var dcol = Tensor(uninitializedShape: [images.count * rowsPerImage, g.patch])
+                    dcol.withUnsafeMutableBufferPointer { cp in
+                        BLAS.sgemm(transB: true, m: images.count * rowsPerImage, n: g.patch, k: cout,
+                                   a: gb + images.lowerBound * rowsPerImage * cout, b: wb, c: cp.baseAddress!)
+                        g.col2im(cp.baseAddress!, db, images: images, firstImage: images.lowerBound)
+                    }
+                }
+            } } }
+            input.accumulate(dx)
         }
     }
 }

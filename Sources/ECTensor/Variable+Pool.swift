@@ -19,7 +19,9 @@ extension Variable {
         x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in
             let xb = xp.baseAddress!, yb = yp.baseAddress!
             Parallel.forEach(g.batch * g.outHeight, costPerItem: g.outWidth * g.channels * size * size) { rows in
-                for row in rows { g.forwardRow(row, xb, yb, relu: relu) }
+                for row in rows {
+                    if size == 2 && stride == 2 { g.forwardRow2x2(row, xb, yb, relu: relu) } else { g.forwardRow(row, xb, yb, relu: relu) }
+                }
             }
         } }
         let input = self
@@ -117,6 +119,19 @@ struct PoolGeometry {
                     for ch in 0..<c { out[ch] = max(out[ch], src[ch]) }
                 }
             }
+        }
+    }
+
+    /// `forwardRow` for the common non-overlapping 2×2 window: one vectorised pass per output.
+    @inline(__always)
+    func forwardRow2x2(_ row: Int, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, relu: Bool) {
+        let b = row / outHeight, oy = row % outHeight, c = channels
+        let floor: Float = relu ? 0 : -.infinity
+        for ox in 0..<outWidth {
+            let out = y + (row * outWidth + ox) * c
+            let x0 = x + inputOffset(b, 2 * oy, 2 * ox), x1 = x0 + c
+            let x2 = x + inputOffset(b, 2 * oy + 1, 2 * ox), x3 = x2 + c
+            for ch in 0..<c { out[ch] = max(max(max(x0[ch], x1[ch]), max(x2[ch], x3[ch])), floor) }
         }
     }
 

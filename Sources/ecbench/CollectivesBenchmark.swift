@@ -50,7 +50,7 @@ struct CollectivesBenchmark {
         }
         let best = sizes.filter { $0 > 0 }.min { median(bucketTimes[$0]!) < median(bucketTimes[$1]!) }!
         print(String(format: "RESULT allreduce_default_bucket_of_raw=%.3f best_bucket_kib=%d best_of_raw=%.3f",
-                     r / median(bucketTimes[4 << 20]!), best >> 10, r / median(bucketTimes[best]!)))
+                     r / median(bucketTimes[DistributedOptimizer.defaultBucketBytes]!), best >> 10, r / median(bucketTimes[best]!)))
     }
 
     /// Channel-pruning masks of a 10M-parameter model: 20 layers of [kh·kw·cin = 4608, cout = 108]

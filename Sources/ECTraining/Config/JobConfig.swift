@@ -28,8 +28,8 @@ public struct JobConfig {
     public var threads: Int?
     /// Cross-rank consistency check interval in steps (0 = off; `--debug` sets it).
     public var debugCheckEvery: Int = 0
-    /// Gradient allreduce bucket size in bytes.
-    public var bucketBytes: Int = 4 << 20
+    /// Gradient allreduce bucket size in bytes (default chosen by measurement: 1 MiB).
+    public var bucketBytes: Int = DistributedOptimizer.defaultBucketBytes
     /// The job file's values as read, for the summary.
     public var raw: [String: Any] = [:]
 

@@ -32,7 +32,7 @@ public final class MonitoredSession {
     /// Creates the session: runs `begin`, makes parameters identical on every rank (the chief's
     /// values are broadcast), then runs `afterCreateSession`.
     public init(model: Model, optimizer: Optimizer, communicator: Communicator = SingleProcessCommunicator(),
-                hooks: [SessionRunHook] = [], bucketBytes: Int = 4 << 20, startStep: Int = 0) throws {
+                hooks: [SessionRunHook] = [], bucketBytes: Int = DistributedOptimizer.defaultBucketBytes, startStep: Int = 0) throws {
         self.model = model
         self.communicator = communicator
         self.optimizer = DistributedOptimizer(optimizer, communicator: communicator, bucketBytes: bucketBytes)
