@@ -34,7 +34,7 @@ final class LaunchRunTests: XCTestCase {
         XCTAssertEqual(result.status, 0, result.stderr)
         var expected = "OPENBLAS_NUM_THREADS=1 mpirun -np \(ranks)"
         if getuid() == 0 { expected += " --allow-run-as-root" }
-        expected += " --oversubscribe -x OPENBLAS_NUM_THREADS --mca btl self,vader prog --flag\n"
+        expected += " --oversubscribe -x OPENBLAS_NUM_THREADS -x OPENBLAS_THREAD_TIMEOUT --mca btl self,vader prog --flag\n"
         XCTAssertEqual(result.stdout, expected)
 
         let one = try launch(["-n", "1", "prog"], environment: ["LAUNCH_DRY_RUN": "1", "OPENBLAS_NUM_THREADS": ""])
@@ -51,7 +51,7 @@ final class LaunchRunTests: XCTestCase {
         let result = try launch(["-n", "2", config.path], environment: ["LAUNCH_DRY_RUN": "1"])
         XCTAssertEqual(result.status, 0, result.stderr)
         let binary = MPICheck.packageRoot.appendingPathComponent(".build/release/easycompress").path
-        XCTAssertTrue(result.stdout.hasSuffix(" -x OPENBLAS_NUM_THREADS \(binary) train --config \(config.path)\n"),
+        XCTAssertTrue(result.stdout.hasSuffix(" -x OPENBLAS_NUM_THREADS -x OPENBLAS_THREAD_TIMEOUT \(binary) train --config \(config.path)\n"),
                       result.stdout)
     }
 

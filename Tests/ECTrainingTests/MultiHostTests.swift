@@ -123,7 +123,7 @@ final class MultiHostTests: XCTestCase {
         var expected = "OPENBLAS_NUM_THREADS=1 mpirun -np 3 --hostfile \(hostfile.path)"
         if getuid() == 0 { expected += " --allow-run-as-root" }
         expected += " --oversubscribe --bind-to none --mca plm_rsh_agent sh --mca btl_tcp_if_include 10.1.0.0/16"
-            + " --mca oob_tcp_if_include 10.1.0.0/16 -x OPENBLAS_NUM_THREADS --mca btl tcp,self prog 'a b'\n"
+            + " --mca oob_tcp_if_include 10.1.0.0/16 -x OPENBLAS_THREAD_TIMEOUT -x OPENBLAS_NUM_THREADS --mca btl tcp,self prog 'a b'\n"
         XCTAssertEqual(result.stdout, expected)
     }
 
