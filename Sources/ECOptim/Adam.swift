@@ -11,17 +11,20 @@ import ECTensor
 ///     w ← w − lr·m̂ / (√v̂ + ε)
 ///
 /// The L2 term passes through the adaptive scaling, so heavily-updated weights are decayed
-/// less; `AdamW` decouples the decay instead. Slots: `m`, `v` (zeros before the first step).
-public final class Adam: Optimizer {
-    private let core: AdamCore
+/// less; `AdamW` (a subclass differing only in that) decouples the decay instead.
+/// Slots: `m`, `v` (zeros before the first step).
+public class Adam: Optimizer {
+    let core: AdamCore
 
     /// - Throws: `OptimizerError.invalidValue` for an invalid schedule, `optimizer.beta1` or
     ///   `optimizer.beta2` outside [0, 1), `optimizer.epsilon` ≤ 0, `optimizer.weight_decay` < 0.
-    public init(schedule: LRSchedule, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8,
-                weightDecay: Float = 0) throws {
-        core = try AdamCore(schedule: schedule, beta1: beta1, beta2: beta2, epsilon: epsilon,
-                            weightDecay: weightDecay, decoupled: false)
+    public convenience init(schedule: LRSchedule, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8,
+                            weightDecay: Float = 0) throws {
+        try self.init(core: AdamCore(schedule: schedule, beta1: beta1, beta2: beta2, epsilon: epsilon,
+                                     weightDecay: weightDecay, decoupled: false))
     }
+
+    init(core: AdamCore) { self.core = core }
 
     /// Adam at a constant learning rate.
     public convenience init(learningRate: Float, beta1: Float = 0.9, beta2: Float = 0.999,
@@ -41,7 +44,7 @@ public final class Adam: Optimizer {
     public func step(_ parameters: [Parameter]) { core.step(parameters) }
     public func exportState() -> NamedTensors { core.exportState() }
     public func importState(_ state: NamedTensors, for parameters: [Parameter]) throws {
-        try core.importState(state, for: parameters, optimizerName: "Adam")
+        try core.importState(state, for: parameters, optimizerName: core.decoupled ? "AdamW" : "Adam")
     }
     public func forEachSlot(of parameterName: String, _ body: (inout Tensor) -> Void) {
         core.forEachSlot(of: parameterName, body)

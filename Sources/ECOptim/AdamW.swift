@@ -13,16 +13,14 @@ import ECTensor
 /// The decay acts on the weights directly, outside the adaptive scaling, so every weight
 /// shrinks by the same factor (1 − lr·λ) per step. As in PyTorch the decay is scaled by the
 /// scheduled rate lr, i.e. the paper's η_t·λ with its λ = lr₀·λ here. Slots: `m`, `v`.
-public final class AdamW: Optimizer {
-    private let core: AdamCore
-
+public final class AdamW: Adam {
     /// `weightDecay` defaults to 0.01, PyTorch's default for AdamW.
     /// - Throws: `OptimizerError.invalidValue` for an invalid schedule, `optimizer.beta1` or
     ///   `optimizer.beta2` outside [0, 1), `optimizer.epsilon` ≤ 0, `optimizer.weight_decay` < 0.
-    public init(schedule: LRSchedule, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8,
-                weightDecay: Float = 0.01) throws {
-        core = try AdamCore(schedule: schedule, beta1: beta1, beta2: beta2, epsilon: epsilon,
-                            weightDecay: weightDecay, decoupled: true)
+    public convenience init(schedule: LRSchedule, beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8,
+                            weightDecay: Float = 0.01) throws {
+        self.init(core: try AdamCore(schedule: schedule, beta1: beta1, beta2: beta2, epsilon: epsilon,
+                                     weightDecay: weightDecay, decoupled: true))
     }
 
     /// AdamW at a constant learning rate.
@@ -30,22 +28,5 @@ public final class AdamW: Optimizer {
                             epsilon: Float = 1e-8, weightDecay: Float = 0.01) throws {
         try self.init(schedule: .constant(learningRate), beta1: beta1, beta2: beta2, epsilon: epsilon,
                       weightDecay: weightDecay)
-    }
-
-    public var schedule: LRSchedule { core.schedule }
-    public var beta1: Float { core.beta1 }
-    public var beta2: Float { core.beta2 }
-    public var epsilon: Float { core.epsilon }
-    public var weightDecay: Float { core.weightDecay }
-    public var stepCount: Int { core.stepCount }
-    public var slotNames: [String] { AdamCore.slotNames }
-
-    public func step(_ parameters: [Parameter]) { core.step(parameters) }
-    public func exportState() -> NamedTensors { core.exportState() }
-    public func importState(_ state: NamedTensors, for parameters: [Parameter]) throws {
-        try core.importState(state, for: parameters, optimizerName: "AdamW")
-    }
-    public func forEachSlot(of parameterName: String, _ body: (inout Tensor) -> Void) {
-        core.forEachSlot(of: parameterName, body)
     }
 }
