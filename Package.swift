@@ -57,7 +57,7 @@ let package = Package(
         .testTarget(name: "ECNNTests", dependencies: ["ECNN", "ECTensor"]),
         .testTarget(name: "ECOptimTests", dependencies: ["ECOptim", "ECNN", "ECTensor"]),
         .testTarget(name: "ECCollectiveTests", dependencies: ["ECTestSupport", "ECCollective", "ECTensor"]),
-        .testTarget(name: "ECCheckpointTests", dependencies: ["ECCheckpoint", "ECTensor"]),
+        .testTarget(name: "ECCheckpointTests", dependencies: ["ECTestSupport", "ECCheckpoint", "ECTensor"]),
         .testTarget(name: "ECCompressionTests", dependencies: ["ECTestSupport", "ECCompression", "ECTensor", "ECNN"]),
         .testTarget(name: "ECTrainingTests", dependencies: ["ECTestSupport", "ECTraining", "EasyCompression"]),
         .testTarget(name: "easycompressTests", dependencies: ["ECTestSupport", "EasyCompression"]),

@@ -1,5 +1,6 @@
 @testable import ECCheckpoint
 import Foundation
+import ECTestSupport
 import XCTest
 
 /// A fresh empty directory under the system temporary directory, removed after the test.
@@ -14,15 +15,7 @@ func makeTemporaryDirectory(_ testCase: XCTestCase) throws -> URL {
 /// The `CheckpointError` that `body` throws; fails the test if it succeeds or throws another type.
 func checkpointError<T>(_ body: () throws -> T, file: StaticString = #filePath, line: UInt = #line)
     -> CheckpointError? {
-    do {
-        _ = try body()
-        XCTFail("expected a CheckpointError, got success", file: file, line: line)
-    } catch let error as CheckpointError {
-        return error
-    } catch {
-        XCTFail("expected a CheckpointError, got \(error)", file: file, line: line)
-    }
-    return nil
+    thrownError(CheckpointError.self, body, file: file, line: line)
 }
 
 /// Asserts that `message` contains every one of `parts` (variadic form).

@@ -4,7 +4,7 @@ import XCTest
 
 /// `launch/run`: argument checking, the flags it adds, and a real 2-rank run.
 final class LaunchRunTests: XCTestCase {
-    private var script: String { MPICheck.packageRoot.appendingPathComponent("launch/run").path }
+    private var script: String { TestPaths.repository.appendingPathComponent("launch/run").path }
 
     private func launch(_ arguments: [String], environment: [String: String] = [:]) throws -> ProcessResult {
         try ProcessRunner.run([script] + arguments, environment: environment, timeoutSeconds: 60)
@@ -50,13 +50,13 @@ final class LaunchRunTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: config) }
         let result = try launch(["-n", "2", config.path], environment: ["LAUNCH_DRY_RUN": "1"])
         XCTAssertEqual(result.status, 0, result.stderr)
-        let binary = MPICheck.packageRoot.appendingPathComponent(".build/release/easycompress").path
+        let binary = TestPaths.repository.appendingPathComponent(".build/release/easycompress").path
         XCTAssertTrue(result.stdout.hasSuffix(" -x OPENBLAS_NUM_THREADS -x OPENBLAS_THREAD_TIMEOUT \(binary) train --config \(config.path)\n"),
                       result.stdout)
     }
 
     func testRunsAProgramOnTwoRanks() throws {
-        let result = try launch(["-n", "2", try MPICheck.programPath(), "world"])
+        let result = try launch(["-n", "2", try MPIRun.checkProgram(), "world"])
         XCTAssertEqual(result.status, 0, result.stderr)
         XCTAssertTrue(result.stdout.contains("OK world rank 0/2\n"), result.stdout)
         XCTAssertTrue(result.stdout.contains("OK world rank 1/2\n"), result.stdout)

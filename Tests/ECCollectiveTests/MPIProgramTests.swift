@@ -19,7 +19,7 @@ final class MPIProgramTests: XCTestCase {
 
     /// Without a launcher the same program is a world of size 1 and every scenario still holds.
     func testScenariosWithoutLauncher() throws {
-        let result = try ProcessRunner.run([try MPICheck.programPath(), "all"], timeoutSeconds: 60)
+        let result = try ProcessRunner.run([try MPIRun.checkProgram(), "all"], timeoutSeconds: 60)
         XCTAssertEqual(result.status, 0, result.stderr)
         for scenario in Self.scenarios {
             XCTAssertTrue(result.stdout.contains("OK \(scenario) rank 0/1\n"), "\(scenario): \(result.stdout)")
@@ -29,7 +29,7 @@ final class MPIProgramTests: XCTestCase {
     /// Rank 1 fails while rank 0 waits in an allreduce: `failJob` must abort the whole job
     /// quickly (non-zero exit, the rank's error on stderr) instead of leaving rank 0 hanging.
     func testFaultOnOneRankAbortsTheJob() throws {
-        let result = try MPICheck.run(ranks: 2, ["fault"], timeoutSeconds: 10)
+        let result = try MPIRun.check(ranks: 2, ["fault"], timeoutSeconds: 10)
         XCTAssertFalse(result.timedOut, "the job hung instead of aborting: \(result.stderr)")
         XCTAssertNotEqual(result.status, 0)
         XCTAssertLessThan(result.seconds, 10)
@@ -39,21 +39,21 @@ final class MPIProgramTests: XCTestCase {
 
     /// In a world of size 1, `failJob` prints the rank prefix and exits with status 1.
     func testFailJobWithoutLauncherExitsOne() throws {
-        let result = try ProcessRunner.run([try MPICheck.programPath(), "fault"], timeoutSeconds: 30)
+        let result = try ProcessRunner.run([try MPIRun.checkProgram(), "fault"], timeoutSeconds: 30)
         XCTAssertEqual(result.status, 1)
         XCTAssertTrue(result.stderr.contains("[rank 0/1] error: fault: fault needs at least 2 ranks, got 1"),
                       result.stderr)
     }
 
     func testUnknownScenarioFailsTheJob() throws {
-        let result = try MPICheck.run(ranks: 2, ["no-such-scenario"], timeoutSeconds: 30)
+        let result = try MPIRun.check(ranks: 2, ["no-such-scenario"], timeoutSeconds: 30)
         XCTAssertNotEqual(result.status, 0)
         XCTAssertTrue(result.stderr.contains("error: unknown scenario 'no-such-scenario'"), result.stderr)
     }
 
     /// The harness itself: a job that never finishes is killed at the deadline, ranks included.
     func testHangingJobIsKilledAtTheDeadline() throws {
-        let result = try MPICheck.run(ranks: 2, ["hang"], timeoutSeconds: 3)
+        let result = try MPIRun.check(ranks: 2, ["hang"], timeoutSeconds: 3)
         XCTAssertTrue(result.timedOut)
         XCTAssertLessThan(result.seconds, 3 + 3 + 2)
         let pids = result.stdout.split(separator: "\n").compactMap { line -> pid_t? in
@@ -67,7 +67,7 @@ final class MPIProgramTests: XCTestCase {
     }
 
     private func assertScenariosPass(ranks: Int, file: StaticString = #filePath, line: UInt = #line) throws {
-        let result = try MPICheck.run(ranks: ranks, ["all"], timeoutSeconds: 60)
+        let result = try MPIRun.check(ranks: ranks, ["all"], timeoutSeconds: 60)
         XCTAssertFalse(result.timedOut, "mpirun -np \(ranks) timed out", file: file, line: line)
         XCTAssertEqual(result.status, 0, "mpirun -np \(ranks) failed:\n\(result.stderr)", file: file, line: line)
         for scenario in Self.scenarios {

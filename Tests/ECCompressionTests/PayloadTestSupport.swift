@@ -1,19 +1,12 @@
 @testable import ECCompression
 import ECTensor
+import ECTestSupport
 import XCTest
 
 /// The `PayloadError` `body` throws, or `nil` (failing the test) if it throws nothing or
 /// something else.
 func payloadError<T>(_ body: () throws -> T, file: StaticString = #filePath, line: UInt = #line) -> PayloadError? {
-    do {
-        _ = try body()
-        XCTFail("expected a PayloadError, nothing was thrown", file: file, line: line)
-    } catch let error as PayloadError {
-        return error
-    } catch {
-        XCTFail("expected a PayloadError, got \(error)", file: file, line: line)
-    }
-    return nil
+    thrownError(PayloadError.self, body, file: file, line: line)
 }
 
 /// Asserts that decoding `bytes` (expecting masks at `step`) throws exactly `expected`.
