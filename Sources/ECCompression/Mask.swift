@@ -54,9 +54,17 @@ public struct Mask: Equatable, Sendable {
     /// The bits, packed LSB-first into `⌈count / 8⌉` bytes (see the type's documentation).
     public var packedBytes: [UInt8] {
         var bytes = [UInt8](repeating: 0, count: Mask.packedByteCount(count))
-        values.withUnsafeBufferPointer { flags in
+        guard count > 0 else { return bytes }
+        values.withUnsafeBufferPointer { flagBuffer in
+            // A Bool is one byte holding 0 or 1: read eight at a time and shift them into place.
+            let flags = UnsafeRawPointer(flagBuffer.baseAddress!).assumingMemoryBound(to: UInt8.self)
             bytes.withUnsafeMutableBufferPointer { out in
-                for i in flags.indices where flags[i] { out[i >> 3] |= 1 << UInt8(i & 7) }
+                let full = flagBuffer.count / 8
+                for b in 0..<full {
+                    let f = flags + 8 * b
+                    out[b] = f[0] | f[1] << 1 | f[2] << 2 | f[3] << 3 | f[4] << 4 | f[5] << 5 | f[6] << 6 | f[7] << 7
+                }
+                for i in (8 * full)..<flagBuffer.count where flagBuffer[i] { out[i >> 3] |= 1 << UInt8(i & 7) }
             }
         }
         return bytes
@@ -76,7 +84,12 @@ public struct Mask: Equatable, Sendable {
                      "\(count) mask bits need \(Mask.packedByteCount(count)) bytes, got \(bytes.count)")
         let values = bytes.withUnsafeBufferPointer { packed in
             [Bool](unsafeUninitializedCapacity: count) { flags, initialized in
-                for i in 0..<count { flags[i] = packed[i >> 3] & (1 << UInt8(i & 7)) != 0 }
+                let full = count / 8
+                for b in 0..<full {
+                    let byte = packed[b]
+                    for k in 0..<8 { flags[8 * b + k] = (byte >> UInt8(k)) & 1 != 0 }
+                }
+                for i in (8 * full)..<count { flags[i] = packed[i >> 3] & (1 << UInt8(i & 7)) != 0 }
                 initialized = count
             }
         }
