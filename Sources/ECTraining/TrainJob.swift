@@ -42,7 +42,7 @@ public enum TrainJob {
         let evaluation = EvaluationHook(every: config.evalEvery, data: test, metrics: metrics, log: log)
         var hooks: [SessionRunHook] = [StopAtStepHook(lastStep: totalSteps), logging, evaluation]
         if config.debugCheckEvery > 0 { hooks.append(ConsistencyCheckHook(every: config.debugCheckEvery)) }
-        if let fault = FaultInjectionHook.fromEnvironment() { hooks.append(fault) }
+        hooks += FaultInjectionHook.fromEnvironment() as [SessionRunHook]
         let checkpoints = CheckpointHook(every: config.checkpointEvery, saveDir: saveDir, keepLast: config.keepCheckpoints,
                                          config: config, log: log)
         hooks.append(checkpoints)

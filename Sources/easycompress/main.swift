@@ -23,6 +23,7 @@ struct Train: ParsableCommand {
         Examples:
           easycompress train --config job.yaml
           easycompress train --config job.yaml --debug      # cross-rank consistency checks
+          easycompress train --config job.yaml --resume     # continue from save_dir's last checkpoint
           mpirun -np 2 easycompress train --config job.yaml
         """)
 
@@ -32,6 +33,9 @@ struct Train: ParsableCommand {
     @Flag(name: .long, help: "Check every 10 steps that all ranks hold identical parameters.")
     var debug = false
 
+    @Flag(name: .long, help: "Continue from the newest checkpoint in save_dir (weights, optimizer, step, data position).")
+    var resume = false
+
     @Flag(name: .long, help: "Print nothing but errors.")
     var quiet = false
 
@@ -39,7 +43,7 @@ struct Train: ParsableCommand {
         try runJob(quiet: quiet) { world, log in
             var job = try JobConfig.load(file: config)
             if debug && job.debugCheckEvery == 0 { job.debugCheckEvery = 10 }
-            _ = try TrainJob.run(job, communicator: world, log: log)
+            _ = try TrainJob.run(job, communicator: world, log: log, resume: resume)
         }
     }
 }

@@ -1,28 +1,37 @@
 import Foundation
 
-/// Test-only fault injection: with `EC_FAULT_INJECT=<rank>:<step>` in the environment, that
-/// rank throws `TrainingError.injectedFault` after that step, so tests can prove a failure on
-/// one rank ends the whole job instead of leaving the others hanging.
+/// Test-only fault injection, so tests can prove the failure paths:
+/// - `EC_FAULT_INJECT=<rank>:<step>`: that rank throws `TrainingError.injectedFault` after that
+///   step — a failure on one rank must end the whole job, never leave the others hanging;
+/// - `EC_FAULT_DIVERGE=<rank>:<step>`: that rank nudges one element of its first parameter (in
+///   name order) after that step — `--debug` must then report the replicas diverged.
 public final class FaultInjectionHook: SessionRunHook {
+    public enum Fault: Equatable { case fail, diverge }
+    public let fault: Fault
     public let rank: Int
     public let step: Int
 
-    /// The hook the environment asks for, or nil (the normal case).
-    public static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) -> FaultInjectionHook? {
-        guard let spec = env["EC_FAULT_INJECT"] else { return nil }
-        let parts = spec.split(separator: ":").compactMap { Int($0) }
-        guard parts.count == 2 else { return nil }
-        return FaultInjectionHook(rank: parts[0], step: parts[1])
+    /// The hooks the environment asks for (none in the normal case).
+    public static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) -> [FaultInjectionHook] {
+        [("EC_FAULT_INJECT", Fault.fail), ("EC_FAULT_DIVERGE", .diverge)].compactMap { variable, fault in
+            let parts = env[variable]?.split(separator: ":").compactMap { Int($0) } ?? []
+            return parts.count == 2 ? FaultInjectionHook(fault, rank: parts[0], step: parts[1]) : nil
+        }
     }
 
-    public init(rank: Int, step: Int) {
+    public init(_ fault: Fault, rank: Int, step: Int) {
+        self.fault = fault
         self.rank = rank
         self.step = step
     }
 
     public func afterRun(_ context: RunContext, result: StepResult) throws {
-        if result.step == step && context.session.communicator.rank == rank {
+        guard result.step == step, context.session.communicator.rank == rank else { return }
+        switch fault {
+        case .fail:
             throw TrainingError.injectedFault(rank: rank, step: step)
+        case .diverge:
+            if let p = context.session.model.parameters.first { p.value[flat: 0] += 1e-3 }
         }
     }
 }
