@@ -7,12 +7,13 @@ import XCTest
 /// process, seed 42 — trained for real on all of Fashion-MNIST (about a minute).
 ///
 /// TensorFlow/Keras reached 0.9006 and PyTorch 0.8976 on this setup (PEERS.md, one run each).
-/// Ours, measured over seeds: one process 0.8914 (seed 42), 0.8919, 0.8965, 0.8781; two ranks
-/// 0.9029 (seed 42), 0.8862, 0.8964, 0.8953, 0.8907 — mean 0.892, standard deviation 0.0075,
-/// so TensorFlow's single run sits about one deviation above our mean. The bound below is the
-/// seed-42 result less a margin for other CPUs' BLAS kernels (rounding differences change the
-/// trajectory): a regression in the engine, the data pipeline or the optimizer shows as
-/// several points lost.
+/// Ours: this test (one process, seed 42) gives 0.8966; two ranks with seed 42 give 0.9029;
+/// other seeds (two ranks) 0.8862, 0.8964, 0.8953, 0.8907, and on one process with an earlier
+/// build 0.8914, 0.8919, 0.8965, 0.8781 — mean 0.893, standard deviation 0.007, so
+/// TensorFlow's single run sits about one deviation above our mean. Rounding differences
+/// (another CPU's BLAS kernels, another rank count) change the trajectory, hence a margin
+/// below the seed-42 result: a regression in the engine, the data pipeline or the optimizer
+/// shows as several points lost.
 final class ReferenceJobTests: XCTestCase {
     func testReferenceJobTrainsToTensorFlowLevelAccuracy() throws {
         let dir = try TestPaths.temporaryDirectory(name)
