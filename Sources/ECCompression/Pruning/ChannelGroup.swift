@@ -1,0 +1,71 @@
+import ECTensor
+
+/// Which elements of one parameter belong to which channel of a `ChannelGroup`.
+///
+/// Element `e` (row-major flat index) of the parameter belongs to channel
+/// `(e / innerStride) % period`. This one rule covers every place a channel lives:
+///
+/// | parameter | role | innerStride | period |
+/// |---|---|---|---|
+/// | Conv2D kernel `[kh, kw, cin, cout]`, output channel | producer | 1 | cout |
+/// | Dense kernel `[in, out]`, output unit | producer | 1 | out |
+/// | bias, batch-norm gamma/beta/moving statistics `[c]` | producer | 1 | c |
+/// | Conv2D kernel, input channel (a consumer) | consumer | cout | cin |
+/// | Dense kernel after a Flatten of `[H, W, C]` (rows in H, W, C order) | consumer | out | C |
+/// | Dense kernel, input unit (no flatten) | consumer | out | in |
+public struct ChannelSlice: Equatable, Sendable {
+    public enum Role: String, Sendable { case producer, consumer }
+    /// The parameter's scope path, e.g. `conv2/weight`.
+    public let parameter: String
+    public let role: Role
+    public let innerStride: Int
+    public let period: Int
+
+    public init(parameter: String, role: Role, innerStride: Int, period: Int) {
+        precondition(innerStride > 0 && period > 0, "\(parameter): stride \(innerStride) and period \(period) must be > 0")
+        self.parameter = parameter
+        self.role = role
+        self.innerStride = innerStride
+        self.period = period
+    }
+
+    /// The channel element `e` belongs to.
+    @inline(__always)
+    public func channel(ofElement e: Int) -> Int { (e / innerStride) % period }
+}
+
+/// A set of channels that must be pruned together: the output channels of one Conv2D/Dense
+/// layer, or of several layers tied by the graph (the body and shortcut of a residual block
+/// and every block that adds onto the same stream). Channel `c` of the group is channel `c` of
+/// every slice.
+public struct ChannelGroup: Equatable, Sendable {
+    /// A stable name: the producers' scopes joined by "+" in name order (`conv1`,
+    /// `block1/conv2+stem`).
+    public let id: String
+    /// Number of channels (the producers' output width).
+    public let channels: Int
+    /// Every parameter region a channel occupies (producers and consumers).
+    public let slices: [ChannelSlice]
+    /// The producing layers' kernel parameters (`conv1/weight`), whose weights and gradients
+    /// give the importance.
+    public let producers: [String]
+    /// False when the group may not be pruned (it holds the classifier's outputs, or a scope
+    /// is excluded, or its op type is not prunable).
+    public let prunable: Bool
+    /// Parameters removed from the extracted model per pruned channel, over the slices of
+    /// prunable layers' kernels and biases (producers and consumers alike).
+    public let parametersPerChannel: Int
+    /// Forward FLOPs per sample removed per pruned channel (multiply-adds × 2).
+    public let flopsPerChannel: Int
+
+    public init(id: String, channels: Int, slices: [ChannelSlice], producers: [String], prunable: Bool,
+                parametersPerChannel: Int, flopsPerChannel: Int) {
+        self.id = id
+        self.channels = channels
+        self.slices = slices
+        self.producers = producers
+        self.prunable = prunable
+        self.parametersPerChannel = parametersPerChannel
+        self.flopsPerChannel = flopsPerChannel
+    }
+}
