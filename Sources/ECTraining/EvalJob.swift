@@ -9,7 +9,7 @@ public enum EvalJob {
         let model = try config.makeModel()
         try WeightLoader.load(into: model, from: weights)
         let test = try Dataset.load(.test, directory: config.dataset.path, limit: config.dataset.limitTest)
-        try TrainJob.checkInput(model: model, data: test)
+        try test.checkFits(model)
         return try Evaluator.evaluate(model, on: test, communicator: communicator)
     }
 }

@@ -32,11 +32,16 @@ public struct TrainSummary: Codable {
         case trainSamplesPerSecond = "train_samples_per_second", trainSeconds = "train_seconds", layers, evaluations
     }
 
-    /// Pretty-printed JSON with sorted keys.
-    public func jsonData() throws -> Data {
+    /// Pretty-printed JSON with sorted keys; `sections` (each a JSON object, e.g. a
+    /// compressor's `pruner` section) are added under their names.
+    public func jsonData(sections: [String: Data] = [:]) throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return try encoder.encode(self)
+        let base = try encoder.encode(self)
+        guard !sections.isEmpty else { return base }
+        var object = try JSONSerialization.jsonObject(with: base) as! [String: Any]
+        for (name, data) in sections { object[name] = try JSONSerialization.jsonObject(with: data) }
+        return try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
     }
 
     /// The human-readable table printed at the end of a run.

@@ -1,4 +1,5 @@
 import Foundation
+import ECCompression
 import ECNN
 
 /// A training job as the CLI reads it from YAML/JSON (seed snake_case keys). Every value is
@@ -137,4 +138,9 @@ extension JobConfig {
         }
         return model
     }
+}
+
+extension JobConfig {
+    /// The compressors the job's `compression:` section names (none yet in this version).
+    public func makeCompressors() throws -> [Compressor] { [] }
 }

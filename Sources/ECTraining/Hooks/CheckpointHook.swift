@@ -1,6 +1,8 @@
 import Foundation
 import ECCheckpoint
+import ECCompression
 import ECNN
+import ECOptim
 import ECTensor
 
 /// The JSON half of a checkpoint (`state.json`): where training stands.
@@ -21,23 +23,30 @@ public struct JobState: Codable, Equatable {
     }
 }
 
-/// Writes a checkpoint (model tensors + optimizer state in safetensors, `JobState` in JSON)
-/// every `every` steps and at the end, on the chief only, atomically, keeping the last K.
+/// Writes a checkpoint (model tensors, optimizer state and each compressor's tensors in
+/// safetensors; `JobState` plus each compressor's JSON state in `state.json`, under
+/// `"compressors": {kind: state}`) every `every` steps and at the end, on the chief only,
+/// atomically, keeping the last K; and restores the newest one to resume.
 public final class CheckpointHook: SessionRunHook {
     public let every: Int
     public let store: CheckpointStore
     public let keepLast: Int
-    let config: JobConfig
+    let seed: UInt64
+    let batchSize: Int
+    let compressors: [Compressor]
     let log: Logger
     /// The batch position to record; the training loop keeps it current.
     public var position = BatchPosition(epoch: 0, stepInEpoch: 0)
     private var lastSaved = -1
 
-    public init(every: Int, saveDir: URL, keepLast: Int, config: JobConfig, log: Logger) {
+    public init(every: Int, saveDir: URL, keepLast: Int, seed: UInt64, batchSize: Int,
+                compressors: [Compressor] = [], log: Logger) {
         self.every = every
         store = CheckpointStore(directory: saveDir.appendingPathComponent("checkpoints"))
         self.keepLast = keepLast
-        self.config = config
+        self.seed = seed
+        self.batchSize = batchSize
+        self.compressors = compressors
         self.log = log
     }
 
@@ -51,12 +60,54 @@ public final class CheckpointHook: SessionRunHook {
         guard session.communicator.isChief, step != lastSaved else { return }
         var tensors = session.model.stateDict()
         for (name, t) in session.optimizer.inner.exportState().sorted { tensors[name] = t }
-        let state = JobState(formatVersion: JobState.formatVersion, step: step, position: position, seed: config.seed,
-                             worldSize: session.communicator.size, model: session.model.name, batchSize: config.batchSize)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let ref = try store.save(step: step, tensors: tensors, state: try encoder.encode(state), keepLast: keepLast)
+        var compressorStates: [String: Any] = [:]
+        for c in compressors {
+            for (name, t) in c.checkpointTensors().sorted { tensors[name] = t }
+            compressorStates[c.kind] = try JSONSerialization.jsonObject(with: c.checkpointState())
+        }
+        let state = JobState(formatVersion: JobState.formatVersion, step: step, position: position, seed: seed,
+                             worldSize: session.communicator.size, model: session.model.name, batchSize: batchSize)
+        var object = try JSONSerialization.jsonObject(with: JSONEncoder().encode(state)) as! [String: Any]
+        object["compressors"] = compressorStates
+        let json = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+        let ref = try store.save(step: step, tensors: tensors, state: json, keepLast: keepLast)
         lastSaved = step
         log.info("checkpoint \(ref.url.path)")
+    }
+
+    /// Loads the newest checkpoint into the model, optimizer and compressors; nil when there
+    /// is none. A checkpoint of another job (model, batch size, seed) is an error.
+    public func restore(model: Model, optimizer: Optimizer, worldSize: Int) throws -> (step: Int, position: BatchPosition)? {
+        guard FileManager.default.fileExists(atPath: store.directory.path),
+              let checkpoint = try store.loadLatest() else { return nil }
+        let state: JobState
+        let compressorStates: [String: Any]
+        do {
+            state = try JSONDecoder().decode(JobState.self, from: checkpoint.state)
+            let object = try JSONSerialization.jsonObject(with: checkpoint.state) as? [String: Any]
+            compressorStates = object?["compressors"] as? [String: Any] ?? [:]
+        } catch {
+            throw TrainingError.incompatibleWeights(source: checkpoint.url.path, reason: "state.json is not a job state: \(error)")
+        }
+        guard state.model == model.name, state.batchSize == batchSize, state.seed == seed else {
+            throw TrainingError.incompatibleWeights(
+                source: checkpoint.url.path,
+                reason: "it was written by a job with model \(state.model), batch_size \(state.batchSize), seed \(state.seed); "
+                    + "this job has \(model.name), \(batchSize), \(seed)")
+        }
+        let expected = Dictionary(uniqueKeysWithValues: model.parameters.map { ($0.name, $0.shape) })
+        let weights = NamedTensors(checkpoint.tensors.sorted.filter { expected[$0.name] != nil }.map { ($0.name, $0.tensor) })
+        try weights.validateShapes(expected, file: checkpoint.tensorsPath)
+        try optimizer.importState(checkpoint.tensors, for: model.parameters)
+        for c in compressors {
+            guard let saved = compressorStates[c.kind] else {
+                throw TrainingError.incompatibleWeights(source: checkpoint.url.path, reason: "it has no \(c.kind) state")
+            }
+            let prefix = c.kind + "/"
+            let own = NamedTensors(checkpoint.tensors.sorted.filter { $0.name.hasPrefix(prefix) }.map { ($0.name, $0.tensor) })
+            try c.restore(tensors: own, state: JSONSerialization.data(withJSONObject: saved))
+        }
+        for p in model.parameters { p.value = weights[p.name]! }
+        return (state.step, state.position)
     }
 }

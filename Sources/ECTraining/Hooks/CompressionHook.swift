@@ -1,0 +1,59 @@
+import Foundation
+import ECCheckpoint
+import ECCollective
+import ECCompression
+import ECNN
+import ECTensor
+
+/// Drives a `Compressor` from a `MonitoredSession`, as the seed's
+/// `CompressionHook(compressor, save_dir=...)` for `tf.train.MonitoredSession`:
+///
+/// ```swift
+/// let pruner = Pruner(config: PrunerConfig(compressionRatio: 0.5, stepInterval: 1000, numTrials: 10))
+/// let hook = CompressionHook(pruner, saveDir: "output")
+/// let session = try MonitoredSession(model: model, optimizer: sgd, communicator: world, hooks: [hook])
+/// ```
+///
+/// On every rank: prepares the compressor once parameters are identical across ranks, calls it
+/// after each optimizer update (the chief decides and broadcasts through a `PayloadChannel`),
+/// then re-applies its masks to every parameter and to the optimizer's state for it, so pruned
+/// or sparsified elements stay zero. At the end the chief writes
+/// `saveDir/<kind>.json` (the compressor's summary section).
+public final class CompressionHook: SessionRunHook {
+    public let compressor: Compressor
+    public let saveDir: URL?
+    /// The channel the chief's decisions travel through (bytes sent, compression ratio).
+    public private(set) var channel: PayloadChannel?
+
+    public init(_ compressor: Compressor, saveDir: String? = nil) {
+        self.compressor = compressor
+        self.saveDir = saveDir.map { URL(fileURLWithPath: $0) }
+    }
+
+    public func afterCreateSession(_ session: MonitoredSession) throws {
+        channel = PayloadChannel(communicator: session.communicator)
+        try compressor.prepare(model: session.model, communicator: session.communicator)
+        applyMasks(session)
+    }
+
+    public func afterRun(_ context: RunContext, result: StepResult) throws {
+        guard let channel else { return }
+        try compressor.afterStep(result.step, model: context.session.model, channel: channel)
+        applyMasks(context.session)
+    }
+
+    public func end(_ session: MonitoredSession) throws {
+        guard session.communicator.isChief, let saveDir else { return }
+        try FileManager.default.createDirectory(at: saveDir, withIntermediateDirectories: true)
+        try AtomicFile.write(compressor.summarySection(model: session.model),
+                             to: saveDir.appendingPathComponent("\(compressor.kind).json"))
+    }
+
+    /// Zeroes what the compressor removed, in every parameter and its optimizer slots.
+    func applyMasks(_ session: MonitoredSession) {
+        for p in session.model.parameters {
+            compressor.applyMasks(to: &p.value, parameter: p.name)
+            session.optimizer.inner.forEachSlot(of: p.name) { compressor.applyMasks(to: &$0, parameter: p.name) }
+        }
+    }
+}
