@@ -63,8 +63,6 @@ public enum TrainJob {
         Parallel.workers = threads
     }
 
-    }
-
     /// The optimizer a job's `optimizer:` section describes.
     public static func makeOptimizer(_ c: JobConfig.OptimizerConfig, totalSteps: Int) throws -> Optimizer {
         let lr = Float(c.lr)
