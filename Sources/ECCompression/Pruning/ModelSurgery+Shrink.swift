@@ -1,0 +1,125 @@
+import ECNN
+import ECTensor
+
+extension ModelSurgery {
+    /// Builds the physically smaller model (GapFinetune): the same layers, names and order as
+    /// `model`, with every pruned channel removed and the surviving weights copied.
+    ///
+    /// Conv2D output/input channels, Dense outputs/inputs and BatchNorm channels shrink to the
+    /// kept counts; a Dense after a Flatten of `[H, W, C]` keeps the rows of the kept channels,
+    /// still in H, W, C order (`H·W·C'` rows). Biases and batch-norm statistics are copied
+    /// too, so in inference mode the result computes exactly what the masked large model
+    /// (`applyMasks`) computes. `model` is not modified and shares no parameter with the result.
+    ///
+    /// Every kept element keeps its relative order, so each new tensor is the row-major list
+    /// of the elements its `parameterMasks` mask keeps, reshaped to the reduced shape.
+    ///
+    /// - Parameters:
+    ///   - groups: `ChannelGroups.build(model:…)` of this model.
+    ///   - keep: channel flags per group id (see the type's preconditions).
+    public static func shrink(model: Model, groups: [ChannelGroup], keep: [String: [Bool]]) -> Model {
+        var plan = ShrinkPlan(masks: parameterMasks(model: model, groups: groups, keep: keep))
+        for (group, flags) in decisions(groups: groups, keep: keep) {
+            let kept = flags.filter { $0 }.count
+            for slice in group.slices { plan.keptChannels[SliceKey(slice)] = (kept, slice.period) }
+        }
+        return Model(name: model.name, root: plan.rebuildSequential(model.root), inputShape: model.inputShape,
+                     classes: model.classes)
+    }
+}
+
+/// A parameter and the role it plays in a slice.
+private struct SliceKey: Hashable {
+    let parameter: String
+    let role: ChannelSlice.Role
+
+    init(_ slice: ChannelSlice) { self.init(slice.parameter, slice.role) }
+    init(_ parameter: String, _ role: ChannelSlice.Role) {
+        self.parameter = parameter
+        self.role = role
+    }
+}
+
+/// What `shrink` needs while rebuilding: each parameter's element mask and, per slice, the
+/// number of channels kept out of the slice's period.
+private struct ShrinkPlan {
+    let masks: [String: Mask]
+    var keptChannels: [SliceKey: (kept: Int, period: Int)] = [:]
+    /// Draws the throw-away initial values of the new layers (overwritten by `copy`).
+    var rng = RNG(seed: 0)
+
+    init(masks: [String: Mask]) { self.masks = masks }
+
+    /// The module rebuilt at its reduced size, with the surviving values.
+    mutating func rebuild(_ module: Module) -> Module {
+        switch module {
+        case let seq as Sequential:
+            return rebuildSequential(seq)
+        case let block as ResidualBlock:
+            return ResidualBlock(name: block.name, body: rebuildSequential(block.body),
+                                 shortcut: block.shortcut.map { rebuildSequential($0) })
+        case let conv as Conv2D:
+            let out = kept(conv.weight, .producer) ?? conv.outChannels
+            let cin = kept(conv.weight, .consumer) ?? conv.inChannels
+            let new = Conv2D(name: conv.name, inChannels: cin, outChannels: out, kernelSize: conv.kernelSize,
+                             stride: conv.stride, padding: conv.padding, useBias: conv.bias != nil, rng: &rng)
+            copy(conv.ownParameters, into: new.ownParameters)
+            return new
+        case let dense as Dense:
+            let out = kept(dense.weight, .producer) ?? dense.outputs
+            // A consumer slice of period C on `inputs = H·W·C` rows keeps H·W·C' of them.
+            let inputs = keptChannels[SliceKey(dense.weight.name, .consumer)]
+                .map { dense.inputs / $0.period * $0.kept } ?? dense.inputs
+            let new = Dense(name: dense.name, inputs: inputs, outputs: out, useBias: dense.bias != nil, rng: &rng)
+            copy(dense.ownParameters, into: new.ownParameters)
+            return new
+        case let bn as BatchNorm:
+            let channels = kept(bn.gamma, .producer) ?? bn.channels
+            let new = BatchNorm(name: bn.name, channels: channels, momentum: bn.momentum, epsilon: bn.epsilon)
+            copy(bn.ownParameters, into: new.ownParameters)
+            return new
+        case let relu as ReLU:
+            return ReLU(name: relu.name)
+        case let pool as MaxPool:
+            return MaxPool(name: pool.name, size: pool.size, stride: pool.stride)
+        case let flatten as Flatten:
+            return Flatten(name: flatten.name)
+        case let pool as GlobalAvgPool:
+            return GlobalAvgPool(name: pool.name)
+        default:
+            precondition(module.ownParameters.isEmpty && module.children.isEmpty,
+                         "\(module.name): ModelSurgery cannot rebuild a \(module.opType) with parameters")
+            return module
+        }
+    }
+
+    mutating func rebuildSequential(_ seq: Sequential) -> Sequential {
+        Sequential(name: seq.name, seq.layers.map { rebuild($0) })
+    }
+
+    private func kept(_ parameter: Parameter, _ role: ChannelSlice.Role) -> Int? {
+        keptChannels[SliceKey(parameter.name, role)]?.kept
+    }
+
+    /// Copies each old parameter's kept elements into the new parameter of the same name.
+    private func copy(_ old: [Parameter], into new: [Parameter]) {
+        precondition(old.map(\.name) == new.map(\.name), "rebuilt parameters \(new.map(\.name)) ≠ \(old.map(\.name))")
+        for (o, n) in zip(old, new) {
+            guard let mask = masks[o.name] else {
+                precondition(o.shape == n.shape, "\(o.name): unsliced parameter changed shape \(o.shape) → \(n.shape)")
+                n.value = o.value
+                continue
+            }
+            var scalars: [Float] = []
+            scalars.reserveCapacity(n.value.count)
+            mask.values.withUnsafeBufferPointer { flags in
+                o.value.withUnsafeBufferPointer { v in
+                    for i in 0..<v.count where flags[i] { scalars.append(v[i]) }
+                }
+            }
+            precondition(scalars.count == n.value.count,
+                         "\(o.name): \(scalars.count) kept elements for the new shape \(n.shape)")
+            n.value = Tensor(shape: n.shape, scalars: scalars)
+        }
+    }
+}

@@ -1,0 +1,38 @@
+/// Which scopes a compressor may touch: the seed's `include_scopes` / `exclude_scopes`.
+///
+/// Scopes are "/"-separated name paths (`block1/conv2/weight`). A scope matches itself and
+/// everything under it: `block1` matches `block1` and `block1/conv2`, never `block10`. An empty
+/// include list means every scope; an exclude match always wins over an include match.
+public struct ScopeFilter: Equatable, Sendable {
+    /// Scopes that may be touched; empty = all.
+    public let include: [String]
+    /// Scopes that are never touched; wins over `include`.
+    public let exclude: [String]
+
+    /// A filter from the config's scope lists (a trailing "/" on a scope is ignored).
+    public init(include: [String] = [], exclude: [String] = []) {
+        self.include = include.map(ScopeFilter.normalised)
+        self.exclude = exclude.map(ScopeFilter.normalised)
+    }
+
+    /// The filter that lets everything through.
+    public static let all = ScopeFilter()
+
+    /// Whether `layerScope` (a layer's scope or a parameter's path) passes the filter.
+    public func contains(_ layerScope: String) -> Bool {
+        let path = ScopeFilter.normalised(layerScope)
+        if exclude.contains(where: { ScopeFilter.scope($0, matches: path) }) { return false }
+        return include.isEmpty || include.contains { ScopeFilter.scope($0, matches: path) }
+    }
+
+    /// Whether `scope` is `path` or one of its enclosing scopes (the empty scope encloses all).
+    public static func scope(_ scope: String, matches path: String) -> Bool {
+        scope.isEmpty || path == scope || path.hasPrefix(scope + "/")
+    }
+
+    private static func normalised(_ scope: String) -> String {
+        var s = Substring(scope)
+        while s.hasSuffix("/") { s = s.dropLast() }
+        return String(s)
+    }
+}
