@@ -18,8 +18,10 @@ public enum TrainJob {
     ///
     /// With `resume`, training continues from the newest checkpoint in `save_dir` (weights,
     /// optimizer state, step and data position) instead of starting over.
+    ///
+    /// `model` replaces the zoo model the job names (GapFinetune's extracted model).
     public static func run(_ config: JobConfig, communicator: Communicator, log: Logger,
-                           resume: Bool = false) throws -> TrainOutcome {
+                           resume: Bool = false, model makeModel: (() throws -> Model)? = nil) throws -> TrainOutcome {
         configureThreads(config.threads)
         let train = try Dataset.load(.train, directory: config.dataset.path, limit: config.dataset.limitTrain)
         let test = try Dataset.load(.test, directory: config.dataset.path, limit: config.dataset.limitTest)
@@ -31,7 +33,7 @@ public enum TrainJob {
         run.bucketBytes = config.bucketBytes
         run.resume = resume
         let estimator = Estimator(modelFn: {
-            let model = try config.makeModel()
+            let model = try makeModel?() ?? config.makeModel()
             if let source = config.initFrom {
                 try WeightLoader.load(into: model, from: source)
                 log.info("initialised \(model.name) from \(source)")

@@ -13,7 +13,7 @@ struct EasyCompress: ParsableCommand {
           launch/run -n 2 examples/fmnist-cnn.yaml          # the same job on 2 MPI ranks
           easycompress eval --config examples/fmnist-cnn.yaml --checkpoint runs/fmnist-cnn
         """,
-        subcommands: [Train.self, Eval.self])
+        subcommands: [Train.self, Finetune.self, Eval.self])
 }
 
 struct Train: ParsableCommand {
@@ -44,6 +44,35 @@ struct Train: ParsableCommand {
             var job = try JobConfig.load(file: config)
             if debug && job.debugCheckEvery == 0 { job.debugCheckEvery = 10 }
             _ = try TrainJob.run(job, communicator: world, log: log, resume: resume)
+        }
+    }
+}
+
+struct Finetune: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Extract the physically smaller model from a pruned save_dir (GapFinetune) and fine-tune it.",
+        discussion: """
+        Prints parameters, FLOPs, test accuracy and inference speed before and after.
+        Examples:
+          easycompress finetune --from runs/fmnist-cnn-pruned --config examples/fmnist-cnn-finetune.yaml
+          launch/run -n 2 -- .build/release/easycompress finetune --from runs/pruned --config job.yaml
+        """)
+
+    @Option(name: .long, help: "The save_dir of a pruning job.")
+    var from: String
+
+    @Option(name: .long, help: "Job file (YAML or JSON): model (the pruned one), data, optimizer, length, save_dir.")
+    var config: String
+
+    @Flag(name: .long, help: "Continue from the newest checkpoint in the job's save_dir.")
+    var resume = false
+
+    @Flag(name: .long, help: "Print nothing but errors.")
+    var quiet = false
+
+    func run() throws {
+        try runJob(quiet: quiet) { world, log in
+            _ = try FinetuneJob.run(JobConfig.load(file: config), from: from, communicator: world, log: log, resume: resume)
         }
     }
 }

@@ -1,0 +1,93 @@
+import Foundation
+import ECCheckpoint
+import ECCollective
+import ECCompression
+import ECNN
+
+/// The before/after figures of a GapFinetune run (`summary.json`'s `gap_finetune` section).
+public struct FinetuneReport: Codable {
+    public let from: String
+    public let paramsBefore: Int, paramsAfter: Int
+    public let flopsBefore: Int, flopsAfter: Int
+    /// The pruned (masked) model's test accuracy, which the extracted model equals before fine-tuning.
+    public let accuracyPruned: Double
+    public let accuracyExtractedBeforeFinetune: Double
+    public let accuracyAfterFinetune: Double
+    public let inferenceBefore: InferenceSpeed
+    public let inferenceAfter: InferenceSpeed
+    /// Channels per group, before → after.
+    public let channels: [String: [Int]]
+
+    enum CodingKeys: String, CodingKey {
+        case from, paramsBefore = "params_before", paramsAfter = "params_after", flopsBefore = "flops_before"
+        case flopsAfter = "flops_after", accuracyPruned = "accuracy_pruned"
+        case accuracyExtractedBeforeFinetune = "accuracy_extracted_before_finetune"
+        case accuracyAfterFinetune = "accuracy_after_finetune", inferenceBefore = "inference_before"
+        case inferenceAfter = "inference_after", channels
+    }
+
+    /// The table printed at the end of `easycompress finetune`.
+    public var table: String {
+        func pct(_ a: Int, _ b: Int) -> String { String(format: "%+.1f%%", (Double(b) / Double(max(a, 1)) - 1) * 100) }
+        return [
+            String(format: "%-26@ %14@ %14@ %9@", "" as NSString, "before" as NSString, "after" as NSString, "change" as NSString),
+            String(format: "%-26@ %14d %14d %9@", "parameters" as NSString, paramsBefore, paramsAfter, pct(paramsBefore, paramsAfter) as NSString),
+            String(format: "%-26@ %14d %14d %9@", "FLOPs / sample" as NSString, flopsBefore, flopsAfter, pct(flopsBefore, flopsAfter) as NSString),
+            String(format: "%-26@ %14.4f %14.4f", "test accuracy (pruned→ft)" as NSString, accuracyPruned, accuracyAfterFinetune),
+            String(format: "%-26@ %14.0f %14.0f", "samples/s at batch 256" as NSString, inferenceBefore.batch256SamplesPerSecond,
+                   inferenceAfter.batch256SamplesPerSecond),
+            String(format: "%-26@ %14.1f %14.1f", "µs at batch 1" as NSString, inferenceBefore.batch1Microseconds,
+                   inferenceAfter.batch1Microseconds),
+        ].joined(separator: "\n")
+    }
+}
+
+/// `easycompress finetune --from DIR --config job.yaml`: extracts the physically smaller model
+/// from a pruned save_dir (`GapFinetune`), fine-tunes it with the job's optimizer, data and
+/// length, and reports params, FLOPs, accuracy and inference speed before and after.
+public enum FinetuneJob {
+    public static func run(_ config: JobConfig, from pruned: String, communicator: Communicator, log: Logger,
+                           resume: Bool = false) throws -> (outcome: TrainOutcome, report: FinetuneReport) {
+        TrainJob.configureThreads(config.threads)
+        guard config.initFrom == nil else {
+            throw ConfigError.invalid(path: "init_from", reason: "finetune starts from --from; remove init_from")
+        }
+        guard try config.makeCompressors().isEmpty else {
+            throw ConfigError.invalid(path: "compression", reason: "finetune trains the extracted model without compressors")
+        }
+        let ft = try GapFinetune(modelDir: pruned)
+        guard ft.original.name == config.model else {
+            throw ConfigError.invalid(path: "model", reason: "\(pruned) holds a \(ft.original.name), the job names \(config.model)")
+        }
+        let test = try Dataset.load(.test, directory: config.dataset.path, limit: config.dataset.limitTest)
+        let pruneAccuracy = try Evaluator.evaluate(ft.original, on: test, communicator: communicator).accuracy
+        let extractedAccuracy = try Evaluator.evaluate(ft.model, on: test, communicator: communicator).accuracy
+        log.info(String(format: "extracted %@ from %@: %d → %d parameters; test accuracy %.4f (masked model %.4f)",
+                        ft.model.name, pruned, ft.original.parameterCount, ft.model.parameterCount,
+                        extractedAccuracy, pruneAccuracy))
+
+        var job = config
+        job.initFrom = nil
+        let outcome = try TrainJob.run(job, communicator: communicator, log: log, resume: resume, model: { ft.model })
+
+        let dense = try config.makeModel()
+        let report = FinetuneReport(
+            from: pruned, paramsBefore: dense.parameterCount, paramsAfter: ft.model.parameterCount,
+            flopsBefore: dense.flops, flopsAfter: ft.model.flops, accuracyPruned: pruneAccuracy,
+            accuracyExtractedBeforeFinetune: extractedAccuracy, accuracyAfterFinetune: outcome.summary.testAccuracy,
+            inferenceBefore: InferenceSpeed.measure(ft.original, on: test),
+            inferenceAfter: InferenceSpeed.measure(outcome.model, on: test),
+            channels: Dictionary(uniqueKeysWithValues: ft.groups.map { g in
+                (g.id, [g.channels, ft.keep[g.id]?.filter { $0 }.count ?? g.channels])
+            }))
+        if communicator.isChief {
+            let url = outcome.saveDir.appendingPathComponent("summary.json")
+            var object = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [String: Any]
+            let encoder = JSONEncoder()
+            object["gap_finetune"] = try JSONSerialization.jsonObject(with: encoder.encode(report))
+            try AtomicFile.write(JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]), to: url)
+            log.info(report.table)
+        }
+        return (outcome, report)
+    }
+}
