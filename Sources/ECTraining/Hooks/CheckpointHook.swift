@@ -21,6 +21,17 @@ public struct JobState: Codable, Equatable {
         case formatVersion = "format_version", step, position, seed, worldSize = "world_size", model
         case batchSize = "batch_size"
     }
+
+    public init(formatVersion: Int, step: Int, position: BatchPosition, seed: UInt64, worldSize: Int, model: String,
+                batchSize: Int) {
+        self.formatVersion = formatVersion
+        self.step = step
+        self.position = position
+        self.seed = seed
+        self.worldSize = worldSize
+        self.model = model
+        self.batchSize = batchSize
+    }
 }
 
 /// Writes a checkpoint (model tensors, optimizer state and each compressor's tensors in
