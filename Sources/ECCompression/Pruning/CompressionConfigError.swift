@@ -1,0 +1,42 @@
+/// A compressor configuration value outside what the seed allows (tier 2, SPEC §3: "a clear
+/// error naming the key, the value and the allowed range — never a crash, never a silent
+/// clamp").
+///
+/// Keys are written as in job files: the section, a dot and the seed's snake_case key
+/// (`pruner.compression_ratio`), so the message points at the line to fix.
+public enum CompressionConfigError: Error, Equatable, CustomStringConvertible {
+    /// A number outside its range; `allowed` reads after "must be" (`in [0, 1]`, `> 0`).
+    case outOfRange(key: String, value: String, allowed: String)
+    /// A string that is none of the allowed choices.
+    case notOneOf(key: String, value: String, allowed: [String])
+    /// An op type no compressor of this kind can act on.
+    case unknownOpType(key: String, value: String, allowed: [String])
+    /// An empty scope path in a scope list (it would match nothing, or everything).
+    case emptyScope(key: String, index: Int)
+
+    public var description: String {
+        switch self {
+        case let .outOfRange(key, value, allowed):
+            return "\(key) must be \(allowed), got \(value)"
+        case let .notOneOf(key, value, allowed):
+            return "\(key) must be \(Self.choices(allowed)), got \"\(value)\""
+        case let .unknownOpType(key, value, allowed):
+            return "\(key): unknown op type '\(value)' (allowed: \(allowed.joined(separator: ", ")))"
+        case let .emptyScope(key, index):
+            return "\(key)[\(index)] is an empty scope; hint: scopes are \"/\"-separated paths such as \"block1/conv2\""
+        }
+    }
+
+    /// `"a"`, `"a" or "b"`, `"a", "b" or "c"`.
+    private static func choices(_ allowed: [String]) -> String {
+        let quoted = allowed.map { "\"\($0)\"" }
+        guard quoted.count > 1 else { return quoted.first ?? "" }
+        return quoted.dropLast().joined(separator: ", ") + " or " + quoted.last!
+    }
+
+    /// A number as a user wrote it: `0` and `2` for whole values, `1.5` otherwise, `nan`, `inf`.
+    static func format(_ value: Double) -> String {
+        if value.isFinite, value == value.rounded(), abs(value) < 1e15 { return String(Int(value)) }
+        return "\(value)"
+    }
+}

@@ -1,0 +1,206 @@
+import ECCollective
+import ECNN
+import ECTensor
+
+/// Gradual, importance-driven structured pruning of channels (SPEC §3 `Pruner`).
+///
+/// - Importance: each prunable group's channels carry an EMA of their first-order Taylor score
+///   (Molchanov et al. 2019, see `TaylorImportance`), I ← α·I + (1−α)·score, started at the
+///   first score and updated after every step until the last trial — on the chief only
+///   (SPEC §2); `importanceUpdates` counts the updates this process made (0 on workers).
+/// - Schedule: after step k·stepInterval, k = 1…numTrials, the pruned fraction rises to
+///   r_k = R·(1 − (1 − k/n)³) (Zhu & Gupta 2017, see `PruningSchedule`).
+/// - Unit: the fraction of the prunable layers' parameters removed (`PrunerConfig`): the
+///   denominator is the element count of the kernels and biases of every Conv2D/MatMul layer
+///   holding a slice of a prunable group (producers and consumers); the numerator counts the
+///   elements of those parameters that the pruned channels cover, each once.
+/// - Selection: `ChannelSelection.global` / `.local`; monotone; ≥ 1 channel kept per group;
+///   non-prunable groups are never touched.
+/// - Decisions: at a trial the chief selects, broadcasts one `.masks` payload (group id → a
+///   `Mask` over the group's channels), and every rank, the chief included, adopts the
+///   *decoded* payload, so keep flags are bit-identical everywhere; then the pruned elements of
+///   every slice are zeroed in the parameters' values. `applyMasks` re-applies them (the hook
+///   calls it on values and optimizer slots after each update) from per-parameter element
+///   masks computed once per decision.
+///
+/// The groups come from `groupsProvider`, called once by `prepare` with the model. The
+/// training side passes the graph analysis, e.g.
+///
+///     Pruner(config: c) { model in
+///         ChannelGroups.build(model: model, prunableOpTypes: c.prunableOpTypes,
+///                             scopes: ScopeFilter(include: c.includeScopes, exclude: c.excludeScopes))
+///     }
+///
+/// so scopes and op types are applied there (`ChannelGroup.prunable`), not here.
+public final class Pruner: Compressor {
+    public let kind = "pruner"
+    public let config: PrunerConfig
+    public let schedule: PruningSchedule
+    private let groupsProvider: (Model) throws -> [ChannelGroup]
+
+    /// Every channel group of the model, in id order (empty before `prepare`).
+    public private(set) var groups: [ChannelGroup] = []
+    /// The groups that may be pruned, in id order.
+    public var prunableGroups: [ChannelGroup] { groups.filter(\.prunable) }
+    /// Importance EMA updates computed by this process; always 0 on a worker.
+    public private(set) var importanceUpdates = 0
+    /// Trials done (0…numTrials).
+    public internal(set) var trialsDone = 0
+    /// The step of the last decision, nil before the first.
+    public internal(set) var lastDecisionStep: Int?
+
+    var importance: [String: [Float]] = [:]
+    var importanceInitialized = false
+    var keep: [String: [Bool]] = [:]
+    var elements = PrunedElements(elementCounts: [:], counted: [])
+    var elementMasks: [String: [UInt32]] = [:]
+    var parameters: [String: Parameter] = [:]
+    var elementCounts: [String: Int] = [:]
+    private var scoredSlices: [String: [(ChannelSlice, Parameter)]] = [:]
+    /// The world given to `prepare` (nil before).
+    var communicator: Communicator?
+
+    /// - Parameters:
+    ///   - config: validated here.
+    ///   - groupsProvider: the model's channel groups (see the type's documentation).
+    /// - Throws: `CompressionConfigError` for a bad config.
+    public init(config: PrunerConfig, groupsProvider: @escaping (Model) throws -> [ChannelGroup]) throws {
+        try config.validate()
+        self.config = config
+        schedule = PruningSchedule(config)
+        self.groupsProvider = groupsProvider
+    }
+
+    /// A pruner over fixed, already built groups.
+    public convenience init(config: PrunerConfig, groups: [ChannelGroup]) throws {
+        try self.init(config: config) { _ in groups }
+    }
+
+    /// Prunable groups' keep flags (`true` = kept), nil for an unknown or non-prunable group.
+    public func keepFlags(group id: String) -> [Bool]? { keep[id] }
+    /// Prunable groups' importance EMA, nil for an unknown or non-prunable group.
+    public func importance(group id: String) -> [Float]? { importance[id] }
+    /// The denominator of the ratio: prunable layers' kernel and bias elements.
+    public private(set) var prunableParameterCount = 0
+    /// The numerator: those of them the pruned channels remove.
+    public var removedParameterCount: Int { elements.removedCounted }
+    /// removed / prunable parameters (0 when nothing is prunable).
+    public var achievedRatio: Double {
+        prunableParameterCount > 0 ? Double(removedParameterCount) / Double(prunableParameterCount) : 0
+    }
+
+    /// Builds the groups, checks them against the model and starts with every channel kept.
+    ///
+    /// - Throws: whatever `groupsProvider` throws; `PrunerError.invalidGroup` for a group that
+    ///   does not fit the model.
+    public func prepare(model: Model, communicator: Communicator) throws {
+        let byName = Dictionary(model.parameters.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let built = try groupsProvider(model).sorted { $0.id < $1.id }
+        try Self.check(built, parameters: byName)
+        groups = built
+        parameters = byName
+        self.communicator = communicator
+        let prunable = built.filter(\.prunable)
+        elementCounts = [:]
+        for slice in prunable.flatMap(\.slices) { elementCounts[slice.parameter] = byName[slice.parameter]!.value.count }
+        // Counted: kernels and biases of the layers (scopes) holding a prunable slice.
+        let layers = Set(prunable.flatMap(\.slices).map { Self.layerScope(of: $0.parameter) })
+        let counted = byName.values.filter {
+            ($0.role == .weight || $0.role == .bias) && layers.contains(Self.layerScope(of: $0.name))
+        }
+        prunableParameterCount = counted.reduce(0) { $0 + $1.value.count }
+        importance = Dictionary(uniqueKeysWithValues: prunable.map { ($0.id, [Float](repeating: 0, count: $0.channels)) })
+        keep = Dictionary(uniqueKeysWithValues: prunable.map { ($0.id, [Bool](repeating: true, count: $0.channels)) })
+        scoredSlices = Dictionary(uniqueKeysWithValues: prunable.map {
+            ($0.id, TaylorImportance.scoredSlices(of: $0, parameters: byName))
+        })
+        importanceInitialized = false
+        importanceUpdates = 0
+        trialsDone = 0
+        lastDecisionStep = nil
+        elements = PrunedElements(elementCounts: elementCounts, counted: Set(counted.map(\.name)))
+        elementMasks = [:]
+    }
+
+    /// Chief: updates the importance EMA. At a trial step, every rank: the chief selects and
+    /// broadcasts, all adopt the decoded decision and zero the pruned elements.
+    ///
+    /// - Throws: `PrunerError.notPrepared`; the channel's `CollectiveError`/`PayloadError`;
+    ///   `PrunerError.decisionMismatch` for a payload that does not fit the groups. Any throw
+    ///   must end the job (`failJob`).
+    public func afterStep(_ step: Int, model: Model, channel: PayloadChannel) throws {
+        guard let communicator else { throw PrunerError.notPrepared(operation: "afterStep") }
+        precondition(channel.communicator === communicator, "the payload channel must use the world given to prepare")
+        let isChief = communicator.isChief
+        if isChief && trialsDone < config.numTrials { updateImportance() }
+        guard let trial = schedule.trial(atStep: step), trial > trialsDone else { return }
+        let entries = isChief ? decide(trial: trial) : nil
+        let payload = try channel.broadcast(kind: .masks, step: step, entries: entries)
+        try adopt(payload)
+        trialsDone = trial
+        lastDecisionStep = step
+        for (name, mask) in elementMasks { Self.zero(&parameters[name]!.value, mask: mask) }
+    }
+
+    /// Zeroes the pruned elements of `tensor` (parameter `parameter`'s value or an optimizer
+    /// slot of the same shape) in one pass; a no-op for a parameter with nothing pruned.
+    public func applyMasks(to tensor: inout Tensor, parameter: String) {
+        guard let mask = elementMasks[parameter] else { return }
+        Self.zero(&tensor, mask: mask)
+    }
+
+    /// I ← α·I + (1−α)·score for every prunable group (I ← score the first time).
+    func updateImportance() {
+        let alpha = Float(config.emaAlpha)
+        for group in groups where group.prunable {
+            let score = TaylorImportance.scores(channels: group.channels, slices: scoredSlices[group.id]!)
+            if !importanceInitialized {
+                importance[group.id] = score
+            } else {
+                importance[group.id] = zip(importance[group.id]!, score).map { alpha * $0 + (1 - alpha) * $1 }
+            }
+        }
+        importanceInitialized = true
+        importanceUpdates += 1
+    }
+
+    /// The chief's selection for `trial`: group id → keep mask over its channels.
+    func decide(trial: Int) -> [String: PayloadValue] {
+        let prunable = prunableGroups
+        var newKeep = keep, newElements = elements
+        let target = schedule.targetFraction(afterTrial: trial) * Double(prunableParameterCount)
+        if config.pruneSortRange == .local {
+            ChannelSelection.local(groups: prunable, importance: importance, keep: &newKeep, elements: &newElements,
+                                   target: target)
+        } else {
+            ChannelSelection.global(groups: prunable, importance: importance, keep: &newKeep, elements: &newElements,
+                                    target: target)
+        }
+        return newKeep.mapValues { .mask(Mask($0)) }
+    }
+
+    /// Adopts decoded decisions after checking they fit the prunable groups and only prune.
+    func adopt(_ payload: Payload) throws {
+        let prunable = prunableGroups
+        if let extra = payload.names.first(where: { keep[$0] == nil }) {
+            throw PrunerError.decisionMismatch(group: extra, reason: "no prunable group has this id")
+        }
+        var received: [String: [Bool]] = [:]
+        for group in prunable {
+            guard let mask = payload.mask(named: group.id) else {
+                throw PrunerError.decisionMismatch(group: group.id, reason: "no mask in the payload")
+            }
+            try Self.checkDecision(mask, group: group, current: keep[group.id]!)
+            received[group.id] = mask.values
+        }
+        setKeep(received)
+    }
+
+    /// Replaces the keep flags and recomputes the element counts and masks.
+    func setKeep(_ flags: [String: [Bool]]) {
+        keep = flags
+        elements = PrunedElements(elementCounts: elementCounts, counted: elements.counted, groups: prunableGroups,
+                                  keep: flags)
+        elementMasks = elements.elementMasks()
+    }
+}

@@ -1,0 +1,117 @@
+@testable import ECCompression
+import ECNN
+import XCTest
+
+/// Which channels the chief prunes: the unit, the global and local sorts, the constraints.
+final class PrunerSelectionTests: XCTestCase {
+    /// An element under both a pruned input and a pruned output channel is removed once.
+    func testRemovedParametersAreCountedOnceWhereChannelsOverlap() throws {
+        let pruner = try preparedPruner(PrunerConfig(), model: TinyNet.model(), groups: TinyNet.groups)
+        XCTAssertEqual(pruner.prunableParameterCount, TinyNet.prunableParameters)
+        pruner.setKeep(["conv1": [false, true, true, true], "conv2": [false] + Array(repeating: true, count: 5),
+                        "fc1": Array(repeating: true, count: 5)])
+        // 64 + 57, minus the 3×3 kernel taps of conv2 that are input 0 and output 0 at once.
+        XCTAssertEqual(pruner.removedParameterCount, 64 + 57 - 9)
+    }
+
+    func testGlobalReachesTheTargetWithinOneChannelAndPrunesTheLeastImportant() throws {
+        for ratio in [0.1, 0.3, 0.5, 0.7] {
+            let pruner = try preparedPruner(PrunerConfig(compressionRatio: ratio), model: TinyNet.model(),
+                                            groups: TinyNet.groups)
+            let importance: [String: [Float]] = ["conv1": [4, 1, 3, 2], "conv2": [6, 2, 5, 1, 4, 3],
+                                                 "fc1": [1, 5, 2, 4, 3]]
+            try decide(pruner, trial: 1, importance: importance)
+            let target = ratio * Double(TinyNet.prunableParameters)
+            let removed = Double(pruner.removedParameterCount)
+            XCTAssertGreaterThanOrEqual(removed, target, "ratio \(ratio)")
+            XCTAssertLessThan(removed - 64, target, "overshoot of more than one channel (at most 64 parameters)")
+            XCTAssertEqual(pruner.achievedRatio, removed / 405)
+            for group in TinyNet.groups where group.prunable {
+                let flags = try XCTUnwrap(pruner.keepFlags(group: group.id))
+                let scores = importance[group.id]!
+                let prunedMax = pruned(flags).map { scores[$0] }.max() ?? -1
+                let keptMin = flags.indices.filter { flags[$0] }.map { scores[$0] }.min()!
+                XCTAssertLessThan(prunedMax, keptMin, "\(group.id) at ratio \(ratio): \(flags)")
+            }
+        }
+    }
+
+    /// Layer `a` (8 channels) has raw scores a million times smaller than `b` (4 channels), the
+    /// cost per channel is 5 parameters in both. Ranked raw, the six lowest channels are all
+    /// in `a`; normalised by each layer's mean, the ranks interleave and both layers lose half.
+    func testNormalisationMakesLayersOfDifferentScaleComparable() throws {
+        let (model, groups) = parallelDenseNet([("a", 4, 8), ("b", 4, 4)])
+        let importance: [String: [Float]] = ["a": (1...8).map { Float($0) * 1e-6 }, "b": [1, 2, 3, 4]]
+        let raw = importance.flatMap { id, scores in scores.map { (id, $0) } }.sorted { $0.1 < $1.1 }
+        XCTAssertEqual(Set(raw.prefix(6).map(\.0)), ["a"], "raw scores would prune layer a only")
+
+        let pruner = try preparedPruner(PrunerConfig(compressionRatio: 0.5), model: model, groups: groups)
+        try decide(pruner, trial: 1, importance: importance)
+        // Normalised: a → k/4.5, b → k/2.5; lowest six: a0 .22, b0 .4, a1 .44, a2 .67, b1 .8, a3 .89.
+        XCTAssertEqual(pruned(pruner.keepFlags(group: "a")), [0, 1, 2, 3])
+        XCTAssertEqual(pruned(pruner.keepFlags(group: "b")), [0, 1])
+        XCTAssertEqual(pruner.removedParameterCount, 30)
+    }
+
+    func testNormalisedScoresHaveMeanOneOverTheKeptChannels() {
+        XCTAssertEqual(ChannelSelection.normalized([2, 4, 100, 6], keep: [true, true, false, true]), [0.5, 1, 25, 1.5])
+        XCTAssertEqual(ChannelSelection.normalized([0, 0], keep: [true, true]), [0, 0])
+    }
+
+    func testLocalPrunesTheSameFractionOfEveryGroup() throws {
+        let (model, groups) = parallelDenseNet([("a", 4, 8), ("b", 4, 4)])
+        let importance: [String: [Float]] = ["a": [8, 7, 6, 5, 4, 3, 2, 1], "b": [1e-3, 4e-3, 2e-3, 3e-3]]
+        for (ratio, expectedA, expectedB) in [(0.5, [4, 5, 6, 7], [0, 2]), (0.25, [6, 7], [0]), (0.2, [6, 7], [0])] {
+            let pruner = try preparedPruner(PrunerConfig(compressionRatio: ratio, pruneSortRange: .local),
+                                            model: model, groups: groups)
+            try decide(pruner, trial: 1, importance: importance)
+            XCTAssertEqual(pruned(pruner.keepFlags(group: "a")), expectedA, "ratio \(ratio)")
+            XCTAssertEqual(pruned(pruner.keepFlags(group: "b")), expectedB, "ratio \(ratio)")
+            XCTAssertGreaterThanOrEqual(Double(pruner.removedParameterCount), ratio * 60)
+        }
+    }
+
+    func testEveryGroupKeepsAChannelAndNonPrunableGroupsAreUntouched() throws {
+        for range in PruneSortRange.allowed {
+            let model = TinyNet.model()
+            let fc2Bias = model.parameter(named: "fc2/bias")!.value
+            let pruner = try preparedPruner(PrunerConfig(compressionRatio: 1, pruneSortRange: range),
+                                            model: model, groups: TinyNet.groups)
+            try decide(pruner, trial: 1, importance: ["conv1": [1, 2, 3, 4], "conv2": [1, 1, 1, 1, 1, 1],
+                                                      "fc1": [0, 0, 0, 0, 0]])
+            for (id, channels) in [("conv1", 4), ("conv2", 6), ("fc1", 5)] {
+                XCTAssertEqual(pruned(pruner.keepFlags(group: id)).count, channels - 1, "\(id), \(range.rawValue)")
+            }
+            XCTAssertEqual(pruner.keepFlags(group: "conv1"), [false, false, false, true])
+            XCTAssertNil(pruner.keepFlags(group: "fc2"))
+            XCTAssertNil(pruner.elementMasks["fc2/bias"], "the classifier's outputs are never pruned")
+            var bias = fc2Bias
+            pruner.applyMasks(to: &bias, parameter: "fc2/bias")
+            XCTAssertEqual(bias, fc2Bias)
+        }
+    }
+
+    func testPruningIsMonotoneAcrossTrials() throws {
+        let pruner = try preparedPruner(PrunerConfig(compressionRatio: 0.6, numTrials: 3), model: TinyNet.model(),
+                                        groups: TinyNet.groups)
+        var previous = pruner.removedParameterCount
+        // Importance reversed between trials: what was pruned stays pruned anyway.
+        let orders: [[String: [Float]]] = [
+            ["conv1": [1, 2, 3, 4], "conv2": [1, 2, 3, 4, 5, 6], "fc1": [1, 2, 3, 4, 5]],
+            ["conv1": [4, 3, 2, 1], "conv2": [6, 5, 4, 3, 2, 1], "fc1": [5, 4, 3, 2, 1]],
+            ["conv1": [1, 2, 3, 4], "conv2": [1, 2, 3, 4, 5, 6], "fc1": [1, 2, 3, 4, 5]],
+        ]
+        var prunedBefore: [String: Set<Int>] = [:]
+        for trial in 1...3 {
+            try decide(pruner, trial: trial, importance: orders[trial - 1])
+            for id in ["conv1", "conv2", "fc1"] {
+                let now = Set(pruned(pruner.keepFlags(group: id)))
+                XCTAssertTrue(now.isSuperset(of: prunedBefore[id, default: []]), "\(id) at trial \(trial)")
+                prunedBefore[id] = now
+            }
+            XCTAssertGreaterThanOrEqual(pruner.removedParameterCount, previous)
+            XCTAssertGreaterThanOrEqual(pruner.achievedRatio, pruner.schedule.targetFraction(afterTrial: trial))
+            previous = pruner.removedParameterCount
+        }
+    }
+}
