@@ -28,17 +28,20 @@ public struct FinetuneReport: Codable {
 
     /// The table printed at the end of `easycompress finetune`.
     public var table: String {
-        func pct(_ a: Int, _ b: Int) -> String { String(format: "%+.1f%%", (Double(b) / Double(max(a, 1)) - 1) * 100) }
-        return [
-            String(format: "%-26@ %14@ %14@ %9@", "" as NSString, "before" as NSString, "after" as NSString, "change" as NSString),
-            String(format: "%-26@ %14d %14d %9@", "parameters" as NSString, paramsBefore, paramsAfter, pct(paramsBefore, paramsAfter) as NSString),
-            String(format: "%-26@ %14d %14d %9@", "FLOPs / sample" as NSString, flopsBefore, flopsAfter, pct(flopsBefore, flopsAfter) as NSString),
-            String(format: "%-26@ %14.4f %14.4f", "test accuracy (pruned→ft)" as NSString, accuracyPruned, accuracyAfterFinetune),
-            String(format: "%-26@ %14.0f %14.0f", "samples/s at batch 256" as NSString, inferenceBefore.batch256SamplesPerSecond,
-                   inferenceAfter.batch256SamplesPerSecond),
-            String(format: "%-26@ %14.1f %14.1f", "µs at batch 1" as NSString, inferenceBefore.batch1Microseconds,
-                   inferenceAfter.batch1Microseconds),
-        ].joined(separator: "\n")
+        func change(_ a: Double, _ b: Double) -> String { String(format: "%+.1f%%", (b / max(a, 1e-12) - 1) * 100) }
+        return TextTable.render([
+            ["", "original", "extracted", "change"],
+            ["parameters", "\(paramsBefore)", "\(paramsAfter)", change(Double(paramsBefore), Double(paramsAfter))],
+            ["FLOPs / sample", "\(flopsBefore)", "\(flopsAfter)", change(Double(flopsBefore), Double(flopsAfter))],
+            ["test accuracy (pruned, fine-tuned)", String(format: "%.4f", accuracyPruned),
+             String(format: "%.4f", accuracyAfterFinetune), String(format: "%+.2f pt", (accuracyAfterFinetune - accuracyPruned) * 100)],
+            ["samples/s at batch 256", String(format: "%.0f", inferenceBefore.batch256SamplesPerSecond),
+             String(format: "%.0f", inferenceAfter.batch256SamplesPerSecond),
+             change(inferenceBefore.batch256SamplesPerSecond, inferenceAfter.batch256SamplesPerSecond)],
+            ["µs at batch 1", String(format: "%.1f", inferenceBefore.batch1Microseconds),
+             String(format: "%.1f", inferenceAfter.batch1Microseconds),
+             change(inferenceBefore.batch1Microseconds, inferenceAfter.batch1Microseconds)],
+        ])
     }
 }
 

@@ -46,18 +46,11 @@ public struct TrainSummary: Codable {
 
     /// The human-readable table printed at the end of a run.
     public var table: String {
-        func row(_ cells: [String], _ widths: [Int]) -> String {
-            zip(cells, widths).map { cell, w in
-                w < 0 ? cell.padding(toLength: -w, withPad: " ", startingAt: 0)
-                      : String(repeating: " ", count: max(0, w - cell.count)) + cell
-            }.joined(separator: "  ")
-        }
-        let widths = [-14, -16, 10, 14]
-        var lines = [row(["layer", "op", "params", "FLOPs/sample"], widths)]
-        for l in layers { lines.append(row([l.name, l.opType, "\(l.params)", "\(l.flops)"], widths)) }
-        lines.append(row(["total", "", "\(params)", "\(flops)"], widths))
-        lines.append(String(format: "test accuracy %.4f, test loss %.4f; %d steps on %d rank(s), %.0f samples/s",
-                            testAccuracy, testLoss, steps, worldSize, trainSamplesPerSecond))
-        return lines.joined(separator: "\n")
+        var rows = [["layer", "op", "params", "FLOPs/sample"]]
+        rows += layers.map { [$0.name, $0.opType, "\($0.params)", "\($0.flops)"] }
+        rows.append(["total", "", "\(params)", "\(flops)"])
+        return TextTable.render(rows) + "\n" + String(
+            format: "test accuracy %.4f, test loss %.4f; %d steps on %d rank(s), %.0f samples/s",
+            testAccuracy, testLoss, steps, worldSize, trainSamplesPerSecond)
     }
 }

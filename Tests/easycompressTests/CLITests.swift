@@ -51,7 +51,16 @@ final class CLITests: XCTestCase {
         try assertFails("epochs: two\n", saying: "epochs must be an integer, got \"two\"")
         try assertFails("dataset: {path: /x, limt_train: 5}\n", saying: "unknown config key 'dataset.limt_train' (did you mean 'dataset.limit_train'?)")
         try assertFails("model: [1, 2\n", saying: "not valid YAML/JSON")
-        try assertFails("compression: {pruner: {compression_ratio: 0.5}}\n", saying: "compression.pruner")
+        try assertFails("compression: {quantizer: {bits: 8}}\n", saying: "compression.quantizer")
+        try assertFails("compression: {pruner: {compression_ratio: 1.5}}\n",
+                        saying: "compression.pruner.compression_ratio must be in [0, 1], got 1.5")
+        try assertFails("compression: {pruner: {step_interval: 0}}\n", saying: "compression.pruner.step_interval must be ≥ 1, got 0")
+        try assertFails("compression: {pruner: {prunable_op_types: [Conv3D]}}\n",
+                        saying: "pruner.prunable_op_types: unknown op type 'Conv3D' (allowed: Conv2D, MatMul)")
+        try assertFails("compression: {pruner: {prune_sort_range: galactic}}\n",
+                        saying: "compression.pruner.prune_sort_range must be one of \"global\", \"local\", got \"galactic\"")
+        try assertFails("compression: {pruner: {compresion_ratio: 0.5}}\n",
+                        saying: "unknown config key 'compression.pruner.compresion_ratio' (did you mean 'compression.pruner.compression_ratio'?)")
     }
 
     func testMissingFilesAreClearErrors() throws {

@@ -31,6 +31,8 @@ public struct JobConfig {
     public var debugCheckEvery: Int = 0
     /// Gradient allreduce bucket size in bytes (default chosen by measurement: 1 MiB).
     public var bucketBytes: Int = DistributedOptimizer.defaultBucketBytes
+    /// `compression.pruner` (nil: no pruning).
+    public var pruner: PrunerConfig?
     /// The job file's values as read, for the summary.
     public var raw: [String: Any] = [:]
 
@@ -116,12 +118,11 @@ extension JobConfig {
         c.debugCheckEvery = try node.int("debug_check_every", default: 0, min: 0)
         c.bucketBytes = try node.int("bucket_bytes", default: c.bucketBytes, min: 1024)
         if let comp = try node.child("compression") {
-            for key in comp.keys {
-                guard ["pruner", "quantizer", "sparsifier"].contains(key) else { continue }
-                throw ConfigError.invalid(path: comp.keyPath(key),
-                                          reason: "this compressor is not available in this version yet")
+            if let p = try comp.child("pruner") { c.pruner = try parsePruner(p) }
+            for key in ["quantizer", "sparsifier"] where comp.has(key) {
+                throw ConfigError.invalid(path: comp.keyPath(key), reason: "this compressor is not available in this version yet")
             }
-            _ = try comp.child("pruner"); _ = try comp.child("quantizer"); _ = try comp.child("sparsifier")
+            _ = try comp.child("quantizer"); _ = try comp.child("sparsifier")
             try comp.finish()
         }
         try node.finish()
@@ -141,6 +142,31 @@ extension JobConfig {
 }
 
 extension JobConfig {
-    /// The compressors the job's `compression:` section names (none yet in this version).
-    public func makeCompressors() throws -> [Compressor] { [] }
+    /// The compressors the job's `compression:` section names.
+    public func makeCompressors() throws -> [Compressor] {
+        try [pruner.map { try Pruner(config: $0) }].compactMap { $0 }
+    }
+
+    /// `compression.pruner` with the seed's keys and defaults; every value checked here (with
+    /// the config path), the rest by `PrunerConfig.validate()` (with the seed key).
+    static func parsePruner(_ n: ConfigNode) throws -> PrunerConfig {
+        let d = PrunerConfig()
+        var p = PrunerConfig()
+        p.compressionRatio = try n.double("compression_ratio", default: d.compressionRatio, min: 0, max: 1)
+        p.stepInterval = try n.int("step_interval", default: d.stepInterval, min: 1)
+        p.numTrials = try n.int("num_trials", default: d.numTrials, min: 1)
+        p.includeScopes = try n.stringList("include_scopes", default: d.includeScopes)
+        p.excludeScopes = try n.stringList("exclude_scopes", default: d.excludeScopes)
+        p.pruneSortRange = PruneSortRange(rawValue: try n.string("prune_sort_range", default: d.pruneSortRange.rawValue,
+                                                                 allowed: ["global", "local"]))
+        p.prunableOpTypes = try n.stringList("prunable_op_types", default: d.prunableOpTypes)
+        p.emaAlpha = try n.double("ema_alpha", default: d.emaAlpha, min: 0, max: 1, exclusiveMin: true)
+        try n.finish()
+        do {
+            try p.validate()
+        } catch {
+            throw ConfigError.invalid(path: n.path, reason: "\(error)")
+        }
+        return p
+    }
 }

@@ -1,0 +1,17 @@
+import ECNN
+
+extension Pruner {
+    /// A pruner over the model's own channel groups (`ChannelGroups.build`), with the config's
+    /// prunable op types and include/exclude scopes — the usual way to make one:
+    ///
+    /// ```swift
+    /// let pruner = try Pruner(config: PrunerConfig(compressionRatio: 0.5, stepInterval: 1000, numTrials: 10))
+    /// let hook = CompressionHook(pruner, saveDir: "output")
+    /// ```
+    public convenience init(config: PrunerConfig) throws {
+        try self.init(config: config) { model in
+            ChannelGroups.build(model: model, prunableOpTypes: config.prunableOpTypes,
+                                scopes: ScopeFilter(include: config.includeScopes, exclude: config.excludeScopes))
+        }
+    }
+}
