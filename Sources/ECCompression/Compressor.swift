@@ -28,6 +28,10 @@ public protocol Compressor: AnyObject {
     /// The compressor's `summary.json` section (a JSON object).
     func summarySection(model: Model) throws -> Data
 
+    /// The decisions every rank must hold bit-identically (masks, step sizes), by name; the
+    /// `--debug` consistency check compares them across ranks with the parameters.
+    var decisionTensors: NamedTensors { get }
+
     /// Tensors to store in a checkpoint (names prefixed with `kind/`), and the JSON state
     /// (trial counter, schedule position) beside them.
     func checkpointTensors() -> NamedTensors

@@ -35,7 +35,7 @@ struct TrainLoop {
         // Compression first: masks are re-applied before anything reads or saves the weights.
         var hooks: [SessionRunHook] = compressors.map { CompressionHook($0, saveDir: nil) }
         hooks += [StopAtStepHook(lastStep: totalSteps), logging, evaluation] as [SessionRunHook]
-        if rc.debugCheckEvery > 0 { hooks.append(ConsistencyCheckHook(every: rc.debugCheckEvery)) }
+        if rc.debugCheckEvery > 0 { hooks.append(ConsistencyCheckHook(every: rc.debugCheckEvery, compressors: compressors)) }
         hooks += FaultInjectionHook.fromEnvironment() as [SessionRunHook]
         hooks.append(checkpoints)
 

@@ -1,3 +1,4 @@
+import ECTensor
 import ECNN
 
 extension Pruner {
@@ -13,5 +14,12 @@ extension Pruner {
             ChannelGroups.build(model: model, prunableOpTypes: config.prunableOpTypes,
                                 scopes: ScopeFilter(include: config.includeScopes, exclude: config.excludeScopes))
         }
+    }
+}
+
+extension Pruner {
+    /// The keep flags of every prunable group (`pruner/keep/<group id>`, 1 kept, 0 pruned).
+    public var decisionTensors: NamedTensors {
+        NamedTensors(checkpointTensors().sorted.filter { $0.name.hasPrefix("pruner/keep/") }.map { ($0.name, $0.tensor) })
     }
 }
