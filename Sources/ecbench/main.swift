@@ -7,6 +7,7 @@ import Foundation
 //   ecbench --mode inference    FP32 inference, batch 256 and batch 1
 //   ecbench --mode dp-train     training on every rank of an MPI job (global batch 64)
 //   ecbench --mode collectives  gradient allreduce (bucketed vs raw) and mask broadcast (raw vs zstd)
+//   ecbench --mode pruner       extracted-model inference vs original; the chief's pruning work
 // Every figure is printed with the reference it is compared to, measured in the same run;
 // lines starting with RESULT are read by launch/bench.
 
@@ -19,6 +20,7 @@ case "train": try TrainingBenchmark(options: options).run()
 case "inference": try InferenceBenchmark(options: options).run()
 case "dp-train": try TrainingBenchmark(options: options).runDataParallel(world: world)
 case "collectives": try CollectivesBenchmark(options: options, world: world).run()
+case "pruner": try PrunerBenchmark(options: options).run()
 default:
     try TrainingBenchmark(options: options).run()
     try InferenceBenchmark(options: options).run()
