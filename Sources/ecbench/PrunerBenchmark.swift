@@ -71,9 +71,10 @@ struct PrunerBenchmark {
         print(String(format: "decision per interval (sort, masks, encode, broadcast, apply): %.2f ms  (%.2f steps)",
                      median(decisionTimes) * 1e3, median(decisionTimes) / stepTime))
         print(String(format: "re-applying the masks after a step:       %8.2f ms", maskTime * 1e3))
-        print(String(format: "decision payload: %.0f bytes vs %d bytes of raw channel masks (%.1f× smaller), %d bytes for one byte per weight",
-                     Double(m.bytesSent) / Double(max(m.calls, 1)), Double(m.uncompressedBytes) / Double(max(m.calls, 1)),
-                     Double(m.uncompressedBytes) / Double(max(m.bytesSent, 1)), model.parameterCount))
+        let sent = Double(m.bytesSent) / Double(max(m.calls, 1)), body = Double(m.uncompressedBytes) / Double(max(m.calls, 1))
+        print(String(format: "decision payload: %.0f bytes (bit-packed channel masks %.0f bytes before zstd); "
+                     + "element masks at one byte per weight would be %d bytes (%.0f× more)",
+                     sent, body, model.parameterCount, Double(model.parameterCount) / sent))
         print(String(format: "RESULT ema_fraction_of_step=%.4f decision_steps=%.3f", median(emaTimes) / stepTime,
                      median(decisionTimes) / stepTime))
     }
