@@ -28,6 +28,9 @@ public protocol Compressor: AnyObject {
     /// The compressor's `summary.json` section (a JSON object).
     func summarySection(model: Model) throws -> Data
 
+    /// Rows of the readable per-layer table printed at the end of a run (first row: headers).
+    func summaryRows(model: Model) -> [[String]]
+
     /// The decisions every rank must hold bit-identically (masks, step sizes), by name; the
     /// `--debug` consistency check compares them across ranks with the parameters.
     var decisionTensors: NamedTensors { get }

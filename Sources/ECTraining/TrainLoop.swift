@@ -79,6 +79,7 @@ struct TrainLoop {
             for c in compressors { sections[c.kind] = try c.summarySection(model: model) }
             try AtomicFile.write(summary.jsonData(sections: sections), to: saveDir.appendingPathComponent("summary.json"))
             log.info(summary.table)
+            for c in compressors { log.info(TextTable.render(c.summaryRows(model: model))) }
             log.info("results in \(saveDir.path)/ (summary.json, metrics.jsonl, checkpoints/)")
         }
         return TrainOutcome(summary: summary, model: model, saveDir: saveDir)

@@ -23,6 +23,7 @@ final class CompressionHookTests: XCTestCase {
             tensor.withUnsafeMutableBufferPointer { for i in 0..<min(zeroed, $0.count) { $0[i] = 0 } }
         }
         func summarySection(model: Model) throws -> Data { Data(#"{"zeroed": \#(zeroed)}"#.utf8) }
+        func summaryRows(model: Model) -> [[String]] { [["zeroed"], ["\(zeroed)"]] }
         var decisionTensors: NamedTensors { checkpointTensors() }
         func checkpointTensors() -> NamedTensors { NamedTensors([("zeroer/count", Tensor(scalar: Float(zeroed)))]) }
         func checkpointState() throws -> Data { Data(#"{"zeroed": \#(zeroed)}"#.utf8) }

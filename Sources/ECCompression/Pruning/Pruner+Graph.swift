@@ -1,5 +1,6 @@
 import ECTensor
 import ECNN
+import Foundation
 
 extension Pruner {
     /// A pruner over the model's own channel groups (`ChannelGroups.build`), with the config's
@@ -21,5 +22,20 @@ extension Pruner {
     /// The keep flags of every prunable group (`pruner/keep/<group id>`, 1 kept, 0 pruned).
     public var decisionTensors: NamedTensors {
         NamedTensors(checkpointTensors().sorted.filter { $0.name.hasPrefix("pruner/keep/") }.map { ($0.name, $0.tensor) })
+    }
+}
+
+extension Pruner {
+    /// Channels before → after per group, and the totals.
+    public func summaryRows(model: Model) -> [[String]] {
+        var rows = [["channel group", "layers", "channels", "kept"]]
+        for g in groups {
+            let kept = keepFlags(group: g.id)?.filter { $0 }.count ?? g.channels
+            rows.append([g.id, g.producers.map { String($0.split(separator: "/").dropLast().joined(separator: "/")) }
+                .joined(separator: ", "), "\(g.channels)", g.prunable ? "\(kept)" : "\(kept) (not prunable)"])
+        }
+        rows.append(["parameters pruned", String(format: "%.1f%%", achievedRatio * 100),
+                     "of \(prunableParameterCount)", String(format: "target %.1f%%", config.compressionRatio * 100)])
+        return rows
     }
 }
