@@ -5,6 +5,8 @@ import Foundation
 public final class TensorStorage {
     public let count: Int
     public let pointer: UnsafeMutablePointer<Float>
+    /// For a view into a `FlatBuffer`: the buffer (kept alive by the view); nil for owned memory.
+    public let owner: FlatBuffer?
 
     /// Allocates `count` elements, left uninitialised (callers overwrite every element).
     @usableFromInline init(uninitializedCount count: Int) {
@@ -12,9 +14,45 @@ public final class TensorStorage {
         self.count = count
         pointer = BufferPool.allocate(byteCount: max(count, 1) * MemoryLayout<Float>.stride)
             .bindMemory(to: Float.self, capacity: max(count, 1))
+        owner = nil
     }
 
-    deinit { BufferPool.release(UnsafeMutableRawPointer(pointer), byteCount: max(count, 1) * MemoryLayout<Float>.stride) }
+    /// `count` elements of `buffer` from `offset`, not copied.
+    init(viewing buffer: FlatBuffer, offset: Int, count: Int) {
+        precondition(offset >= 0 && count >= 0 && offset + count <= buffer.count,
+                     "view \(offset)..<\(offset + count) outside a buffer of \(buffer.count)")
+        self.count = count
+        pointer = buffer.pointer + offset
+        owner = buffer
+    }
+
+    deinit {
+        if owner == nil {
+            BufferPool.release(UnsafeMutableRawPointer(pointer), byteCount: max(count, 1) * MemoryLayout<Float>.stride)
+        }
+    }
+}
+
+/// One contiguous block of Float32 that several tensors view (e.g. every parameter's gradient,
+/// so that an allreduce is one call over one buffer with no packing — llm.c's single parameter
+/// block). A tensor viewing it stays a view only while nothing else shares its storage: a
+/// copy-on-write mutation detaches it, which `Tensor.isView(of:)` detects.
+public final class FlatBuffer {
+    public let count: Int
+    public let pointer: UnsafeMutablePointer<Float>
+
+    /// `count` zeroed elements.
+    public init(count: Int) {
+        precondition(count >= 0, "negative element count \(count)")
+        self.count = count
+        pointer = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<Float>.stride, alignment: 64)
+            .bindMemory(to: Float.self, capacity: max(count, 1))
+        pointer.initialize(repeating: 0, count: max(count, 1))
+    }
+
+    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
+
+    public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: pointer, count: count) }
 }
 
 /// A dense, row-major (C order) Float32 tensor with value semantics.
@@ -48,6 +86,17 @@ public struct Tensor {
                      "shape \(shape) needs \(Tensor.elementCount(shape)) scalars, got \(scalars.count)")
         self.init(uninitializedShape: shape)
         scalars.withUnsafeBufferPointer { storage.pointer.update(from: $0.baseAddress!, count: $0.count) }
+    }
+
+    /// A tensor of `shape` viewing `buffer` from element `offset` (no copy; see `FlatBuffer`).
+    public init(viewing buffer: FlatBuffer, offset: Int, shape: [Int]) {
+        self.shape = shape
+        storage = TensorStorage(viewing: buffer, offset: offset, count: Tensor.elementCount(shape))
+    }
+
+    /// Whether this tensor's elements live in `buffer` at `offset`.
+    public func isView(of buffer: FlatBuffer, offset: Int) -> Bool {
+        storage.owner === buffer && storage.pointer == buffer.pointer + offset
     }
 
     /// A scalar (rank-0) tensor.

@@ -16,6 +16,7 @@ struct CollectivesBenchmark {
     func allreduce() throws {
         let model = ModelZoo.make("fmnist-cnn", seed: 1)!
         var grads = model.parameters.filter(\.isTrainable).sorted { $0.name < $1.name }.map { $0.grad }
+        for i in grads.indices { grads[i].makeUnique() }  // separate from the trainer's flat buffer below
         let total = grads.reduce(0) { $0 + $1.count }
         var flat = [Float](repeating: 1, count: total)
         let iterations = 200
@@ -29,13 +30,23 @@ struct CollectivesBenchmark {
             return try time { for _ in 0..<iterations { try bucketer.allreduce(&grads, op: .sum, comm: world) } }
                 / Double(iterations)
         }
+        // The trainer's path: DistributedOptimizer with every gradient in one flat buffer.
+        let trainer = DistributedOptimizer(try SGD(learningRate: 0.1), communicator: world)
+        trainer.attachFlatGradients(model.parameters)
+        func trainerSync() throws -> Double {
+            try world.barrier()
+            return try time { for _ in 0..<iterations { try trainer.synchronizeGradients(model.parameters) } }
+                / Double(iterations)
+        }
         let sizes = [0, 256 << 10, 1 << 20, 4 << 20, 16 << 20]
-        var rawTimes: [Double] = [], bucketTimes: [Int: [Double]] = [:]
+        var rawTimes: [Double] = [], bucketTimes: [Int: [Double]] = [:], flatTimes: [Double] = []
         for _ in 0..<options.repeats {
             for size in sizes {  // alternate raw and each bucket size
                 rawTimes.append(try raw())
                 bucketTimes[size, default: []].append(try bucketed(size))
             }
+            rawTimes.append(try raw())
+            flatTimes.append(try trainerSync())
         }
         guard world.isChief else { return }
         let r = median(rawTimes), bytes = Double(total * 4)
@@ -48,9 +59,12 @@ struct CollectivesBenchmark {
             print(String(format: "%-32@ %8.1f µs  %.2f GB/s  %.0f%% of raw bandwidth", label as NSString, b * 1e6,
                          bytes / b / 1e9, r / b * 100))
         }
+        let f = median(flatTimes)
+        print(String(format: "%-32@ %8.1f µs  %.2f GB/s  %.0f%% of raw bandwidth  (%d flat calls)",
+                     "trainer: flat gradient buffer" as NSString, f * 1e6, bytes / f / 1e9, r / f * 100, trainer.flatCalls))
         let best = sizes.filter { $0 > 0 }.min { median(bucketTimes[$0]!) < median(bucketTimes[$1]!) }!
-        print(String(format: "RESULT allreduce_default_bucket_of_raw=%.3f best_bucket_kib=%d best_of_raw=%.3f",
-                     r / median(bucketTimes[DistributedOptimizer.defaultBucketBytes]!), best >> 10, r / median(bucketTimes[best]!)))
+        print(String(format: "RESULT allreduce_trainer_of_raw=%.3f allreduce_default_bucket_of_raw=%.3f best_bucket_kib=%d",
+                     r / f, r / median(bucketTimes[DistributedOptimizer.defaultBucketBytes]!), best >> 10))
     }
 
     /// Channel-pruning masks of a 10M-parameter model: 20 layers of [kh·kw·cin = 4608, cout = 108]

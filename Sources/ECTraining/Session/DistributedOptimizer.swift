@@ -1,10 +1,17 @@
+import Dispatch
 import ECCollective
 import ECNN
 import ECOptim
+import ECTensor
 
 /// Wraps an optimizer for data-parallel training (as Horovod's `DistributedOptimizer`): before
-/// each update, every trainable parameter's gradient is summed over all ranks in fused buckets,
-/// in the canonical (name-sorted) order.
+/// each update, every trainable parameter's gradient is summed over all ranks.
+///
+/// After `attachFlatGradients`, every gradient is a view into one contiguous `FlatBuffer` laid
+/// out in the canonical (name-sorted) order, and the sum is ONE allreduce over that buffer with
+/// no packing (llm.c's single parameter block). Should a gradient ever be detached from the
+/// buffer (a copy-on-write of a shared gradient), the step falls back to fused buckets of
+/// `bucketBytes` in the same order, so the result is the same either way.
 ///
 /// Each rank's loss is divided by the *global* batch size, so the sum of the ranks' gradients
 /// is exactly the global-batch mean gradient, also when shards are uneven. For a world of one
@@ -19,6 +26,10 @@ public final class DistributedOptimizer {
     public let inner: Optimizer
     public let communicator: Communicator
     public let bucketer: GradientBucketer
+    private var flat: (buffer: FlatBuffer, layout: [(parameter: Parameter, offset: Int)])?
+    /// Flat-buffer allreduces so far and their seconds (the bucketer counts the fallback).
+    public private(set) var flatCalls = 0
+    public private(set) var flatSeconds = 0.0
 
     public init(_ inner: Optimizer, communicator: Communicator, bucketBytes: Int = DistributedOptimizer.defaultBucketBytes) {
         self.inner = inner
@@ -35,10 +46,36 @@ public final class DistributedOptimizer {
         inner.step(parameters)
     }
 
-    /// Sums every trainable parameter's gradient over all ranks, in place.
+    /// Makes every trainable parameter's gradient a view into one flat buffer (current values
+    /// kept), in name order.
+    public func attachFlatGradients(_ parameters: [Parameter]) {
+        let trainable = parameters.filter(\.isTrainable).sorted { $0.name < $1.name }
+        let buffer = FlatBuffer(count: trainable.reduce(0) { $0 + $1.grad.count })
+        var layout: [(parameter: Parameter, offset: Int)] = []
+        var offset = 0
+        for p in trainable {
+            var view = Tensor(viewing: buffer, offset: offset, shape: p.grad.shape)
+            p.grad.withUnsafeBufferPointer { src in view.withUnsafeMutableBufferPointer { _ = $0.update(fromContentsOf: src) } }
+            p.grad = view
+            layout.append((p, offset))
+            offset += p.grad.count
+        }
+        flat = (buffer, layout)
+    }
+
+    /// Sums every trainable parameter's gradient over all ranks, in place: one allreduce over
+    /// the flat buffer when every gradient still lives there, else fused buckets.
     public func synchronizeGradients(_ parameters: [Parameter]) throws {
         guard communicator.size > 1 else { return }
         let trainable = parameters.filter(\.isTrainable).sorted { $0.name < $1.name }
+        if let flat, flat.layout.count == trainable.count,
+           zip(flat.layout, trainable).allSatisfy({ $0.parameter === $1 && $1.grad.isView(of: flat.buffer, offset: $0.offset) }) {
+            let start = DispatchTime.now()
+            try communicator.allreduce(flat.buffer.buffer, op: .sum)
+            flatCalls += 1
+            flatSeconds += Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
+            return
+        }
         try bucketer.allreduce(tensorCount: trainable.count, op: .sum, comm: communicator) { i, body in
             try trainable[i].grad.withUnsafeMutableBufferPointer(body)
         }

@@ -36,6 +36,7 @@ public final class MonitoredSession {
         self.model = model
         self.communicator = communicator
         self.optimizer = DistributedOptimizer(optimizer, communicator: communicator, bucketBytes: bucketBytes)
+        if communicator.size > 1 { self.optimizer.attachFlatGradients(model.parameters) }
         self.hooks = hooks
         globalStep = startStep
         for h in hooks { try h.begin(self) }
