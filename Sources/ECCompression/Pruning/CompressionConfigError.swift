@@ -13,6 +13,13 @@ public enum CompressionConfigError: Error, Equatable, CustomStringConvertible {
     case unknownOpType(key: String, value: String, allowed: [String])
     /// An empty scope path in a scope list (it would match nothing, or everything).
     case emptyScope(key: String, index: Int)
+    /// A layer name that is no layer of the model with one of `opTypes` (`layers` lists those
+    /// that are, in execution order).
+    case unknownLayer(key: String, value: String, opTypes: [String], model: String, layers: [String])
+    /// A path that does not exist.
+    case missingFile(key: String, path: String)
+    /// A key given together with its alias (`pretrained_model` and the seed's `pretrain_model`).
+    case conflictingKeys(key: String, alias: String)
 
     public var description: String {
         switch self {
@@ -24,6 +31,13 @@ public enum CompressionConfigError: Error, Equatable, CustomStringConvertible {
             return "\(key): unknown op type '\(value)' (allowed: \(allowed.joined(separator: ", ")))"
         case let .emptyScope(key, index):
             return "\(key)[\(index)] is an empty scope; hint: scopes are \"/\"-separated paths such as \"block1/conv2\""
+        case let .unknownLayer(key, value, opTypes, model, layers):
+            return "\(key): '\(value)' is not a \(opTypes.joined(separator: "/")) layer of \(model) "
+                + "(layers: \(layers.joined(separator: ", ")))"
+        case let .missingFile(key, path):
+            return "\(key): no such file or directory: \(path.isEmpty ? "\"\"" : path)"
+        case let .conflictingKeys(key, alias):
+            return "\(key) and \(alias) are both given (\(alias) is the seed's alias of \(key)); hint: keep one"
         }
     }
 

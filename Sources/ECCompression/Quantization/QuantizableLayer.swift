@@ -1,0 +1,68 @@
+import ECNN
+import Foundation
+
+/// A Conv2D or MatMul layer of a model, the unit the quantizer acts on: its weight and its
+/// input activation get fake quantization (and its output with `post_quant`).
+public struct QuantizableLayer: Equatable, Sendable {
+    /// The layer's scope (`conv1`, `block2/shortcut`).
+    public let name: String
+    /// `Conv2D` or `MatMul`.
+    public let opType: String
+    /// The kernel's parameter name (`conv1/weight`).
+    public let weight: String
+    /// Whether the layer reads the model's input itself (the image, pixels in [0, 1]), directly
+    /// or through shape-only ops (`Flatten`) — not another layer's activation.
+    public let readsModelInput: Bool
+
+    /// Every quantizable layer of `model` in execution order (a residual block's body before
+    /// its shortcut, as `ResidualBlock.forward` runs them).
+    ///
+    /// A layer is quantizable when its op type is one of `QuantizerConfig.quantizableOpTypes`
+    /// and it owns a weight parameter; batch norm, pooling and activations are not.
+    public static func all(in model: Model) -> [QuantizableLayer] {
+        var found: [QuantizableLayer] = []
+        /// Walks `module` given whether its input is still the model's input; returns whether
+        /// its output is.
+        func walk(_ module: Module, inputIsModelInput: Bool) -> Bool {
+            if let block = module as? ResidualBlock {
+                _ = walk(block.body, inputIsModelInput: inputIsModelInput)
+                if let shortcut = block.shortcut { _ = walk(shortcut, inputIsModelInput: inputIsModelInput) }
+                return false
+            }
+            if QuantizerConfig.quantizableOpTypes.contains(module.opType),
+               let weight = module.ownParameters.first(where: { $0.role == .weight }) {
+                found.append(QuantizableLayer(name: module.name, opType: module.opType, weight: weight.name,
+                                              readsModelInput: inputIsModelInput))
+                return false
+            }
+            if !module.children.isEmpty {  // Sequential and other containers: children in order
+                return module.children.reduce(inputIsModelInput) { walk($1, inputIsModelInput: $0) }
+            }
+            return inputIsModelInput && module.opType == "Flatten"
+        }
+        _ = walk(model.root, inputIsModelInput: true)
+        return found
+    }
+}
+
+extension QuantizerConfig {
+    /// `validate()`, then the checks that need the model and the file system: every
+    /// `fp32_layers` entry names a quantizable layer of `model`, and `pretrained_model`, if
+    /// given, exists (a file or a checkpoint directory).
+    ///
+    /// - Throws: `CompressionConfigError`, e.g. `"quantizer.fp32_layers: 'conv9' is not a
+    ///   Conv2D/MatMul layer of fmnist-cnn (layers: conv1, conv2, fc1, fc2)"` or
+    ///   `"quantizer.pretrained_model: no such file or directory: /x"`.
+    public func validate(against model: Model) throws {
+        try validate()
+        let layers = QuantizableLayer.all(in: model).map(\.name)
+        if let unknown = fp32Layers.first(where: { !layers.contains($0) }) {
+            throw CompressionConfigError.unknownLayer(key: "quantizer.fp32_layers", value: unknown,
+                                                      opTypes: Self.quantizableOpTypes, model: model.name,
+                                                      layers: layers)
+        }
+        if let path = pretrainedModel, path.isEmpty || !FileManager.default.fileExists(atPath: path) {
+            throw CompressionConfigError.missingFile(key: "quantizer.pretrained_model", path: path)
+        }
+    }
+}
