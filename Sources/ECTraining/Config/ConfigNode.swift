@@ -128,28 +128,24 @@ public final class ConfigNode {
     }
 
     public func stringList(_ key: String, default def: [String] = []) throws -> [String] {
-        guard let v = raw(key) else { return def }
-        guard let list = v as? [Any] else {
-            throw ConfigError.wrongType(path: keyPath(key), expected: "a list of strings", got: Self.describe(v))
-        }
-        return try list.enumerated().map { i, item in
-            guard let s = item as? String else {
-                throw ConfigError.wrongType(path: "\(keyPath(key))[\(i)]", expected: "a string", got: Self.describe(item))
-            }
-            return s
-        }
+        try list(key, of: "a string") ?? def
     }
 
     public func intList(_ key: String) throws -> [Int]? {
+        try list(key, of: "an integer")
+    }
+
+    /// A list whose items are all `T` (`what` names one in errors); nil when absent.
+    private func list<T>(_ key: String, of what: String) throws -> [T]? {
         guard let v = raw(key) else { return nil }
-        guard let list = v as? [Any] else {
-            throw ConfigError.wrongType(path: keyPath(key), expected: "a list of integers", got: Self.describe(v))
+        guard let items = v as? [Any] else {
+            throw ConfigError.wrongType(path: keyPath(key), expected: "a list of items each \(what)", got: Self.describe(v))
         }
-        return try list.enumerated().map { i, item in
-            guard let n = item as? Int else {
-                throw ConfigError.wrongType(path: "\(keyPath(key))[\(i)]", expected: "an integer", got: Self.describe(item))
+        return try items.enumerated().map { i, item in
+            guard let typed = item as? T else {
+                throw ConfigError.wrongType(path: "\(keyPath(key))[\(i)]", expected: what, got: Self.describe(item))
             }
-            return n
+            return typed
         }
     }
 
