@@ -30,8 +30,10 @@ public final class Conv2D: Module {
     public func forward(_ x: Variable, _ ctx: ForwardContext) -> Variable { forward(x, ctx, activation: .identity) }
 
     public func forward(_ x: Variable, _ ctx: ForwardContext, activation: Activation) -> Variable {
-        x.conv2d(weight: ctx.variable(for: weight), bias: bias.map { ctx.variable(for: $0) },
-                 stride: stride, padding: padding, activation: activation)
+        ctx.transformed(layer: name, input: x, weight: weight) { x, w in
+            x.conv2d(weight: w, bias: bias.map { ctx.variable(for: $0) }, stride: stride, padding: padding,
+                     activation: activation)
+        }
     }
 
     public func outputShape(for input: [Int]) -> [Int] {

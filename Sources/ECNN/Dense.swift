@@ -22,7 +22,9 @@ public final class Dense: Module {
     public func forward(_ x: Variable, _ ctx: ForwardContext) -> Variable { forward(x, ctx, activation: .identity) }
 
     public func forward(_ x: Variable, _ ctx: ForwardContext, activation: Activation) -> Variable {
-        x.linear(weight: ctx.variable(for: weight), bias: bias.map { ctx.variable(for: $0) }, activation: activation)
+        ctx.transformed(layer: name, input: x, weight: weight) { x, w in
+            x.linear(weight: w, bias: bias.map { ctx.variable(for: $0) }, activation: activation)
+        }
     }
 
     public func outputShape(for input: [Int]) -> [Int] {

@@ -18,8 +18,14 @@ public final class Model {
     public var parameters: [Parameter] { root.parameters }
     public func parameter(named name: String) -> Parameter? { root.parameter(named: name) }
 
+    /// Applied to every weight layer's operands in every forward pass (fake quantization).
+    public var transform: LayerTransform?
+
     /// Logits `[batch, classes]` for input `[batch] + inputShape`.
-    public func callAsFunction(_ x: Variable, _ ctx: ForwardContext) -> Variable { root.forward(x, ctx) }
+    public func callAsFunction(_ x: Variable, _ ctx: ForwardContext) -> Variable {
+        if ctx.transform == nil { ctx.transform = transform }
+        return root.forward(x, ctx)
+    }
 
     /// Trainable parameter count.
     public var parameterCount: Int { root.parameterCount() }

@@ -4,6 +4,8 @@ import ECTensor
 public final class ForwardContext {
     public let tape: Tape?
     public let training: Bool
+    /// Rewrites weight layers' operands (fake quantization); set from `Model.transform`.
+    public var transform: LayerTransform?
     private var bound: [ObjectIdentifier: Variable] = [:]
 
     public init(tape: Tape?, training: Bool) {

@@ -55,7 +55,7 @@ public enum FinetuneJob {
         guard config.initFrom == nil else {
             throw ConfigError.invalid(path: "init_from", reason: "finetune starts from --from; remove init_from")
         }
-        guard try config.makeCompressors().isEmpty else {
+        guard !config.hasCompressors else {
             throw ConfigError.invalid(path: "compression", reason: "finetune trains the extracted model without compressors")
         }
         let ft = try GapFinetune(modelDir: pruned)

@@ -32,20 +32,30 @@ public enum TrainJob {
         run.debugCheckEvery = config.debugCheckEvery
         run.bucketBytes = config.bucketBytes
         run.resume = resume
+        if config.initFrom != nil, config.quantizer?.pretrainedModel != nil {
+            throw ConfigError.invalid(path: "compression.quantizer.pretrained_model",
+                                      reason: "the job also has init_from: give the starting weights once")
+        }
         let estimator = Estimator(modelFn: {
             let model = try makeModel?() ?? config.makeModel()
-            if let source = config.initFrom {
+            if let q = config.quantizer {
+                do { try q.validate(against: model) } catch {
+                    throw ConfigError.invalid(path: "compression.quantizer", reason: "\(error)")
+                }
+            }
+            if let source = config.initFrom ?? config.quantizer?.pretrainedModel {
                 try WeightLoader.load(into: model, from: source)
                 log.info("initialised \(model.name) from \(source)")
             }
             return model
         }, optimizerFn: { try makeOptimizer(config.optimizer, totalSteps: $0) }, config: run)
+        let calibration = train.gather(0..<min(256, train.count)).images
         return try trainAndEvaluate(
             estimator: estimator,
             trainSpec: TrainSpec(data: train, batchSize: config.batchSize, seed: config.seed, epochs: config.epochs,
                                  maxSteps: config.steps),
             evalSpec: EvalSpec(data: test, everySteps: config.evalEvery),
-            compressors: try config.makeCompressors())
+            compressors: try config.makeCompressors(calibration: calibration))
     }
 
     /// Sets OpenBLAS and element-wise worker threads: the configured count, else the cores of

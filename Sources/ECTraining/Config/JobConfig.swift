@@ -1,6 +1,7 @@
 import Foundation
 import ECCompression
 import ECNN
+import ECTensor
 
 /// A training job as the CLI reads it from YAML/JSON (seed snake_case keys). Every value is
 /// validated when parsed; unknown keys are errors naming the key.
@@ -33,6 +34,8 @@ public struct JobConfig {
     public var bucketBytes: Int = DistributedOptimizer.defaultBucketBytes
     /// `compression.pruner` (nil: no pruning).
     public var pruner: PrunerConfig?
+    /// `compression.quantizer` (nil: no quantization-aware training).
+    public var quantizer: QuantizerConfig?
     /// The job file's values as read, for the summary.
     public var raw: [String: Any] = [:]
 
@@ -119,10 +122,11 @@ extension JobConfig {
         c.bucketBytes = try node.int("bucket_bytes", default: c.bucketBytes, min: 1024)
         if let comp = try node.child("compression") {
             if let p = try comp.child("pruner") { c.pruner = try parsePruner(p) }
-            for key in ["quantizer", "sparsifier"] where comp.has(key) {
-                throw ConfigError.invalid(path: comp.keyPath(key), reason: "this compressor is not available in this version yet")
+            if let q = try comp.child("quantizer") { c.quantizer = try parseQuantizer(q) }
+            if comp.has("sparsifier") {
+                throw ConfigError.invalid(path: comp.keyPath("sparsifier"), reason: "this compressor is not available in this version yet")
             }
-            _ = try comp.child("quantizer"); _ = try comp.child("sparsifier")
+            _ = try comp.child("sparsifier")
             try comp.finish()
         }
         try node.finish()
@@ -142,9 +146,51 @@ extension JobConfig {
 }
 
 extension JobConfig {
-    /// The compressors the job's `compression:` section names.
-    public func makeCompressors() throws -> [Compressor] {
-        try [pruner.map { try Pruner(config: $0) }].compactMap { $0 }
+    /// Whether the job names any compressor.
+    public var hasCompressors: Bool { pruner != nil || quantizer != nil }
+
+    /// The compressors the job's `compression:` section names; `calibration` (a batch of
+    /// training inputs) initialises the quantizer's activation step sizes.
+    public func makeCompressors(calibration: Tensor?) throws -> [Compressor] {
+        var compressors: [Compressor] = []
+        if let pruner { compressors.append(try Pruner(config: pruner)) }
+        if let quantizer {
+            compressors.append(try LSQQuantizer(config: quantizer, calibration: calibration, learningRate: Float(optimizer.lr)))
+        }
+        return compressors
+    }
+
+    /// `compression.quantizer` with the seed's keys and defaults (`pretrain_model` accepted
+    /// for `pretrained_model`), checked here with the config path.
+    static func parseQuantizer(_ n: ConfigNode) throws -> QuantizerConfig {
+        let d = QuantizerConfig()
+        var q = QuantizerConfig()
+        q.bits = try n.int("bits", default: d.bits, min: 1, max: 8)
+        q.wbits = try n.int("wbits", default: d.wbits, min: 1, max: 8)
+        q.signed = try n.bool("signed", default: d.signed)
+        let pretrained = try n.optionalString("pretrained_model"), alias = try n.optionalString("pretrain_model")
+        if pretrained != nil && alias != nil {
+            throw ConfigError.invalid(path: n.keyPath("pretrain_model"), reason: "give pretrained_model or its alias pretrain_model, not both")
+        }
+        q.pretrainedModel = pretrained ?? alias
+        q.stepInterval = try n.int("step_interval", default: d.stepInterval, min: 1)
+        q.numTrials = try n.int("num_trials", default: d.numTrials, min: 1)
+        q.includeScopes = try n.stringList("include_scopes", default: d.includeScopes)
+        q.excludeScopes = try n.stringList("exclude_scopes", default: d.excludeScopes)
+        q.fp32Layers = try n.stringList("fp32_layers", default: d.fp32Layers)
+        q.postQuant = try n.bool("post_quant", default: d.postQuant)
+        q.int8Winograd = try n.bool("int8_winograd", default: d.int8Winograd)
+        if q.int8Winograd {
+            throw ConfigError.invalid(path: n.keyPath("int8_winograd"), reason: "Winograd-aware training is not available in this version yet")
+        }
+        q.perChannel = try n.bool("per_channel", default: d.perChannel)
+        try n.finish()
+        do {
+            try q.validate()
+        } catch {
+            throw ConfigError.invalid(path: n.path, reason: "\(error)")
+        }
+        return q
     }
 
     /// `compression.pruner` with the seed's keys and defaults; every value checked here (with

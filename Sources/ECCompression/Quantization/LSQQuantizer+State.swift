@@ -1,0 +1,71 @@
+import Foundation
+import ECNN
+import ECTensor
+
+extension LSQQuantizer {
+    /// Per quantized layer: bit widths, weight step size(s), activation step size; and the
+    /// layers kept in FP32 with the reason.
+    public func summarySection(model: Model) throws -> Data {
+        var layers: [[String: Any]] = []
+        for l in plan?.quantized ?? [] {
+            var entry: [String: Any] = ["layer": l.layer, "op_type": l.opType, "wbits": l.weight.bits, "bits": l.input.bits,
+                                        "signed": l.input.signed, "per_channel": l.weight.perChannel, "fp32": false]
+            entry["weight_scale"] = (steps["weight:\(l.layer)"]?.scalars ?? []).map { Double($0) }
+            entry["activation_scale"] = steps["input:\(l.layer)"].map { Double($0.scalars[0]) as Any } ?? NSNull()
+            if let out = steps["output:\(l.layer)"] { entry["output_scale"] = Double(out.scalars[0]) }
+            layers.append(entry)
+        }
+        for f in plan?.fp32 ?? [] {
+            layers.append(["layer": f.layer, "op_type": f.opType, "fp32": true, "reason": f.reason.rawValue])
+        }
+        let section: [String: Any] = ["kind": kind, "bits": config.bits, "wbits": config.wbits, "signed": config.signed,
+                                      "step_interval": config.stepInterval, "num_trials": config.numTrials,
+                                      "updates_done": updatesDone, "layers": layers]
+        return try JSONSerialization.data(withJSONObject: section, options: [.sortedKeys])
+    }
+
+    public func summaryRows(model: Model) -> [[String]] {
+        var rows = [["layer", "wbits", "bits", "weight step", "activation step"]]
+        for l in plan?.quantized ?? [] {
+            let w = steps["weight:\(l.layer)"]?.scalars ?? []
+            let wText = w.count == 1 ? String(format: "%.3g", w[0])
+                : String(format: "%.3g…%.3g (%d)", w.min() ?? 0, w.max() ?? 0, w.count)
+            rows.append([l.layer, "\(l.weight.bits)", "\(l.input.bits)\(l.input.signed ? "" : " (unsigned)")", wText,
+                         steps["input:\(l.layer)"].map { String(format: "%.3g", $0.scalars[0]) } ?? "—"])
+        }
+        for f in plan?.fp32 ?? [] { rows.append([f.layer, "FP32", "FP32", f.reason.rawValue, ""]) }
+        return rows
+    }
+
+    /// `quantizer/step/<key>` and `quantizer/accumulated/<key>` for every step size.
+    public func checkpointTensors() -> NamedTensors {
+        var t = decisionTensors
+        for (k, a) in accumulated { t["quantizer/accumulated/\(k)"] = a }
+        return t
+    }
+
+    public func checkpointState() throws -> Data {
+        try JSONSerialization.data(withJSONObject: ["format_version": 1, "updates_done": updatesDone], options: [.sortedKeys])
+    }
+
+    public func restore(tensors: NamedTensors, state: Data) throws {
+        guard let object = try? JSONSerialization.jsonObject(with: state) as? [String: Any],
+              object["format_version"] as? Int == 1, let done = object["updates_done"] as? Int, done >= 0 else {
+            throw CompressionConfigError.outOfRange(key: "quantizer checkpoint state", value: String(decoding: state, as: UTF8.self),
+                                                    allowed: "{format_version: 1, updates_done: n ≥ 0}")
+        }
+        var restored: [String: Tensor] = [:], restoredAccumulated: [String: Tensor] = [:]
+        for key in steps.keys {
+            guard let s = tensors["quantizer/step/\(key)"], s.shape == steps[key]!.shape,
+                  let a = tensors["quantizer/accumulated/\(key)"], a.shape == s.shape else {
+                throw CompressionConfigError.outOfRange(key: "quantizer checkpoint", value: "quantizer/step/\(key)",
+                                                        allowed: "a step size of shape \(steps[key]!.shape)")
+            }
+            restored[key] = s
+            restoredAccumulated[key] = a
+        }
+        steps = restored
+        accumulated = restoredAccumulated
+        updatesDone = done
+    }
+}

@@ -1,0 +1,24 @@
+import ECTensor
+
+/// Rewrites the operands of weight layers (Conv2D, Dense) during a forward pass — how fake
+/// quantization enters the model without changing its layers. Set on a `Model`; every forward
+/// pass through it (training, evaluation) applies it.
+public protocol LayerTransform: AnyObject {
+    /// The layer's input activation (e.g. fake-quantized to `bits`).
+    func transformInput(_ x: Variable, layer: String, ctx: ForwardContext) -> Variable
+    /// The layer's kernel (e.g. fake-quantized to `wbits`).
+    func transformWeight(_ w: Variable, layer: String, ctx: ForwardContext) -> Variable
+    /// The layer's output, after its fused activation (`post_quant`).
+    func transformOutput(_ y: Variable, layer: String, ctx: ForwardContext) -> Variable
+}
+
+extension ForwardContext {
+    /// Runs a weight layer's op with the context's transform applied to its operands.
+    func transformed(layer: String, input: Variable, weight: Parameter,
+                     _ op: (_ x: Variable, _ w: Variable) -> Variable) -> Variable {
+        guard let t = transform else { return op(input, variable(for: weight)) }
+        let y = op(t.transformInput(input, layer: layer, ctx: self),
+                   t.transformWeight(variable(for: weight), layer: layer, ctx: self))
+        return t.transformOutput(y, layer: layer, ctx: self)
+    }
+}

@@ -1,0 +1,101 @@
+import ECTestSupport
+import EasyCompression
+import Foundation
+import XCTest
+
+/// LSQ quantization-aware training in real jobs: fake quantization of TensorFlow's weights,
+/// chief-only step-size updates at the configured interval, identical scales on every rank.
+final class QuantizationJobTests: XCTestCase {
+    var work: URL!
+    override func setUpWithError() throws { work = try TestPaths.temporaryDirectory(name) }
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: work) }
+
+    /// TensorFlow's golden fmnist-cnn through 8-bit and 2-bit fake quantization (no training).
+    func testFakeQuantizedGoldenModel() throws {
+        let test = try Dataset.load(.test, limit: 2000), train = try Dataset.load(.train, limit: 256)
+        func accuracy(bits: Int?) throws -> Double {
+            let model = try XCTUnwrap(ModelZoo.make("fmnist-cnn", seed: 0))
+            try WeightLoader.load(into: model, from: TestPaths.goldenWeights.path)
+            if let bits {
+                var c = QuantizerConfig()
+                c.bits = bits; c.wbits = bits; c.signed = false
+                let q = try LSQQuantizer(config: c, calibration: train.images, learningRate: 0.01)
+                try q.prepare(model: model, communicator: SingleProcessCommunicator())
+            }
+            return try Evaluator.evaluate(model, on: test).accuracy
+        }
+        let fp32 = try accuracy(bits: nil), w8a8 = try accuracy(bits: 8), w2a2 = try accuracy(bits: 2)
+        XCTAssertEqual(w8a8, fp32, accuracy: 0.005, "8 bits lose almost nothing before any training")
+        XCTAssertLessThan(w2a2, fp32 - 0.05, "2 bits without training lose a lot (QAT's job)")
+    }
+
+    func job(_ name: String, steps: Int, quantizer: String, extra: String = "") throws -> (String, String) {
+        let saveDir = work.appendingPathComponent(name).path, config = work.appendingPathComponent("\(name).yaml").path
+        try """
+            model: fmnist-cnn
+            dataset: {limit_train: 640, limit_test: 300}
+            steps: \(steps)
+            batch_size: 64
+            optimizer: {name: sgd, lr: 0.01, momentum: 0.9}
+            seed: 4
+            log_every: 100
+            save_dir: \(saveDir)
+            compression:
+              quantizer: {\(quantizer)}
+            \(extra)
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        return (config, saveDir)
+    }
+
+    func run(_ config: String, ranks: Int = 1, args: [String] = []) throws -> ProcessResult {
+        let program = [try TestPaths.executable("easycompress"), "train", "--config", config] + args
+        let r = ranks == 1 ? try ProcessRunner.run(program, environment: ["OPENBLAS_NUM_THREADS": "1"], timeoutSeconds: 180)
+                           : try MPIRun.run(ranks: ranks, program, timeoutSeconds: 180)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        return r
+    }
+
+    func section(_ dir: String) throws -> [String: Any] {
+        let s = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/summary.json")))
+        return try XCTUnwrap((s as? [String: Any])?["quantizer"] as? [String: Any])
+    }
+
+    func testStepSizesUpdateAtTheIntervalThenFreeze() throws {
+        let (config, dir) = try job("interval", steps: 9, quantizer: "step_interval: 3, num_trials: 2, fp32_layers: [fc2]")
+        _ = try run(config)
+        let s = try section(dir)
+        XCTAssertEqual(s["updates_done"] as? Int, 2, "steps 3 and 6; frozen after num_trials")
+        let layers = try XCTUnwrap(s["layers"] as? [[String: Any]])
+        XCTAssertEqual(layers.first { $0["layer"] as? String == "fc2" }?["fp32"] as? Bool, true)
+        XCTAssertEqual(layers.filter { $0["fp32"] as? Bool == false }.count, 3)
+        let tensors = try WeightLoader.readTensors(from: dir)
+        XCTAssertNotNil(tensors["quantizer/step/weight:conv1"])
+        XCTAssertNil(tensors["quantizer/step/weight:fc2"], "fp32_layers stay FP32")
+    }
+
+    func testScalesAreIdenticalOnEveryRankAndMatchOneProcess() throws {
+        let q = "step_interval: 2, num_trials: 3, per_channel: true"
+        let (single, singleDir) = try job("one", steps: 6, quantizer: q)
+        _ = try run(single)
+        let reference = try WeightLoader.readTensors(from: singleDir)
+        let (config, dir) = try job("two", steps: 6, quantizer: q, extra: "debug_check_every: 1")
+        _ = try run(config, ranks: 2, args: ["--debug"])  // parameters and step sizes compared every step
+        let tensors = try WeightLoader.readTensors(from: dir)
+        for name in reference.names where name.hasPrefix("quantizer/step/") {
+            XCTAssertLessThanOrEqual(try XCTUnwrap(tensors[name]).maxAbsDifference(try XCTUnwrap(reference[name])), 1e-6, name)
+        }
+    }
+
+    func testBadQuantizerConfigsAreClearErrors() throws {
+        for (q, text) in [("bits: 9", "compression.quantizer.bits must be in [1, 8], got 9"),
+                          ("fp32_layers: [conv9]", "'conv9' is not a Conv2D/MatMul layer of fmnist-cnn"),
+                          ("pretrained_model: /nonexistent/x", "no such file or directory: /nonexistent/x"),
+                          ("pretrained_model: a, pretrain_model: b", "not both")] {
+            let (config, _) = try job("bad", steps: 2, quantizer: q)
+            let r = try ProcessRunner.run([try TestPaths.executable("easycompress"), "train", "--config", config],
+                                          timeoutSeconds: 60)
+            XCTAssertNotEqual(r.status, 0, q)
+            XCTAssertTrue(r.stderr.contains(text), "\(q): \(r.stderr)")
+        }
+    }
+}
