@@ -8,6 +8,7 @@ import Foundation
 //   ecbench --mode dp-train     training on every rank of an MPI job (global batch 64)
 //   ecbench --mode collectives  gradient allreduce (bucketed vs raw) and mask broadcast (raw vs zstd)
 //   ecbench --mode pruner       extracted-model inference vs original; the chief's pruning work
+//   ecbench --mode qat          LSQ quantization-aware training step vs FP32 step
 // Every figure is printed with the reference it is compared to, measured in the same run;
 // lines starting with RESULT are read by launch/bench.
 
@@ -21,6 +22,7 @@ case "inference": try InferenceBenchmark(options: options).run()
 case "dp-train": try TrainingBenchmark(options: options).runDataParallel(world: world)
 case "collectives": try CollectivesBenchmark(options: options, world: world).run()
 case "pruner": try PrunerBenchmark(options: options).run()
+case "qat": try QATBenchmark(options: options).run()
 default:
     try TrainingBenchmark(options: options).run()
     try InferenceBenchmark(options: options).run()
