@@ -42,10 +42,7 @@ public final class GapFinetune {
         guard let model = ModelZoo.make(state.model, seed: state.seed) else {
             throw TrainingError.incompatibleWeights(source: latest.url.path, reason: "unknown model '\(state.model)'")
         }
-        let expected = Dictionary(uniqueKeysWithValues: model.parameters.map { ($0.name, $0.shape) })
-        let weights = NamedTensors(latest.tensors.sorted.filter { expected[$0.name] != nil }.map { ($0.name, $0.tensor) })
-        try weights.validateShapes(expected, file: latest.tensorsPath)
-        for p in model.parameters { p.value = weights[p.name]! }
+        WeightLoader.assign(try WeightLoader.weights(for: model, from: latest.tensors, file: latest.tensorsPath), to: model)
 
         let groups = ChannelGroups.build(model: model)
         var keep: [String: [Bool]] = [:]

@@ -14,13 +14,24 @@ import ECTensor
 /// (optimizer state, compressor state) are ignored.
 public enum WeightLoader {
     public static func load(into model: Model, from path: String) throws {
-        let tensors = try readTensors(from: path)
+        assign(try weights(for: model, from: readTensors(from: path), file: path), to: model)
+    }
+
+    /// The model's tensors among `tensors` (Keras names mapped to scope paths), every one
+    /// present with the model's shape — else an error naming the tensor and `file`. Other
+    /// tensors (optimizer, compressor state) are ignored.
+    public static func weights(for model: Model, from tensors: NamedTensors, file: String) throws -> NamedTensors {
         let weights = NamedTensors(tensors.sorted.compactMap { entry in
             let name = canonicalName(entry.name)
             return model.parameter(named: name) == nil ? nil : (name, entry.tensor)
         })
         let expected = Dictionary(uniqueKeysWithValues: model.parameters.map { ($0.name, $0.shape) })
-        try weights.validateShapes(expected, allowUnexpected: true, file: path)
+        try weights.validateShapes(expected, allowUnexpected: true, file: file)
+        return weights
+    }
+
+    /// Sets every parameter of `model` from `weights` (as checked by `weights(for:from:file:)`).
+    public static func assign(_ weights: NamedTensors, to model: Model) {
         for p in model.parameters { p.value = weights[p.name]! }
     }
 

@@ -106,9 +106,7 @@ public final class CheckpointHook: SessionRunHook {
                 reason: "it was written by a job with model \(state.model), batch_size \(state.batchSize), seed \(state.seed); "
                     + "this job has \(model.name), \(batchSize), \(seed)")
         }
-        let expected = Dictionary(uniqueKeysWithValues: model.parameters.map { ($0.name, $0.shape) })
-        let weights = NamedTensors(checkpoint.tensors.sorted.filter { expected[$0.name] != nil }.map { ($0.name, $0.tensor) })
-        try weights.validateShapes(expected, file: checkpoint.tensorsPath)
+        let weights = try WeightLoader.weights(for: model, from: checkpoint.tensors, file: checkpoint.tensorsPath)
         try optimizer.importState(checkpoint.tensors, for: model.parameters)
         for c in compressors {
             guard let saved = compressorStates[c.kind] else {
@@ -118,7 +116,7 @@ public final class CheckpointHook: SessionRunHook {
             let own = NamedTensors(checkpoint.tensors.sorted.filter { $0.name.hasPrefix(prefix) }.map { ($0.name, $0.tensor) })
             try c.restore(tensors: own, state: JSONSerialization.data(withJSONObject: saved))
         }
-        for p in model.parameters { p.value = weights[p.name]! }
+        WeightLoader.assign(weights, to: model)
         return (state.step, state.position)
     }
 }
