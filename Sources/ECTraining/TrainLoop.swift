@@ -33,7 +33,8 @@ struct TrainLoop {
                                          seed: trainSpec.seed, batchSize: trainSpec.batchSize,
                                          compressors: compressors, log: log)
         // Compression first: masks are re-applied before anything reads or saves the weights.
-        var hooks: [SessionRunHook] = compressors.map { CompressionHook($0, saveDir: nil) }
+        let compressionHooks = compressors.map { CompressionHook($0, saveDir: nil) }
+        var hooks: [SessionRunHook] = compressionHooks
         hooks += [StopAtStepHook(lastStep: totalSteps), logging, evaluation] as [SessionRunHook]
         if rc.debugCheckEvery > 0 { hooks.append(ConsistencyCheckHook(every: rc.debugCheckEvery, compressors: compressors)) }
         hooks += FaultInjectionHook.fromEnvironment() as [SessionRunHook]
@@ -42,6 +43,7 @@ struct TrainLoop {
         var start = (step: 0, position: BatchPosition(epoch: 0, stepInEpoch: 0))
         if rc.resume, let restored = try checkpoints.restore(model: model, optimizer: optimizer, worldSize: comm.size) {
             start = (restored.step, restored.position)
+            for hook in compressionHooks { hook.pendingRestore = restored.compressors[hook.compressor.kind] }
             checkpoints.position = restored.position
             log.info("resumed from step \(restored.step) of \(saveDir.path)")
         }

@@ -111,3 +111,30 @@ final class PruningJobTests: XCTestCase {
         XCTAssertLessThan(ft.model(Variable(x), .inference()).value.maxAbsDifference(ft.original(Variable(x), .inference()).value), 1e-4)
     }
 }
+
+extension PruningJobTests {
+    func testResumedPruningJobEqualsUninterrupted() throws {
+        var config = JobConfig()
+        config.dataset.limitTrain = 320
+        config.dataset.limitTest = 100
+        config.batchSize = 32
+        config.steps = 9
+        config.checkpointEvery = 4
+        var p = PrunerConfig()
+        p.compressionRatio = 0.5
+        p.stepInterval = 3
+        p.numTrials = 3
+        config.pruner = p
+        let log = Logger(quiet: true)
+        config.saveDir = work.appendingPathComponent("straight").path
+        let straight = try TrainJob.run(config, communicator: SingleProcessCommunicator(), log: log)
+        config.saveDir = work.appendingPathComponent("resumed").path
+        var first = config
+        first.steps = 4
+        _ = try TrainJob.run(first, communicator: SingleProcessCommunicator(), log: log)
+        let resumed = try TrainJob.run(config, communicator: SingleProcessCommunicator(), log: log, resume: true)
+        XCTAssertEqual(resumed.model.stateDict(), straight.model.stateDict(), "bit-identical weights")
+        let a = try WeightLoader.readTensors(from: straight.saveDir.path), b = try WeightLoader.readTensors(from: resumed.saveDir.path)
+        for name in a.names where name.hasPrefix("pruner/") { XCTAssertEqual(a[name], b[name], name) }
+    }
+}

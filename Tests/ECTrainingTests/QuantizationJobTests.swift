@@ -99,3 +99,41 @@ final class QuantizationJobTests: XCTestCase {
         }
     }
 }
+
+extension QuantizationJobTests {
+    func testResumedQuantizationJobEqualsUninterrupted() throws {
+        var config = JobConfig()
+        config.dataset.limitTrain = 320
+        config.dataset.limitTest = 100
+        config.batchSize = 32
+        config.steps = 8
+        config.checkpointEvery = 3
+        config.optimizer.lr = 0.01
+        var q = QuantizerConfig()
+        q.stepInterval = 2
+        q.numTrials = 3
+        q.signed = false
+        config.quantizer = q
+        let log = Logger(quiet: true)
+        config.saveDir = work.appendingPathComponent("straight").path
+        let straight = try TrainJob.run(config, communicator: SingleProcessCommunicator(), log: log)
+
+        config.saveDir = work.appendingPathComponent("resumed").path
+        var first = config
+        first.steps = 3
+        _ = try TrainJob.run(first, communicator: SingleProcessCommunicator(), log: log)
+        let resumed = try TrainJob.run(config, communicator: SingleProcessCommunicator(), log: log, resume: true)
+        XCTAssertEqual(resumed.model.stateDict(), straight.model.stateDict(), "bit-identical weights")
+        let a = try WeightLoader.readTensors(from: straight.saveDir.path), b = try WeightLoader.readTensors(from: resumed.saveDir.path)
+        for name in a.names where name.hasPrefix("quantizer/") { XCTAssertEqual(a[name], b[name], name) }
+
+        let quantizer = try LSQQuantizer(config: q, calibration: nil, learningRate: 0.01)
+        try quantizer.prepare(model: try XCTUnwrap(ModelZoo.make("fmnist-cnn", seed: 1)), communicator: SingleProcessCommunicator())
+        XCTAssertThrowsError(try quantizer.restore(tensors: NamedTensors(), state: Data("{}".utf8))) {
+            XCTAssertTrue("\($0)".contains("quantizer checkpoint state"), "\($0)")
+        }
+        XCTAssertThrowsError(try quantizer.restore(tensors: NamedTensors(), state: Data(#"{"format_version": 1, "updates_done": 0}"#.utf8))) {
+            XCTAssertTrue("\($0)".contains("quantizer/step/weight:conv1: checkpoint has no such tensor"), "\($0)")
+        }
+    }
+}

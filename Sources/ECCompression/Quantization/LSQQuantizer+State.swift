@@ -51,16 +51,16 @@ extension LSQQuantizer {
     public func restore(tensors: NamedTensors, state: Data) throws {
         guard let object = try? JSONSerialization.jsonObject(with: state) as? [String: Any],
               object["format_version"] as? Int == 1, let done = object["updates_done"] as? Int, done >= 0 else {
-            throw CompressionConfigError.outOfRange(key: "quantizer checkpoint state", value: String(decoding: state, as: UTF8.self),
-                                                    allowed: "{format_version: 1, updates_done: n ≥ 0}")
+            throw QuantizerError.checkpointState(reason: "expected {format_version: 1, updates_done: n ≥ 0}, got "
+                                                 + String(decoding: state, as: UTF8.self))
         }
         var restored: [String: Tensor] = [:], restoredAccumulated: [String: Tensor] = [:]
-        for key in steps.keys {
-            guard let s = tensors["quantizer/step/\(key)"], s.shape == steps[key]!.shape,
-                  let a = tensors["quantizer/accumulated/\(key)"], a.shape == s.shape else {
-                throw CompressionConfigError.outOfRange(key: "quantizer checkpoint", value: "quantizer/step/\(key)",
-                                                        allowed: "a step size of shape \(steps[key]!.shape)")
+        for key in steps.keys.sorted() {
+            let expected = steps[key]!.shape
+            for name in ["quantizer/step/\(key)", "quantizer/accumulated/\(key)"] where tensors[name]?.shape != expected {
+                throw QuantizerError.checkpointTensor(name: name, expectedShape: expected, found: tensors[name]?.shape)
             }
+            let s = tensors["quantizer/step/\(key)"]!, a = tensors["quantizer/accumulated/\(key)"]!
             restored[key] = s
             restoredAccumulated[key] = a
         }

@@ -128,7 +128,7 @@ public final class LSQQuantizer: Compressor, LayerTransform {
         let payload = try channel.broadcast(kind: .scales, step: step, entries: entries)
         for k in keys {
             guard let s = payload.floats(named: k), s.shape == steps[k]!.shape else {
-                throw CompressionConfigError.outOfRange(key: "quantizer payload", value: k, allowed: "the plan's step sizes")
+                throw QuantizerError.payloadMismatch(key: k, expectedShape: steps[k]!.shape, found: payload.floats(named: k)?.shape)
             }
             steps[k] = s
         }

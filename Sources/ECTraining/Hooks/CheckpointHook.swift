@@ -86,9 +86,18 @@ public final class CheckpointHook: SessionRunHook {
         log.info("checkpoint \(ref.url.path)")
     }
 
-    /// Loads the newest checkpoint into the model, optimizer and compressors; nil when there
-    /// is none. A checkpoint of another job (model, batch size, seed) is an error.
-    public func restore(model: Model, optimizer: Optimizer, worldSize: Int) throws -> (step: Int, position: BatchPosition)? {
+    /// What a checkpoint holds for one compressor, restored once the compressor is prepared.
+    public struct CompressorState {
+        public let tensors: NamedTensors
+        public let state: Data
+    }
+
+    /// Loads the newest checkpoint into the model and optimizer, and returns each compressor's
+    /// saved state by kind (to hand to its `CompressionHook`, which restores it right after
+    /// `prepare`); nil when there is no checkpoint. A checkpoint of another job (model, batch
+    /// size, seed) or without a compressor's state is an error.
+    public func restore(model: Model, optimizer: Optimizer, worldSize: Int)
+        throws -> (step: Int, position: BatchPosition, compressors: [String: CompressorState])? {
         guard FileManager.default.fileExists(atPath: store.directory.path),
               let checkpoint = try store.loadLatest() else { return nil }
         let state: JobState
@@ -108,15 +117,16 @@ public final class CheckpointHook: SessionRunHook {
         }
         let weights = try WeightLoader.weights(for: model, from: checkpoint.tensors, file: checkpoint.tensorsPath)
         try optimizer.importState(checkpoint.tensors, for: model.parameters)
+        var saved: [String: CompressorState] = [:]
         for c in compressors {
-            guard let saved = compressorStates[c.kind] else {
+            guard let json = compressorStates[c.kind] else {
                 throw TrainingError.incompatibleWeights(source: checkpoint.url.path, reason: "it has no \(c.kind) state")
             }
             let prefix = c.kind + "/"
             let own = NamedTensors(checkpoint.tensors.sorted.filter { $0.name.hasPrefix(prefix) }.map { ($0.name, $0.tensor) })
-            try c.restore(tensors: own, state: JSONSerialization.data(withJSONObject: saved))
+            saved[c.kind] = CompressorState(tensors: own, state: try JSONSerialization.data(withJSONObject: json))
         }
         WeightLoader.assign(weights, to: model)
-        return (state.step, state.position)
+        return (state.step, state.position, saved)
     }
 }

@@ -24,6 +24,8 @@ public final class CompressionHook: SessionRunHook {
     public let saveDir: URL?
     /// The channel the chief's decisions travel through (bytes sent, compression ratio).
     public private(set) var channel: PayloadChannel?
+    /// State from a checkpoint, restored right after `prepare` (resume).
+    public var pendingRestore: CheckpointHook.CompressorState?
 
     public init(_ compressor: Compressor, saveDir: String? = nil) {
         self.compressor = compressor
@@ -33,6 +35,10 @@ public final class CompressionHook: SessionRunHook {
     public func afterCreateSession(_ session: MonitoredSession) throws {
         channel = PayloadChannel(communicator: session.communicator)
         try compressor.prepare(model: session.model, communicator: session.communicator)
+        if let saved = pendingRestore {
+            try compressor.restore(tensors: saved.tensors, state: saved.state)
+            pendingRestore = nil
+        }
         applyMasks(session)
     }
 
