@@ -74,12 +74,18 @@ public enum FinetuneJob {
         let outcome = try TrainJob.run(job, communicator: communicator, log: log, resume: resume, model: { ft.model })
 
         let dense = try config.makeModel()
+        // Inference speed is measured by the chief alone (the other ranks wait at a barrier,
+        // so two ranks do not share the cores while it times).
+        let unmeasured = InferenceSpeed(batch256SamplesPerSecond: 0, batch1Microseconds: 0)
+        let speeds = communicator.isChief
+            ? (InferenceSpeed.measure(ft.original, on: test), InferenceSpeed.measure(outcome.model, on: test))
+            : (unmeasured, unmeasured)
+        try communicator.barrier()
         let report = FinetuneReport(
             from: pruned, paramsBefore: dense.parameterCount, paramsAfter: ft.model.parameterCount,
             flopsBefore: dense.flops, flopsAfter: ft.model.flops, accuracyPruned: pruneAccuracy,
             accuracyExtractedBeforeFinetune: extractedAccuracy, accuracyAfterFinetune: outcome.summary.testAccuracy,
-            inferenceBefore: InferenceSpeed.measure(ft.original, on: test),
-            inferenceAfter: InferenceSpeed.measure(outcome.model, on: test),
+            inferenceBefore: speeds.0, inferenceAfter: speeds.1,
             channels: Dictionary(uniqueKeysWithValues: ft.groups.map { g in
                 (g.id, [g.channels, ft.keep[g.id]?.filter { $0 }.count ?? g.channels])
             }))
