@@ -9,7 +9,7 @@ import ECTensor
 /// `CompressionHook(compressor, save_dir=...)` for `tf.train.MonitoredSession`:
 ///
 /// ```swift
-/// let pruner = Pruner(config: PrunerConfig(compressionRatio: 0.5, stepInterval: 1000, numTrials: 10))
+/// let pruner = try Pruner(config: PrunerConfig(compressionRatio: 0.5, stepInterval: 1000, numTrials: 10))
 /// let hook = CompressionHook(pruner, saveDir: "output")
 /// let session = try MonitoredSession(model: model, optimizer: sgd, communicator: world, hooks: [hook])
 /// ```
