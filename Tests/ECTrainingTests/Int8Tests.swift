@@ -35,11 +35,15 @@ final class Int8Tests: XCTestCase {
     /// largest logit magnitude, over the 2,000 test images.
     func compare(_ model: Model, _ int8: Int8Model) throws -> (int8: Double, fake: Double, relative: Float) {
         let data = try test
-        let fake = try Evaluator.evaluate(model, on: data).accuracy
+        let clock = ContinuousClock()
+        var fake = 0.0, integer = 0.0
+        let fakeTime = try clock.measure { fake = try Evaluator.evaluate(model, on: data).accuracy }
+        let intTime = clock.measure { integer = int8.accuracy(on: data) }
+        print("int8: \(data.count) images in \(intTime) (integer) vs \(fakeTime) (fake-quant, BLAS)")
         let batch = data.gather(0..<500).images
         let a = int8(batch), b = model(Variable(batch), .inference()).value
         let scale = b.scalars.map(abs).max() ?? 1
-        return (int8.accuracy(on: data), fake, a.maxAbsDifference(b) / scale)
+        return (integer, fake, a.maxAbsDifference(b) / scale)
     }
 
     /// (a) W8A8: the integer path's accuracy equals the fake-quant model's within 0.2 points and
@@ -127,19 +131,22 @@ final class Int8Tests: XCTestCase {
         XCTAssertLessThan(r.relative, 1e-5, "as at 8 bits (measured: 1.9e-7)")
     }
 
-    /// The walk handles lenet5 (valid padding, 5×5 kernels) and mlp (flatten first), and refuses
-    /// a residual network with an error naming the module.
+    /// The walk handles lenet5 (valid padding, 5×5 kernels) and mlp (flatten first), with signed
+    /// (Int8) or unsigned (UInt8) activation codes, W8 or W3, with or without post_quant, and
+    /// refuses a residual network with an error naming the module.
     func testOtherZooModels() throws {
         let x = try test.gather(0..<32).images
-        for name in ["lenet5", "mlp"] {
+        for (name, signed, wbits, postQuant) in [("lenet5", true, 8, false), ("lenet5", false, 3, true),
+                                                 ("mlp", false, 8, false), ("mlp", true, 5, true)] {
             let model = try XCTUnwrap(ModelZoo.make(name, seed: 3))
             var c = QuantizerConfig()
-            c.signed = false
+            c.signed = signed; c.wbits = wbits; c.postQuant = postQuant
             let q = try LSQQuantizer(config: c, calibration: x, learningRate: 0.01)
             try q.prepare(model: model, communicator: SingleProcessCommunicator())
             let fake = model(Variable(x), .inference()).value
             let int8 = try Int8Model(model: model, quantizer: q)(x)
-            XCTAssertLessThan(int8.maxAbsDifference(fake), 1e-5 * (fake.scalars.map(abs).max() ?? 1), name)
+            XCTAssertLessThan(int8.maxAbsDifference(fake), 1e-5 * (fake.scalars.map(abs).max() ?? 1),
+                              "\(name) signed \(signed) wbits \(wbits) post_quant \(postQuant)")
         }
         let resnet = try XCTUnwrap(ModelZoo.make("resnet-mini", seed: 3))
         let q = try LSQQuantizer(config: QuantizerConfig(), calibration: nil, learningRate: 0.01)
