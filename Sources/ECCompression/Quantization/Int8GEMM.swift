@@ -1,0 +1,125 @@
+import ECTensor
+
+/// The integer kernels of `Int8Model`: activation quantization to 8-bit codes, im2col on those
+/// codes, and an Int32-accumulating GEMM.
+///
+/// Layout: the GEMM computes `C[m, n] = Σ_k A[m, k]·B[n, k]` with both operands packed row-major
+/// as Int16 (every 8-bit code, signed or unsigned, widens exactly) and the inner dimension
+/// zero-padded to `kPadded`, a multiple of 16, so the inner loop is whole `SIMD16` vectors:
+/// load 16 Int16, widen to `SIMD16<Int32>`, multiply-add into an Int32 accumulator. Each A row
+/// is loaded once per four B rows (a 1×4 register block). No overflow is possible: a product is
+/// at most 255·128 in magnitude, so K < 65 536 keeps every sum inside Int32 (a precondition).
+enum Int8GEMM {
+    /// The inner dimension rounded up to whole 16-lane vectors.
+    static func padded(_ k: Int) -> Int { (k + 15) / 16 * 16 }
+
+    /// `C[rows, n] = A[rows, kPadded]·B[n, kPadded]ᵀ` in Int32, rows split across workers.
+    static func multiply(a: UnsafePointer<Int16>, rows: Int, b: UnsafePointer<Int16>, n: Int, kPadded: Int,
+                         into c: UnsafeMutablePointer<Int32>) {
+        precondition(kPadded % 16 == 0 && kPadded < 65_536, "Int8GEMM: inner dimension \(kPadded) must be a multiple of 16 below 65536")
+        Parallel.forEach(rows, costPerItem: n * kPadded) { range in
+            for i in range { row(a + i * kPadded, b: b, n: n, kPadded: kPadded, into: c + i * n) }
+        }
+    }
+
+    @inline(__always)
+    private static func load(_ p: UnsafePointer<Int16>) -> SIMD16<Int32> {
+        SIMD16<Int32>(truncatingIfNeeded: UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Int16>.self))
+    }
+
+    /// One output row: four B rows at a time, then the remaining ones singly.
+    private static func row(_ a: UnsafePointer<Int16>, b: UnsafePointer<Int16>, n: Int, kPadded: Int,
+                            into c: UnsafeMutablePointer<Int32>) {
+        var j = 0
+        while j + 4 <= n {
+            let b0 = b + j * kPadded, b1 = b0 + kPadded, b2 = b1 + kPadded, b3 = b2 + kPadded
+            var s0 = SIMD16<Int32>(), s1 = SIMD16<Int32>(), s2 = SIMD16<Int32>(), s3 = SIMD16<Int32>()
+            var k = 0
+            while k < kPadded {
+                let x = load(a + k)
+                s0 &+= x &* load(b0 + k)
+                s1 &+= x &* load(b1 + k)
+                s2 &+= x &* load(b2 + k)
+                s3 &+= x &* load(b3 + k)
+                k += 16
+            }
+            c[j] = s0.wrappedSum(); c[j + 1] = s1.wrappedSum(); c[j + 2] = s2.wrappedSum(); c[j + 3] = s3.wrappedSum()
+            j += 4
+        }
+        while j < n {
+            let bj = b + j * kPadded
+            var s = SIMD16<Int32>()
+            var k = 0
+            while k < kPadded {
+                s &+= load(a + k) &* load(bj + k)
+                k += 16
+            }
+            c[j] = s.wrappedSum()
+            j += 1
+        }
+    }
+
+    /// The 8-bit codes `level(x/s)` of every element, as LSQ's fake quantization computes them
+    /// (`QuantRange.level`: round half to even after clipping to [−Qn, Qp]). Signed codes are
+    /// stored as their two's-complement byte (`Int8` bit pattern), unsigned ones as `UInt8`.
+    static func quantize(_ x: Tensor, step: Float, range: QuantRange) -> [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: x.count) { out, initialized in
+            x.withUnsafeBufferPointer { xp in
+                if range.signed {
+                    for i in xp.indices { out[i] = UInt8(bitPattern: Int8(range.level(xp[i] / step))) }
+                } else {
+                    for i in xp.indices { out[i] = UInt8(range.level(xp[i] / step)) }
+                }
+            }
+            initialized = x.count
+        }
+    }
+
+    /// Widens 8-bit codes to Int16 (sign-extending signed ones).
+    @inline(__always)
+    static func widen(_ byte: UInt8, signed: Bool) -> Int16 {
+        signed ? Int16(Int8(bitPattern: byte)) : Int16(byte)
+    }
+
+    /// Packs `rows` rows of `k` codes (a dense layer's input `[rows, k]`) into `[rows, kPadded]`.
+    static func packRows(_ codes: [UInt8], rows: Int, k: Int, signed: Bool) -> [Int16] {
+        let kp = padded(k)
+        var out = [Int16](repeating: 0, count: rows * kp)
+        codes.withUnsafeBufferPointer { src in out.withUnsafeMutableBufferPointer { dst in
+            for r in 0..<rows {
+                for j in 0..<k { dst[r * kp + j] = widen(src[r * k + j], signed: signed) }
+            }
+        } }
+        return out
+    }
+
+    /// im2col on 8-bit NHWC codes: one row per output pixel of images `images`, holding the
+    /// `kh·kw·cin` patch in (kh, kw, cin) order — the HWIO kernel's row order — with the
+    /// padding as code 0 (the value 0, as the fake-quant model pads its quantized input).
+    static func im2col(_ codes: [UInt8], signed: Bool, geometry g: Conv2DGeometry, images: Range<Int>) -> [Int16] {
+        let kp = padded(g.patch), pixels = g.outHeight * g.outWidth
+        var out = [Int16](repeating: 0, count: images.count * pixels * kp)
+        codes.withUnsafeBufferPointer { src in out.withUnsafeMutableBufferPointer { dst in
+            Parallel.forEach(images.count * g.outHeight, costPerItem: g.outWidth * g.patch) { range in
+                for item in range {
+                    let local = item / g.outHeight, oy = item % g.outHeight, image = images.lowerBound + local
+                    for ox in 0..<g.outWidth {
+                        var o = ((local * g.outHeight + oy) * g.outWidth + ox) * kp
+                        for ky in 0..<g.kernelHeight {
+                            let iy = oy * g.stride + ky - g.padTop
+                            for kx in 0..<g.kernelWidth {
+                                let ix = ox * g.stride + kx - g.padLeft
+                                if iy >= 0 && iy < g.height && ix >= 0 && ix < g.width {
+                                    let i = ((image * g.height + iy) * g.width + ix) * g.inChannels
+                                    for ch in 0..<g.inChannels { dst[o + ch] = widen(src[i + ch], signed: signed) }
+                                }
+                                o += g.inChannels
+                            }
+                        }
+                    }
+                }
+            }
+        } }
+        return out
+    }
+}

@@ -1,0 +1,140 @@
+import ECNN
+import ECTensor
+
+/// One quantized Conv2D / Dense layer in integer form: int8 weight codes with their step
+/// size(s), the input activation's step size and grid, the FP32 bias.
+///
+/// Forward (`Int8Model`): the input is quantized to 8-bit codes `q_x = level(x/s_a)` (UInt8
+/// for an unsigned grid, Int8 for a signed one), multiplied with `q_w` in Int32
+/// (`Int8GEMM`), and dequantized `y[·, c] = acc·(s_a·s_w[c]) + bias[c]`, then the fused ReLU.
+/// Since LSQ's fake-quantized operands are exactly `q_x·s_a` and `q_w·s_w`, this is the
+/// fake-quant model's product up to the Float rounding of its sums.
+public struct Int8Layer: Equatable, Sendable {
+    /// The layer's scope (`conv1`).
+    public let name: String
+    /// `Conv2D` or `MatMul`.
+    public let opType: String
+    /// The kernel's shape: HWIO `[kh, kw, cin, cout]` or `[in, out]`.
+    public let weightShape: [Int]
+    /// `q_w = level(w/s_w)`, row-major in `weightShape`, each in `[−Qn, Qp]` of `weightRange`.
+    public let weights: [Int8]
+    /// `s_w`: one step (`[1]`), or one per output channel (`[C]`, the kernel's last axis).
+    public let weightScale: [Float]
+    public let weightRange: QuantRange
+    /// `s_a`, the input activation's step.
+    public let inputScale: Float
+    public let inputRange: QuantRange
+    /// The FP32 bias `[C]`, if the layer has one.
+    public let bias: [Float]?
+    /// With `post_quant`: the output's step and grid (fake-quantized after the ReLU).
+    public let output: (scale: Float, range: QuantRange)?
+    /// `q_w` transposed to `[C, kPadded]` Int16 rows for `Int8GEMM`.
+    let packed: [Int16]
+
+    /// - Precondition: shapes agree (`weights.count` = product of `weightShape`, `weightScale`
+    ///   of count 1 or C, `bias` of count C), steps are positive, codes lie in the grids, and
+    ///   the input grid has at most 8 bits.
+    public init(name: String, opType: String, weightShape: [Int], weights: [Int8], weightScale: [Float],
+                weightRange: QuantRange, inputScale: Float, inputRange: QuantRange, bias: [Float]?,
+                output: (scale: Float, range: QuantRange)? = nil) {
+        let c = weightShape.last ?? 0
+        precondition(weights.count == Tensor.elementCount(weightShape) && c > 0,
+                     "\(name): \(weights.count) weight codes do not fit shape \(weightShape)")
+        precondition(weightScale.count == 1 || weightScale.count == c, "\(name): \(weightScale.count) weight scales for \(c) channels")
+        precondition(bias.map { $0.count == c } ?? true, "\(name): bias of \(bias?.count ?? 0) for \(c) channels")
+        precondition((weightScale + [inputScale]).allSatisfy { $0 > 0 && $0.isFinite }, "\(name): steps must be positive and finite")
+        precondition(weights.allSatisfy { Float($0) >= -weightRange.qn && Float($0) <= weightRange.qp },
+                     "\(name): weight codes outside \(weightRange)")
+        self.name = name
+        self.opType = opType
+        self.weightShape = weightShape
+        self.weights = weights
+        self.weightScale = weightScale
+        self.weightRange = weightRange
+        self.inputScale = inputScale
+        self.inputRange = inputRange
+        self.bias = bias
+        self.output = output
+        let k = weights.count / c, kp = Int8GEMM.padded(k)
+        var packed = [Int16](repeating: 0, count: c * kp)
+        for r in 0..<k {
+            for j in 0..<c { packed[j * kp + r] = Int16(weights[r * c + j]) }
+        }
+        self.packed = packed
+    }
+
+    public static func == (a: Int8Layer, b: Int8Layer) -> Bool {
+        a.name == b.name && a.opType == b.opType && a.weightShape == b.weightShape && a.weights == b.weights
+            && a.weightScale == b.weightScale && a.weightRange == b.weightRange && a.inputScale == b.inputScale
+            && a.inputRange == b.inputRange && a.bias == b.bias
+            && a.output?.scale == b.output?.scale && a.output?.range == b.output?.range
+    }
+
+    /// The codes `level(w/s_w)` of a float kernel (per tensor, or per channel of its last axis).
+    public static func quantizeWeights(_ w: Tensor, scale: [Float], range: QuantRange) -> [Int8] {
+        let c = w.shape.last ?? 1
+        return w.withUnsafeBufferPointer { p in
+            p.indices.map { Int8(range.level(p[$0] / scale[scale.count == 1 ? 0 : $0 % c])) }
+        }
+    }
+
+    /// `q_w·s_w`: the fake-quantized kernel these codes stand for.
+    public var dequantizedWeights: Tensor {
+        let c = weightShape.last!
+        return Tensor(shape: weightShape, scalars: weights.indices.map {
+            Float(weights[$0]) * weightScale[weightScale.count == 1 ? 0 : $0 % c]
+        })
+    }
+
+    /// The layer's output for `x` (`[N, H, W, cin]` for Conv2D, `[N, in]` for MatMul), with
+    /// `relu` applied; processed in chunks of at most `chunkImages` images to bound im2col.
+    func forward(_ x: Tensor, stride: Int, padding: Padding, relu: Bool, chunkImages: Int = 64) -> Tensor {
+        let codes = Int8GEMM.quantize(x, step: inputScale, range: inputRange)
+        let c = weightShape.last!, kp = Int8GEMM.padded(weights.count / c)
+        if opType == "MatMul" {
+            precondition(x.rank == 2 && x.shape[1] == weightShape[0], "\(name): input \(x.shape) does not fit kernel \(weightShape)")
+            let a = Int8GEMM.packRows(codes, rows: x.shape[0], k: weightShape[0], signed: inputRange.signed)
+            return dequantize(gemm(a, rows: x.shape[0], kp: kp), shape: [x.shape[0], c], relu: relu)
+        }
+        let g = Conv2DGeometry(input: x.shape, kernel: weightShape, stride: stride, padding: padding)
+        let pixels = g.outHeight * g.outWidth
+        var acc = [Int32]()
+        acc.reserveCapacity(g.rows * c)
+        var first = 0
+        while first < g.batch {
+            let images = first..<min(g.batch, first + chunkImages)
+            let a = Int8GEMM.im2col(codes, signed: inputRange.signed, geometry: g, images: images)
+            acc += gemm(a, rows: images.count * pixels, kp: kp)
+            first = images.upperBound
+        }
+        return dequantize(acc, shape: [g.batch, g.outHeight, g.outWidth, c], relu: relu)
+    }
+
+    private func gemm(_ a: [Int16], rows: Int, kp: Int) -> [Int32] {
+        let n = weightShape.last!
+        return [Int32](unsafeUninitializedCapacity: rows * n) { c, initialized in
+            a.withUnsafeBufferPointer { ap in packed.withUnsafeBufferPointer { bp in
+                Int8GEMM.multiply(a: ap.baseAddress!, rows: rows, b: bp.baseAddress!, n: n, kPadded: kp, into: c.baseAddress!)
+            } }
+            initialized = rows * n
+        }
+    }
+
+    /// `y = acc·(s_a·s_w[c]) + bias[c]`, then ReLU and the post-quant output grid.
+    private func dequantize(_ acc: [Int32], shape: [Int], relu: Bool) -> Tensor {
+        let c = shape.last!
+        let scale = (0..<c).map { inputScale * weightScale[weightScale.count == 1 ? 0 : $0] }
+        let b = bias ?? [Float](repeating: 0, count: c)
+        var y = Tensor(uninitializedShape: shape)
+        y.withUnsafeMutableBufferPointer { yp in
+            for i in yp.indices {
+                let j = i % c
+                var v = Float(acc[i]) * scale[j] + b[j]
+                if relu { v = max(v, 0) }
+                if let output { v = output.range.level(v / output.scale) * output.scale }
+                yp[i] = v
+            }
+        }
+        return y
+    }
+}

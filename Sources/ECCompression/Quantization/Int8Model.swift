@@ -1,0 +1,145 @@
+import ECNN
+import ECTensor
+
+/// Why a model cannot run on the integer path.
+public enum Int8ModelError: Error, Equatable, CustomStringConvertible {
+    /// The quantizer has no plan (`prepare` not called), or lacks the step size `missing`.
+    case notPrepared(missing: String?)
+    /// A module kind the integer walk does not handle (residual blocks, batch norm, …).
+    case unsupportedModule(model: String, module: String, opType: String)
+    /// A quantized layer of the plan has no integer form, or one that does not fit the model.
+    case layerMismatch(layer: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case let .notPrepared(missing):
+            return "int8: the quantizer has " + (missing.map { "no step size \($0)" } ?? "no plan")
+                + "; call prepare(model:communicator:) with a calibration batch first"
+        case let .unsupportedModule(model, module, opType):
+            return "int8: \(model) has '\(module)' (\(opType)); the integer path runs Sequential models of "
+                + "Conv2D, Dense, ReLU, MaxPool, Flatten and GlobalAvgPool only"
+        case let .layerMismatch(layer, reason):
+            return "int8: layer '\(layer)': \(reason)"
+        }
+    }
+}
+
+/// True integer inference for a model quantized by `LSQQuantizer` (SPEC §3, "the engine has its
+/// own int8 inference path whose accuracy matches the fake-quant model").
+///
+/// Every quantized Conv2D / Dense runs as an `Int8Layer` (8-bit activation codes × int8 weight
+/// codes, Int32 accumulation, dequantized with `s_a·s_w[c]`); the layers the plan keeps in FP32,
+/// pooling and flattening run in Float through the engine's ops with the skeleton model's
+/// parameters. The walk follows `Sequential.forward`, fusions included: a Conv2D/Dense
+/// directly followed by ReLU (not then pooled) applies the ReLU itself, and ReLU → MaxPool runs
+/// as `maxPool2d(relu: true)`.
+public final class Int8Model {
+    /// The model whose structure is walked and whose FP32 layers' parameters are used.
+    public let skeleton: Model
+    public let plan: QuantizationPlan
+    /// The integer layers by name, one per `plan.quantized` entry.
+    public let layers: [String: Int8Layer]
+
+    /// A model over integer layers already built (e.g. read from an export).
+    ///
+    /// - Throws: `Int8ModelError` when the skeleton has a module the walk does not handle, or
+    ///   a planned layer is missing from `layers` or does not fit the skeleton's kernel.
+    public init(skeleton: Model, plan: QuantizationPlan, layers: [String: Int8Layer]) throws {
+        try Self.checkSupported(skeleton)
+        for q in plan.quantized {
+            guard let layer = layers[q.layer] else { throw Int8ModelError.layerMismatch(layer: q.layer, reason: "no integer form") }
+            guard let w = skeleton.parameter(named: q.weight.parameter), w.shape == layer.weightShape else {
+                throw Int8ModelError.layerMismatch(layer: q.layer, reason: "kernel \(layer.weightShape) does not fit the model's "
+                                                   + "\(skeleton.parameter(named: q.weight.parameter)?.shape ?? [])")
+            }
+        }
+        self.skeleton = skeleton
+        self.plan = plan
+        self.layers = layers
+    }
+
+    /// The integer form of `model` as `quantizer` (prepared on it) fake-quantizes it now:
+    /// `q_w = level(w/s_w)` with the quantizer's weight steps, its input (and output) steps.
+    ///
+    /// - Throws: `Int8ModelError.notPrepared`, or as `init(skeleton:plan:layers:)`.
+    public convenience init(model: Model, quantizer: LSQQuantizer) throws {
+        try Self.checkSupported(model)
+        guard let plan = quantizer.plan else { throw Int8ModelError.notPrepared(missing: nil) }
+        var layers: [String: Int8Layer] = [:]
+        for q in plan.quantized {
+            guard let w = model.parameter(named: q.weight.parameter) else {
+                throw Int8ModelError.layerMismatch(layer: q.layer, reason: "the model has no parameter \(q.weight.parameter)")
+            }
+            guard let sw = quantizer.steps["weight:\(q.layer)"] else { throw Int8ModelError.notPrepared(missing: "weight:\(q.layer)") }
+            guard let sa = quantizer.steps["input:\(q.layer)"] else { throw Int8ModelError.notPrepared(missing: "input:\(q.layer)") }
+            let wRange = QuantRange(bits: q.weight.bits, signed: true), scale = sw.scalars
+            let output = q.output.flatMap { o in
+                quantizer.steps["output:\(q.layer)"].map { (scale: $0.scalarValue, range: QuantRange(bits: o.bits, signed: o.signed)) }
+            }
+            let bias = model.parameter(named: scopePath(q.layer, "bias"))?.value.scalars
+            layers[q.layer] = Int8Layer(
+                name: q.layer, opType: q.opType, weightShape: w.shape,
+                weights: Int8Layer.quantizeWeights(w.value, scale: scale, range: wRange), weightScale: scale,
+                weightRange: wRange, inputScale: sa.scalarValue, inputRange: QuantRange(bits: q.input.bits, signed: q.input.signed),
+                bias: bias, output: output)
+        }
+        try self.init(skeleton: model, plan: plan, layers: layers)
+    }
+
+    /// Throws `unsupportedModule` for the first module of `model` the walk does not handle.
+    static func checkSupported(_ model: Model) throws {
+        for m in model.root.layers
+        where !(m is Conv2D || m is Dense || m is ReLU || m is MaxPool || m is Flatten || m is GlobalAvgPool) {
+            throw Int8ModelError.unsupportedModule(model: model.name, module: m.name, opType: m.opType)
+        }
+    }
+
+    /// Logits `[batch, classes]` for input `[batch] + inputShape`.
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        let ctx = ForwardContext.inference()  // no transform: FP32 layers run unquantized
+        let modules = skeleton.root.layers
+        var h = x
+        var i = 0
+        while i < modules.count {
+            let next = i + 1 < modules.count ? modules[i + 1] : nil
+            if modules[i] is ReLU, let pool = next as? MaxPool {
+                h = Variable(h).maxPool2d(size: pool.size, stride: pool.stride, relu: true).value
+                i += 2
+            } else if let fusable = modules[i] as? ActivationFusable {
+                let relu = next is ReLU && !(i + 2 < modules.count && modules[i + 2] is MaxPool)
+                h = run(fusable, h, relu: relu, ctx)
+                i += relu ? 2 : 1
+            } else {
+                h = modules[i].forward(Variable(h), ctx).value
+                i += 1
+            }
+        }
+        return h
+    }
+
+    private func run(_ module: ActivationFusable, _ x: Tensor, relu: Bool, _ ctx: ForwardContext) -> Tensor {
+        guard let layer = layers[module.name] else {
+            return module.forward(Variable(x), ctx, activation: relu ? .relu : .identity).value
+        }
+        let conv = module as? Conv2D
+        return layer.forward(x, stride: conv?.stride ?? 1, padding: conv?.padding ?? .valid, relu: relu)
+    }
+
+    /// Top-1 accuracy over `images` (`[N] + inputShape`) and `labels`, in batches.
+    public func accuracy(images: Tensor, labels: [Int32], batchSize: Int = 500) -> Double {
+        precondition(images.shape.first == labels.count, "accuracy: \(images.shape) images for \(labels.count) labels")
+        let rowLength = images.count / max(labels.count, 1)
+        var correct = 0, start = 0
+        while start < labels.count {
+            let end = min(labels.count, start + batchSize)
+            let batch = images.withUnsafeBufferPointer {
+                Tensor(shape: [end - start] + images.shape.dropFirst(),
+                       scalars: Array($0[(start * rowLength)..<(end * rowLength)]))
+            }
+            let predicted = self(batch).argmaxRows()
+            correct += (start..<end).filter { predicted[$0 - start] == labels[$0] }.count
+            start = end
+        }
+        return labels.isEmpty ? 0 : Double(correct) / Double(labels.count)
+    }
+}
