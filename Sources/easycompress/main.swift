@@ -13,7 +13,7 @@ struct EasyCompress: ParsableCommand {
           launch/run -n 2 examples/fmnist-cnn.yaml          # the same job on 2 MPI ranks
           easycompress eval --config examples/fmnist-cnn.yaml --checkpoint runs/fmnist-cnn
         """,
-        subcommands: [Train.self, Finetune.self, Eval.self])
+        subcommands: [Train.self, Finetune.self, Eval.self, Export.self])
 }
 
 struct Train: ParsableCommand {
@@ -107,6 +107,40 @@ struct Eval: ParsableCommand {
                     print(String(format: "test accuracy %.4f, test loss %.4f (%d samples)", result.accuracy, result.loss, result.samples))
                 }
             }
+        }
+    }
+}
+
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Export a quantization-aware training run as real int8 weights and scales (safetensors).",
+        discussion: """
+        Also runs the integer inference path on the test set and prints its accuracy beside the
+        fake-quant model's.
+        Examples:
+          easycompress export --format int8 --from runs/fmnist-cnn-qat --config examples/fmnist-cnn-qat.yaml \\
+              --out runs/fmnist-cnn-qat/int8.safetensors
+        """)
+
+    @Option(name: .long, help: "Export format: int8.")
+    var format: String
+
+    @Option(name: .long, help: "The save_dir of a quantization-aware training job.")
+    var from: String
+
+    @Option(name: .long, help: "That job's file (for the quantizer's plan and the data).")
+    var config: String
+
+    @Option(name: .long, help: "The file to write.")
+    var out: String
+
+    func validate() throws {
+        guard format == "int8" else { throw ValidationError("--format must be int8 (ONNX export is not available yet), got '\(format)'") }
+    }
+
+    func run() throws {
+        try runJob(quiet: false) { _, log in
+            _ = try ExportJob.run(JobConfig.load(file: config), from: from, output: out, log: log)
         }
     }
 }

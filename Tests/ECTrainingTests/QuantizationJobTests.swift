@@ -1,5 +1,6 @@
 import ECTestSupport
 import EasyCompression
+import ECCheckpoint
 import Foundation
 import XCTest
 
@@ -135,5 +136,44 @@ extension QuantizationJobTests {
         XCTAssertThrowsError(try quantizer.restore(tensors: NamedTensors(), state: Data(#"{"format_version": 1, "updates_done": 0}"#.utf8))) {
             XCTAssertTrue("\($0)".contains("quantizer/step/weight:conv1: checkpoint has no such tensor"), "\($0)")
         }
+    }
+}
+
+extension QuantizationJobTests {
+    /// `easycompress export --format int8` of a QAT run: the file holds int8 kernels and float
+    /// scales (read back by the Python safetensors package too), and the integer path's
+    /// accuracy matches the fake-quant model's.
+    func testExportInt8FromAQATRun() throws {
+        let (config, dir) = try job("export", steps: 6, quantizer: "step_interval: 2, num_trials: 2, signed: false")
+        _ = try run(config)
+        let out = work.appendingPathComponent("int8.safetensors").path
+        let r = try ProcessRunner.run([try TestPaths.executable("easycompress"), "export", "--format", "int8", "--from", dir,
+                                       "--config", config, "--out", out], timeoutSeconds: 120)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let line = try XCTUnwrap(r.stderr.split(separator: "\n").first { $0.contains("test accuracy int8") })
+        let numbers = line.split(separator: " ").compactMap { Double($0.trimmingCharacters(in: .punctuationCharacters)) }
+        XCTAssertEqual(numbers.count, 2, String(line))
+        XCTAssertEqual(numbers[0], numbers[1], accuracy: 0.002, "int8 vs fake-quant accuracy: \(line)")
+
+        let st = try SafeTensors.read(from: URL(fileURLWithPath: out))
+        XCTAssertEqual(st["conv1/weight_int8"]?.dtype, .i8)
+        XCTAssertEqual(st["conv1/weight_int8"]?.shape, [3, 3, 1, 32])
+        XCTAssertEqual(st["fc1/weight_scale"]?.dtype, .f32)
+
+        let python = ProcessInfo.processInfo.environment["EC_PYTHON"] ?? "python3"
+        let check = try ProcessRunner.run([python, "-c", """
+            from safetensors.numpy import load_file
+            t = load_file('\(out)')
+            print(t['conv2/weight_int8'].dtype, t['conv2/weight_int8'].shape, int(abs(t['conv2/weight_int8']).max()) <= 128)
+            """], timeoutSeconds: 60)
+        if check.status != 0 && ProcessInfo.processInfo.environment["EC_REQUIRE_PYTHON"] != "1" {
+            throw XCTSkip("Python safetensors not available: \(check.stderr)")
+        }
+        XCTAssertEqual(check.stdout, "int8 (3, 3, 32, 64) True\n", check.stderr)
+
+        let bad = try ProcessRunner.run([try TestPaths.executable("easycompress"), "export", "--format", "onnx", "--from", dir,
+                                         "--config", config, "--out", out], timeoutSeconds: 60)
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("--format must be int8"), bad.stderr)
     }
 }

@@ -1,0 +1,54 @@
+import Foundation
+import ECCheckpoint
+import ECCollective
+import ECCompression
+import ECNN
+import ECTensor
+
+/// `easycompress export --format int8`: turns a quantization-aware training run's save_dir into
+/// real int8 weights with their scales (safetensors, `Int8Export`), and reports the integer
+/// path's test accuracy beside the fake-quant model's.
+public enum ExportJob {
+    public struct Result {
+        public let file: URL
+        public let fakeQuantAccuracy: Double
+        public let int8Accuracy: Double
+    }
+
+    /// - Parameters:
+    ///   - config: the QAT job (its `compression.quantizer` gives the plan; its data the test set).
+    ///   - from: the job's save_dir (its newest checkpoint holds weights and step sizes).
+    ///   - output: the safetensors file to write.
+    public static func run(_ config: JobConfig, from dir: String, output: String, log: Logger) throws -> Result {
+        guard let qconfig = config.quantizer else {
+            throw ConfigError.missingKey(path: "compression.quantizer")
+        }
+        let store = CheckpointStore(directory: URL(fileURLWithPath: dir).appendingPathComponent("checkpoints"))
+        guard FileManager.default.fileExists(atPath: store.directory.path), let latest = try store.loadLatest() else {
+            throw TrainingError.incompatibleWeights(source: dir, reason: "no checkpoint in \(store.directory.path)")
+        }
+        let model = try config.makeModel()
+        WeightLoader.assign(try WeightLoader.weights(for: model, from: latest.tensors, file: latest.tensorsPath), to: model)
+        let train = try Dataset.load(.train, directory: config.dataset.path, limit: 256)
+        let quantizer = try LSQQuantizer(config: qconfig, calibration: train.gather(0..<train.count).images,
+                                         learningRate: Float(config.optimizer.lr))
+        try quantizer.prepare(model: model, communicator: SingleProcessCommunicator())
+        let prefix = "quantizer/"
+        let saved = NamedTensors(latest.tensors.sorted.filter { $0.name.hasPrefix(prefix) }.map { ($0.name, $0.tensor) })
+        let object = try JSONSerialization.jsonObject(with: latest.state) as? [String: Any]
+        guard let state = (object?["compressors"] as? [String: Any])?["quantizer"] else {
+            throw TrainingError.incompatibleWeights(source: latest.url.path, reason: "it has no quantizer state: not a QAT run")
+        }
+        try quantizer.restore(tensors: saved, state: JSONSerialization.data(withJSONObject: state))
+
+        let url = URL(fileURLWithPath: output)
+        try Int8Export.write(model: model, quantizer: quantizer, to: url)
+        let test = try Dataset.load(.test, directory: config.dataset.path, limit: config.dataset.limitTest)
+        let int8 = try Int8Model.load(from: url, model: try config.makeModel())
+        let result = Result(file: url, fakeQuantAccuracy: try Evaluator.evaluate(model, on: test).accuracy,
+                            int8Accuracy: int8.accuracy(on: test))
+        log.info(String(format: "wrote %@: int8 weights and scales; test accuracy int8 %.4f, fake-quant %.4f",
+                        url.path, result.int8Accuracy, result.fakeQuantAccuracy))
+        return result
+    }
+}
