@@ -61,11 +61,7 @@ final class DistributedTrainingTests: XCTestCase {
 
     func train(ranks: Int, _ job: (config: String, saveDir: String), environment: [String: String] = [:],
                extraArgs: [String] = []) throws -> ProcessResult {
-        let program = [try TestPaths.executable("easycompress"), "train", "--config", job.config] + extraArgs
-        let result = ranks == 1
-            ? try ProcessRunner.run(program, environment: environment.merging(["OPENBLAS_NUM_THREADS": "1"]) { a, _ in a },
-                                    timeoutSeconds: 120)
-            : try MPIRun.run(ranks: ranks, program, environment: environment)
+        let result = try TrainCommand.run(job.config, ranks: ranks, args: extraArgs, environment: environment, timeoutSeconds: 120)
         XCTAssertFalse(result.timedOut, "\(ranks)-rank run timed out")
         return result
     }

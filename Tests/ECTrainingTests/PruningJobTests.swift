@@ -40,9 +40,7 @@ final class PruningJobTests: XCTestCase {
     }
 
     func run(_ config: String, ranks: Int = 1, args: [String] = []) throws -> ProcessResult {
-        let program = [try TestPaths.executable("easycompress"), "train", "--config", config] + args
-        let r = ranks == 1 ? try ProcessRunner.run(program, environment: ["OPENBLAS_NUM_THREADS": "1"], timeoutSeconds: 180)
-                           : try MPIRun.run(ranks: ranks, program, timeoutSeconds: 180)
+        let r = try TrainCommand.run(config, ranks: ranks, args: args)
         XCTAssertEqual(r.status, 0, r.stderr)
         return r
     }
