@@ -26,13 +26,17 @@ let package = Package(
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
+        // Our one C kernel: the int8 GEMM on AVX-512 VNNI (runtime-checked); its only importer
+        // is Int8GEMM.swift. Optimised in debug builds too, like the Swift engine.
+        .target(name: "CInt8", path: "Sources/CInt8", cSettings: [.unsafeFlags(["-O2"])]),
+
         // Libraries, arrows pointing down only.
         .target(name: "ECTensor", dependencies: ["CBLAS"], swiftSettings: optimised),
         .target(name: "ECNN", dependencies: ["ECTensor"], swiftSettings: optimised),
         .target(name: "ECOptim", dependencies: ["ECNN", "ECTensor"], swiftSettings: optimised),
         .target(name: "ECCollective", dependencies: ["CMPI", "ECTensor"], swiftSettings: optimised),
         .target(name: "ECCheckpoint", dependencies: ["ECTensor"]),
-        .target(name: "ECCompression", dependencies: ["ECTensor", "ECNN", "ECCollective", "CZstd"],
+        .target(name: "ECCompression", dependencies: ["ECTensor", "ECNN", "ECCollective", "CZstd", "CInt8"],
                 swiftSettings: optimised),
         .target(name: "ECTraining",
                 dependencies: ["ECTensor", "ECNN", "ECOptim", "ECCollective", "ECCheckpoint", "ECCompression", "CZlib",

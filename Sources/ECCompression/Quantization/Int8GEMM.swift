@@ -1,4 +1,6 @@
+import CInt8
 import ECTensor
+import Foundation
 
 /// The integer kernels of `Int8Model`: activation quantization to 8-bit codes, im2col on those
 /// codes, and an Int32-accumulating GEMM.
@@ -10,6 +12,48 @@ import ECTensor
 /// is loaded once per four B rows (a 1×4 register block). No overflow is possible: a product is
 /// at most 255·128 in magnitude, so K < 65 536 keeps every sum inside Int32 (a precondition).
 enum Int8GEMM {
+    /// Whether the AVX-512 VNNI kernel (`vpdpbusd`: 64 uint8×int8 products per instruction)
+    /// runs here; `EC_INT8_KERNEL=simd` forces the portable Swift kernel (for comparisons).
+    static let vnni: Bool = cint8_vnni_available() != 0
+        && ProcessInfo.processInfo.environment["EC_INT8_KERNEL"] != "simd"
+
+    /// Weights packed for the VNNI kernel, with the correction that signed activations need.
+    struct VNNIWeights {
+        let packed: [Int8]
+        let n: Int, kp: Int
+        /// 128·Σ_k b[j][k]: signed activation codes enter the kernel offset by +128 (it takes
+        /// uint8), which adds exactly this to every output j.
+        let offsetCorrection: [Int32]
+    }
+
+    /// Packs `[n, kp]` Int16 weight rows (the Swift kernel's layout) for the VNNI kernel.
+    static func packVNNI(_ rows: [Int16], n: Int, kp: Int) -> VNNIWeights {
+        let b = rows.map { Int8(truncatingIfNeeded: $0) }
+        var packed = [Int8](repeating: 0, count: Int(cint8_packed_size(Int32(n), Int32(kp))))
+        b.withUnsafeBufferPointer { bp in packed.withUnsafeMutableBufferPointer { pp in
+            cint8_pack_weights(bp.baseAddress!, Int32(n), Int32(kp), Int32(kp), pp.baseAddress!)
+        } }
+        let correction = (0..<n).map { j in 128 * (0..<kp).reduce(Int32(0)) { $0 + Int32(b[j * kp + $1]) } }
+        return VNNIWeights(packed: packed, n: n, kp: kp, offsetCorrection: correction)
+    }
+
+    /// `multiply` on the VNNI kernel: A's Int16 codes become uint8 (+128 when signed, undone by
+    /// the correction), rows split across workers.
+    static func multiplyVNNI(a: UnsafePointer<Int16>, rows: Int, signed: Bool, weights w: VNNIWeights,
+                             into c: UnsafeMutablePointer<Int32>) {
+        let kp = w.kp, offset: Int16 = signed ? 128 : 0
+        w.packed.withUnsafeBufferPointer { bp in w.offsetCorrection.withUnsafeBufferPointer { corr in
+            Parallel.forEach(rows, costPerItem: w.n * kp / 8) { range in
+                withUnsafeTemporaryAllocation(of: UInt8.self, capacity: range.count * kp) { bytes in
+                    let src = a + range.lowerBound * kp
+                    for i in 0..<(range.count * kp) { bytes[i] = UInt8(truncatingIfNeeded: src[i] &+ offset) }
+                    cint8_gemm_u8s8(bytes.baseAddress!, Int32(range.count), Int32(kp), bp.baseAddress!, Int32(w.n),
+                                    signed ? corr.baseAddress! : nil, c + range.lowerBound * w.n)
+                }
+            }
+        } }
+    }
+
     /// The inner dimension rounded up to whole 16-lane vectors.
     static func padded(_ k: Int) -> Int { (k + 15) / 16 * 16 }
 
@@ -111,7 +155,11 @@ enum Int8GEMM {
                                 let ix = ox * g.stride + kx - g.padLeft
                                 if iy >= 0 && iy < g.height && ix >= 0 && ix < g.width {
                                     let i = ((image * g.height + iy) * g.width + ix) * g.inChannels
-                                    for ch in 0..<g.inChannels { dst[o + ch] = widen(src[i + ch], signed: signed) }
+                                    if signed {
+                                        for ch in 0..<g.inChannels { dst[o + ch] = Int16(Int8(bitPattern: src[i + ch])) }
+                                    } else {
+                                        for ch in 0..<g.inChannels { dst[o + ch] = Int16(src[i + ch]) }
+                                    }
                                 }
                                 o += g.inChannels
                             }

@@ -30,6 +30,8 @@ public struct Int8Layer: Equatable, Sendable {
     public let output: (scale: Float, range: QuantRange)?
     /// `q_w` transposed to `[C, kPadded]` Int16 rows for `Int8GEMM`.
     let packed: [Int16]
+    /// The same weights packed for the VNNI kernel, when this CPU has it.
+    let vnniWeights: Int8GEMM.VNNIWeights?
 
     /// - Precondition: shapes agree (`weights.count` = product of `weightShape`, `weightScale`
     ///   of count 1 or C, `bias` of count C), steps are positive, codes lie in the grids, and
@@ -61,6 +63,7 @@ public struct Int8Layer: Equatable, Sendable {
             for j in 0..<c { packed[j * kp + r] = Int16(weights[r * c + j]) }
         }
         self.packed = packed
+        vnniWeights = Int8GEMM.vnni ? Int8GEMM.packVNNI(packed, n: c, kp: kp) : nil
     }
 
     public static func == (a: Int8Layer, b: Int8Layer) -> Bool {
@@ -114,7 +117,12 @@ public struct Int8Layer: Equatable, Sendable {
         let n = weightShape.last!
         return [Int32](unsafeUninitializedCapacity: rows * n) { c, initialized in
             a.withUnsafeBufferPointer { ap in packed.withUnsafeBufferPointer { bp in
-                Int8GEMM.multiply(a: ap.baseAddress!, rows: rows, b: bp.baseAddress!, n: n, kPadded: kp, into: c.baseAddress!)
+                if let vnniWeights {
+                    Int8GEMM.multiplyVNNI(a: ap.baseAddress!, rows: rows, signed: inputRange.signed, weights: vnniWeights,
+                                          into: c.baseAddress!)
+                } else {
+                    Int8GEMM.multiply(a: ap.baseAddress!, rows: rows, b: bp.baseAddress!, n: n, kPadded: kp, into: c.baseAddress!)
+                }
             } }
             initialized = rows * n
         }
@@ -126,15 +134,19 @@ public struct Int8Layer: Equatable, Sendable {
         let scale = (0..<c).map { inputScale * weightScale[weightScale.count == 1 ? 0 : $0] }
         let b = bias ?? [Float](repeating: 0, count: c)
         var y = Tensor(uninitializedShape: shape)
-        y.withUnsafeMutableBufferPointer { yp in
-            for i in yp.indices {
-                let j = i % c
-                var v = Float(acc[i]) * scale[j] + b[j]
-                if relu { v = max(v, 0) }
-                if let output { v = output.range.level(v / output.scale) * output.scale }
-                yp[i] = v
+        let floor: Float = relu ? 0 : -.infinity
+        y.withUnsafeMutableBufferPointer { yp in acc.withUnsafeBufferPointer { ap in
+            scale.withUnsafeBufferPointer { sp in b.withUnsafeBufferPointer { bp in
+                // Row by row (one output pixel or sample): no division per element, vectorised.
+                for r in 0..<(yp.count / c) {
+                    let o = r * c
+                    for j in 0..<c { yp[o + j] = max(Float(ap[o + j]) * sp[j] + bp[j], floor) }
+                }
+            } }
+            if let output {
+                for i in yp.indices { yp[i] = output.range.level(yp[i] / output.scale) * output.scale }
             }
-        }
+        } }
         return y
     }
 }
