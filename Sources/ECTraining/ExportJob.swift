@@ -23,23 +23,17 @@ public enum ExportJob {
         guard let qconfig = config.quantizer else {
             throw ConfigError.missingKey(path: "compression.quantizer")
         }
-        let store = CheckpointStore(directory: URL(fileURLWithPath: dir).appendingPathComponent("checkpoints"))
-        guard FileManager.default.fileExists(atPath: store.directory.path), let latest = try store.loadLatest() else {
-            throw TrainingError.incompatibleWeights(source: dir, reason: "no checkpoint in \(store.directory.path)")
-        }
+        let latest = try SavedRun.requireLatestCheckpoint(in: dir)
         let model = try config.makeModel()
         WeightLoader.assign(try WeightLoader.weights(for: model, from: latest.tensors, file: latest.tensorsPath), to: model)
         let train = try Dataset.load(.train, directory: config.dataset.path, limit: 256)
         let quantizer = try LSQQuantizer(config: qconfig, calibration: train.gather(0..<train.count).images,
                                          learningRate: Float(config.optimizer.lr))
         try quantizer.prepare(model: model, communicator: SingleProcessCommunicator())
-        let prefix = "quantizer/"
-        let saved = NamedTensors(latest.tensors.sorted.filter { $0.name.hasPrefix(prefix) }.map { ($0.name, $0.tensor) })
-        let object = try JSONSerialization.jsonObject(with: latest.state) as? [String: Any]
-        guard let state = (object?["compressors"] as? [String: Any])?["quantizer"] else {
+        guard let saved = try SavedRun.compressorState(quantizer.kind, in: latest) else {
             throw TrainingError.incompatibleWeights(source: latest.url.path, reason: "it has no quantizer state: not a QAT run")
         }
-        try quantizer.restore(tensors: saved, state: JSONSerialization.data(withJSONObject: state))
+        try quantizer.restore(tensors: saved.tensors, state: saved.state)
 
         let url = URL(fileURLWithPath: output)
         try Int8Export.write(model: model, quantizer: quantizer, to: url)

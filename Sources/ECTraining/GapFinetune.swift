@@ -28,17 +28,8 @@ public final class GapFinetune {
     public let checkpoint: URL
 
     public init(modelDir: String) throws {
-        let dir = URL(fileURLWithPath: modelDir)
-        let store = CheckpointStore(directory: dir.appendingPathComponent("checkpoints"))
-        guard FileManager.default.fileExists(atPath: store.directory.path), let latest = try store.loadLatest() else {
-            throw TrainingError.incompatibleWeights(source: modelDir, reason: "no checkpoint in \(store.directory.path)")
-        }
-        let state: JobState
-        do {
-            state = try JSONDecoder().decode(JobState.self, from: latest.state)
-        } catch {
-            throw TrainingError.incompatibleWeights(source: latest.url.path, reason: "state.json is not a job state: \(error)")
-        }
+        let latest = try SavedRun.requireLatestCheckpoint(in: modelDir)
+        let state = try SavedRun.jobState(of: latest)
         guard let model = ModelZoo.make(state.model, seed: state.seed) else {
             throw TrainingError.incompatibleWeights(source: latest.url.path, reason: "unknown model '\(state.model)'")
         }

@@ -40,6 +40,7 @@ public struct JobState: Codable, Equatable {
 /// atomically, keeping the last K; and restores the newest one to resume.
 public final class CheckpointHook: SessionRunHook {
     public let every: Int
+    public let saveDir: URL
     public let store: CheckpointStore
     public let keepLast: Int
     let seed: UInt64
@@ -53,6 +54,7 @@ public final class CheckpointHook: SessionRunHook {
     public init(every: Int, saveDir: URL, keepLast: Int, seed: UInt64, batchSize: Int,
                 compressors: [Compressor] = [], log: Logger) {
         self.every = every
+        self.saveDir = saveDir
         store = CheckpointStore(directory: saveDir.appendingPathComponent("checkpoints"))
         self.keepLast = keepLast
         self.seed = seed
@@ -98,17 +100,8 @@ public final class CheckpointHook: SessionRunHook {
     /// size, seed) or without a compressor's state is an error.
     public func restore(model: Model, optimizer: Optimizer, worldSize: Int)
         throws -> (step: Int, position: BatchPosition, compressors: [String: CompressorState])? {
-        guard FileManager.default.fileExists(atPath: store.directory.path),
-              let checkpoint = try store.loadLatest() else { return nil }
-        let state: JobState
-        let compressorStates: [String: Any]
-        do {
-            state = try JSONDecoder().decode(JobState.self, from: checkpoint.state)
-            let object = try JSONSerialization.jsonObject(with: checkpoint.state) as? [String: Any]
-            compressorStates = object?["compressors"] as? [String: Any] ?? [:]
-        } catch {
-            throw TrainingError.incompatibleWeights(source: checkpoint.url.path, reason: "state.json is not a job state: \(error)")
-        }
+        guard let checkpoint = try SavedRun.latestCheckpoint(in: saveDir) else { return nil }
+        let state = try SavedRun.jobState(of: checkpoint)
         guard state.model == model.name, state.batchSize == batchSize, state.seed == seed else {
             throw TrainingError.incompatibleWeights(
                 source: checkpoint.url.path,
@@ -119,12 +112,10 @@ public final class CheckpointHook: SessionRunHook {
         try optimizer.importState(checkpoint.tensors, for: model.parameters)
         var saved: [String: CompressorState] = [:]
         for c in compressors {
-            guard let json = compressorStates[c.kind] else {
+            guard let own = try SavedRun.compressorState(c.kind, in: checkpoint) else {
                 throw TrainingError.incompatibleWeights(source: checkpoint.url.path, reason: "it has no \(c.kind) state")
             }
-            let prefix = c.kind + "/"
-            let own = NamedTensors(checkpoint.tensors.sorted.filter { $0.name.hasPrefix(prefix) }.map { ($0.name, $0.tensor) })
-            saved[c.kind] = CompressorState(tensors: own, state: try JSONSerialization.data(withJSONObject: json))
+            saved[c.kind] = own
         }
         WeightLoader.assign(weights, to: model)
         return (state.step, state.position, saved)

@@ -1,0 +1,43 @@
+import Foundation
+import ECCheckpoint
+import ECTensor
+
+/// Reading back what a training job left in its `save_dir`: the newest checkpoint, its job
+/// state, and each compressor's saved part.
+public enum SavedRun {
+    /// The newest valid checkpoint of `saveDir/checkpoints`, or nil when there is none.
+    public static func latestCheckpoint(in saveDir: URL) throws -> Checkpoint? {
+        let store = CheckpointStore(directory: saveDir.appendingPathComponent("checkpoints"))
+        guard FileManager.default.fileExists(atPath: store.directory.path) else { return nil }
+        return try store.loadLatest()
+    }
+
+    /// As `latestCheckpoint(in:)`, but a missing checkpoint is an error naming the folder.
+    public static func requireLatestCheckpoint(in saveDir: String) throws -> Checkpoint {
+        let dir = URL(fileURLWithPath: saveDir)
+        guard let latest = try latestCheckpoint(in: dir) else {
+            throw TrainingError.incompatibleWeights(source: saveDir,
+                                                    reason: "no checkpoint in \(dir.appendingPathComponent("checkpoints").path)")
+        }
+        return latest
+    }
+
+    /// The checkpoint's job state (`state.json`).
+    public static func jobState(of checkpoint: Checkpoint) throws -> JobState {
+        do {
+            return try JSONDecoder().decode(JobState.self, from: checkpoint.state)
+        } catch {
+            throw TrainingError.incompatibleWeights(source: checkpoint.url.path, reason: "state.json is not a job state: \(error)")
+        }
+    }
+
+    /// The tensors (`<kind>/…`) and JSON state a compressor of `kind` saved in the checkpoint,
+    /// or nil when it holds no state for that kind.
+    public static func compressorState(_ kind: String, in checkpoint: Checkpoint) throws -> CheckpointHook.CompressorState? {
+        let object = try? JSONSerialization.jsonObject(with: checkpoint.state) as? [String: Any]
+        guard let json = (object?["compressors"] as? [String: Any])?[kind] else { return nil }
+        let prefix = kind + "/"
+        let own = NamedTensors(checkpoint.tensors.sorted.filter { $0.name.hasPrefix(prefix) }.map { ($0.name, $0.tensor) })
+        return CheckpointHook.CompressorState(tensors: own, state: try JSONSerialization.data(withJSONObject: json))
+    }
+}
