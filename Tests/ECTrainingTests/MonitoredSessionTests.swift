@@ -62,21 +62,7 @@ final class MonitoredSessionTests: XCTestCase {
         config.checkpointEvery = 6
         config.optimizer.name = "adam"
         config.optimizer.lr = 0.01
-        let log = Logger(quiet: true)
-
-        config.saveDir = dir.appendingPathComponent("straight").path
-        let straight = try TrainJob.run(config, communicator: SingleProcessCommunicator(), log: log)
-
-        // Interrupted: run to step 6 only, then resume to 14 from the checkpoint.
-        config.saveDir = dir.appendingPathComponent("resumed").path
-        var first = config
-        first.steps = 6
-        first.checkpointEvery = 0
-        _ = try TrainJob.run(first, communicator: SingleProcessCommunicator(), log: log)
-        let resumed = try TrainJob.run(config, communicator: SingleProcessCommunicator(), log: log, resume: true)
-
-        XCTAssertEqual(resumed.summary.steps, 14)
-        XCTAssertEqual(resumed.model.stateDict(), straight.model.stateDict(), "bit-identical weights")
+        let (straight, resumed) = try assertResumeEqualsUninterrupted(config, interruptAt: 6, in: dir, prefixes: ["optimizer/"])
         XCTAssertEqual(resumed.summary.testAccuracy, straight.summary.testAccuracy)
     }
 }

@@ -113,18 +113,7 @@ extension QuantizationJobTests {
         q.numTrials = 3
         q.signed = false
         config.quantizer = q
-        let log = Logger(quiet: true)
-        config.saveDir = work.appendingPathComponent("straight").path
-        let straight = try TrainJob.run(config, communicator: SingleProcessCommunicator(), log: log)
-
-        config.saveDir = work.appendingPathComponent("resumed").path
-        var first = config
-        first.steps = 3
-        _ = try TrainJob.run(first, communicator: SingleProcessCommunicator(), log: log)
-        let resumed = try TrainJob.run(config, communicator: SingleProcessCommunicator(), log: log, resume: true)
-        XCTAssertEqual(resumed.model.stateDict(), straight.model.stateDict(), "bit-identical weights")
-        let a = try WeightLoader.readTensors(from: straight.saveDir.path), b = try WeightLoader.readTensors(from: resumed.saveDir.path)
-        for name in a.names where name.hasPrefix("quantizer/") { XCTAssertEqual(a[name], b[name], name) }
+        try assertResumeEqualsUninterrupted(config, interruptAt: 3, in: work, prefixes: ["quantizer/"])
 
         let quantizer = try LSQQuantizer(config: q, calibration: nil, learningRate: 0.01)
         try quantizer.prepare(model: try XCTUnwrap(ModelZoo.make("fmnist-cnn", seed: 1)), communicator: SingleProcessCommunicator())
