@@ -17,8 +17,10 @@ public protocol Compressor: AnyObject {
     /// On every rank after the optimizer update of `step` (1-based). Each trainable
     /// parameter's `grad` still holds the (allreduced) gradient used for that update. The chief
     /// updates its statistics; at a decision step the chief decides and broadcasts through
-    /// `channel`, and every rank applies the decision to the parameters.
-    func afterStep(_ step: Int, model: Model, channel: PayloadChannel) throws
+    /// `channel`, and every rank applies the decision to the parameters. Returns the decision
+    /// made at this step (identical on every rank), nil at steps without one.
+    @discardableResult
+    func afterStep(_ step: Int, model: Model, channel: PayloadChannel) throws -> CompressionEvent?
 
     /// Re-applies the current decisions to `tensor`, which is parameter `parameter`'s value or
     /// one of its optimizer slots (same shape): zeroes pruned or sparsified elements. A no-op
@@ -41,4 +43,24 @@ public protocol Compressor: AnyObject {
     func checkpointState() throws -> Data
     /// Restores what `checkpointTensors`/`checkpointState` saved (resume).
     func restore(tensors: NamedTensors, state: Data) throws
+}
+
+/// A decision a compressor made at a step — a pruning trial, a sparsity increase, a step-size
+/// update — written to `metrics.jsonl` as a `compression` line and marked on the run report.
+public struct CompressionEvent: Equatable, Sendable {
+    /// The compressor's `kind` (`pruner`, `quantizer`, `sparsifier`).
+    public var kind: String
+    public var step: Int
+    /// 1-based index of the decision (trial / update number).
+    public var trial: Int
+    /// Numbers describing the decision, by snake_case name (`target_ratio`, `achieved_ratio`,
+    /// `sparsity`, `mean_step_change`…).
+    public var values: [String: Double]
+
+    public init(kind: String, step: Int, trial: Int, values: [String: Double]) {
+        self.kind = kind
+        self.step = step
+        self.trial = trial
+        self.values = values
+    }
 }

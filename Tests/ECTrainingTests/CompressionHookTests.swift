@@ -13,10 +13,12 @@ final class CompressionHookTests: XCTestCase {
         var zeroed = 0
         var prepared = 0, steps: [Int] = []
         func prepare(model: Model, communicator: Communicator) throws { prepared += 1 }
-        func afterStep(_ step: Int, model: Model, channel: PayloadChannel) throws {
+        /// Decides at every step; reports a decision event at even steps only.
+        func afterStep(_ step: Int, model: Model, channel: PayloadChannel) throws -> CompressionEvent? {
             steps.append(step)
             let payload = try channel.broadcast(kind: .state, step: step, entries: ["n": .floats(Tensor(scalar: Float(step)))])
             zeroed = Int(payload.floats(named: "n")!.scalarValue)
+            return step % 2 == 0 ? CompressionEvent(kind: kind, step: step, trial: step / 2, values: ["zeroed": Double(zeroed)]) : nil
         }
         func applyMasks(to tensor: inout Tensor, parameter: String) {
             guard parameter == "fc1/weight" else { return }
@@ -60,6 +62,13 @@ final class CompressionHookTests: XCTestCase {
         XCTAssertEqual(saved["zeroer/count"]?.scalarValue, 5)
         XCTAssertEqual(Array(try XCTUnwrap(saved["optimizer/fc1/weight/momentum"]).scalars.prefix(5)), [0, 0, 0, 0, 0],
                        "masks applied to the optimizer state too")
+        let events = try String(contentsOf: dir.appendingPathComponent("metrics.jsonl"), encoding: .utf8)
+            .split(separator: "\n").compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+            .filter { $0["event"] as? String == "compression" }
+        XCTAssertEqual(events.map { $0["step"] as? Int }, [2, 4], "one metrics line per decision event")
+        XCTAssertEqual(events.map { $0["compressor"] as? String }, ["zeroer", "zeroer"])
+        XCTAssertEqual(events.map { $0["zeroed"] as? Double }, [2, 4])
+        XCTAssertEqual(events.map { $0["trial"] as? Int }, [1, 2])
 
         // Resume from the step-3 checkpoint restores the compressor's state.
         try FileManager.default.removeItem(at: dir.appendingPathComponent("checkpoints/step-00000005"))

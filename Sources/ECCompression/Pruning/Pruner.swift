@@ -128,18 +128,22 @@ public final class Pruner: Compressor {
     /// - Throws: `PrunerError.notPrepared`; the channel's `CollectiveError`/`PayloadError`;
     ///   `PrunerError.decisionMismatch` for a payload that does not fit the groups. Any throw
     ///   must end the job (`failJob`).
-    public func afterStep(_ step: Int, model: Model, channel: PayloadChannel) throws {
+    @discardableResult
+    public func afterStep(_ step: Int, model: Model, channel: PayloadChannel) throws -> CompressionEvent? {
         guard let communicator else { throw PrunerError.notPrepared(operation: "afterStep") }
         precondition(channel.communicator === communicator, "the payload channel must use the world given to prepare")
         let isChief = communicator.isChief
         if isChief && trialsDone < config.numTrials { updateImportance() }
-        guard let trial = schedule.trial(atStep: step), trial > trialsDone else { return }
+        guard let trial = schedule.trial(atStep: step), trial > trialsDone else { return nil }
         let entries = isChief ? decide(trial: trial) : nil
         let payload = try channel.broadcast(kind: .masks, step: step, entries: entries)
         try adopt(payload)
         trialsDone = trial
         lastDecisionStep = step
         for (name, mask) in elementMasks { Self.zero(&parameters[name]!.value, mask: mask) }
+        return CompressionEvent(kind: kind, step: step, trial: trial,
+                                values: ["target_ratio": schedule.targetFraction(afterTrial: trial),
+                                         "achieved_ratio": achievedRatio])
     }
 
     /// Zeroes the pruned elements of `tensor` (parameter `parameter`'s value or an optimizer

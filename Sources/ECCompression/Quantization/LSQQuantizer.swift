@@ -94,8 +94,9 @@ public final class LSQQuantizer: Compressor, LayerTransform {
         accumulated[key] = Tensor(shape: step.shape)
     }
 
-    public func afterStep(_ step: Int, model: Model, channel: PayloadChannel) throws {
-        guard let comm = communicator, updatesDone < config.numTrials else { return }
+    @discardableResult
+    public func afterStep(_ step: Int, model: Model, channel: PayloadChannel) throws -> CompressionEvent? {
+        guard let comm = communicator, updatesDone < config.numTrials else { return nil }
         precondition(comm === channel.communicator, "the payload channel must use the world given to prepare")
         let keys = steps.keys.sorted()
         var flat = keys.flatMap { localGradients[$0]!.scalars }
@@ -109,7 +110,7 @@ public final class LSQQuantizer: Compressor, LayerTransform {
                 offset += n
             }
         }
-        guard step % config.stepInterval == 0 else { return }
+        guard step % config.stepInterval == 0 else { return nil }
         var entries: [String: PayloadValue]?
         if comm.isChief {
             entries = [:]
@@ -126,13 +127,17 @@ public final class LSQQuantizer: Compressor, LayerTransform {
             }
         }
         let payload = try channel.broadcast(kind: .scales, step: step, entries: entries)
+        var relativeChange = 0.0, count = 0
         for k in keys {
             guard let s = payload.floats(named: k), s.shape == steps[k]!.shape else {
                 throw QuantizerError.payloadMismatch(key: k, expectedShape: steps[k]!.shape, found: payload.floats(named: k)?.shape)
             }
+            for (new, old) in zip(s.scalars, steps[k]!.scalars) { relativeChange += Double(abs(new - old) / old); count += 1 }
             steps[k] = s
         }
         updatesDone += 1
+        return CompressionEvent(kind: kind, step: step, trial: updatesDone,
+                                values: ["mean_relative_step_change": count == 0 ? 0 : relativeChange / Double(count)])
     }
 
     public func applyMasks(to tensor: inout Tensor, parameter: String) {}

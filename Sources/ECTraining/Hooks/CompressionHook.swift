@@ -26,10 +26,15 @@ public final class CompressionHook: SessionRunHook {
     public private(set) var channel: PayloadChannel?
     /// State from a checkpoint, restored right after `prepare` (resume).
     public var pendingRestore: CheckpointHook.CompressorState?
+    /// Every decision the compressor made in this session, in step order.
+    public private(set) var events: [CompressionEvent] = []
+    let metrics: MetricsLog?
 
-    public init(_ compressor: Compressor, saveDir: String? = nil) {
+    /// `metrics`: where each decision is written as a `compression` line (chief only).
+    public init(_ compressor: Compressor, saveDir: String? = nil, metrics: MetricsLog? = nil) {
         self.compressor = compressor
         self.saveDir = saveDir.map { URL(fileURLWithPath: $0) }
+        self.metrics = metrics
     }
 
     public func afterCreateSession(_ session: MonitoredSession) throws {
@@ -44,7 +49,13 @@ public final class CompressionHook: SessionRunHook {
 
     public func afterRun(_ context: RunContext, result: StepResult) throws {
         guard let channel else { return }
-        try compressor.afterStep(result.step, model: context.session.model, channel: channel)
+        if let event = try compressor.afterStep(result.step, model: context.session.model, channel: channel) {
+            events.append(event)
+            var line: [String: Any] = event.values
+            line["compressor"] = event.kind
+            line["trial"] = event.trial
+            metrics?.write("compression", step: event.step, line)
+        }
         applyMasks(context.session)
     }
 
