@@ -23,20 +23,10 @@ public enum ExportJob {
         guard let qconfig = config.quantizer else {
             throw ConfigError.missingKey(path: "compression.quantizer")
         }
-        let latest = try SavedRun.requireLatestCheckpoint(in: dir)
         let model = try config.makeModel()
-        WeightLoader.assign(try WeightLoader.weights(for: model, from: latest.tensors, file: latest.tensorsPath), to: model)
-        let train = try Dataset.load(.train, directory: config.dataset.path, limit: 256)
-        let quantizer = try LSQQuantizer(config: qconfig, calibration: train.gather(0..<train.count).images,
-                                         learningRate: Float(config.optimizer.lr))
-        try quantizer.prepare(model: model, communicator: SingleProcessCommunicator())
-        guard let saved = try SavedRun.compressorState(quantizer.kind, in: latest) else {
-            throw TrainingError.incompatibleWeights(source: latest.url.path, reason: "it has no quantizer state: not a QAT run")
-        }
-        try quantizer.restore(tensors: saved.tensors, state: saved.state)
-
+        let graph = try quantizeGraph(model, mode: .export, modelDir: dir, config: qconfig)
         let url = URL(fileURLWithPath: output)
-        try Int8Export.write(model: model, quantizer: quantizer, to: url)
+        try Int8Export.write(graph.int8!, to: url)
         let test = try Dataset.load(.test, directory: config.dataset.path, limit: config.dataset.limitTest)
         let int8 = try Int8Model.load(from: url, model: try config.makeModel())
         let result = Result(file: url, fakeQuantAccuracy: try Evaluator.evaluate(model, on: test).accuracy,

@@ -43,8 +43,13 @@ public enum TrainJob {
                     throw ConfigError.invalid(path: "compression.quantizer", reason: "\(error)")
                 }
             }
-            if let source = config.initFrom ?? config.quantizer?.pretrainedModel {
+            if let source = config.initFrom {
                 try WeightLoader.load(into: model, from: source)
+            }
+            if let q = config.quantizer {  // loads pretrained_model, writes save_dir/quantization_plan.json
+                try quantizeGraph(model, mode: .train, modelDir: config.saveDir, config: q, writePlan: communicator.isChief)
+            }
+            if let source = config.initFrom ?? config.quantizer?.pretrainedModel {
                 log.info("initialised \(model.name) from \(source)")
             }
             return model

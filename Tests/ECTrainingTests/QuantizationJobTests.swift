@@ -121,7 +121,7 @@ extension QuantizationJobTests {
             XCTAssertTrue("\($0)".contains("quantizer checkpoint state"), "\($0)")
         }
         XCTAssertThrowsError(try quantizer.restore(tensors: NamedTensors(), state: Data(#"{"format_version": 1, "updates_done": 0}"#.utf8))) {
-            XCTAssertTrue("\($0)".contains("quantizer/step/weight:conv1: checkpoint has no such tensor"), "\($0)")
+            XCTAssertTrue("\($0)".contains("quantizer/step/input:conv1: checkpoint has no such tensor"), "\($0)")
         }
     }
 }

@@ -55,8 +55,9 @@ extension LSQQuantizer {
                                                  + String(decoding: state, as: UTF8.self))
         }
         var restored: [String: Tensor] = [:], restoredAccumulated: [String: Tensor] = [:]
-        for key in steps.keys.sorted() {
-            let expected = steps[key]!.shape
+        // Every planned step size, including activations not calibrated yet (per tensor: [1]).
+        for key in ranges.keys.sorted() {
+            let expected = steps[key]?.shape ?? [1]
             for name in ["quantizer/step/\(key)", "quantizer/accumulated/\(key)"] where tensors[name]?.shape != expected {
                 throw QuantizerError.checkpointTensor(name: name, expectedShape: expected, found: tensors[name]?.shape)
             }
@@ -66,6 +67,7 @@ extension LSQQuantizer {
         }
         steps = restored
         accumulated = restoredAccumulated
+        for (key, s) in steps where localGradients[key] == nil { localGradients[key] = Tensor(shape: s.shape) }
         updatesDone = done
     }
 }

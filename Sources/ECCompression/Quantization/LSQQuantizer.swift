@@ -30,6 +30,7 @@ public final class LSQQuantizer: Compressor, LayerTransform {
     /// The smallest step size an update may leave (keeps scales positive).
     public static let minimumStep: Float = 1e-8
     let calibration: Tensor?
+    let expectedPlan: (plan: QuantizationPlan, modelDir: String)?
 
     public private(set) var plan: QuantizationPlan?
     /// Step sizes by key: `weight:<layer>`, `input:<layer>`, `output:<layer>`.
@@ -49,11 +50,15 @@ public final class LSQQuantizer: Compressor, LayerTransform {
     ///     the first batch each layer sees… which would differ between ranks, so multi-rank
     ///     jobs must give one (the CLI gives the first 256 training images).
     ///   - learningRate: the rate of the chief's step-size updates.
-    public init(config: QuantizerConfig, calibration: Tensor?, learningRate: Float) throws {
+    ///   - expectedPlan: the plan `quantizeGraph` wrote (and the folder it came from);
+    ///     `prepare` checks the model and config give exactly this plan.
+    public init(config: QuantizerConfig, calibration: Tensor?, learningRate: Float,
+                expectedPlan: (plan: QuantizationPlan, modelDir: String)? = nil) throws {
         try config.validate()
         self.config = config
         self.calibration = calibration
         self.learningRate = learningRate
+        self.expectedPlan = expectedPlan
     }
 
     // MARK: Compressor
@@ -61,6 +66,9 @@ public final class LSQQuantizer: Compressor, LayerTransform {
     public func prepare(model: Model, communicator: Communicator) throws {
         self.communicator = communicator
         let plan = try QuantizationPlan.build(model: model, config: config)
+        if let expected = expectedPlan, expected.plan != plan {
+            throw QuantizerError.planMismatch(modelDir: expected.modelDir, reason: expected.plan.difference(from: plan))
+        }
         self.plan = plan
         for layer in plan.quantized {
             guard let w = model.parameter(named: layer.weight.parameter) else { continue }

@@ -38,3 +38,31 @@ extension QuantizationPlan {
         quantized.first { $0.layer == layer }
     }
 }
+
+extension QuantizationPlan {
+    /// The first way this plan (read from a file) differs from `other` (built for the model at
+    /// hand), in words: the model, a layer quantized in one and not the other, or a layer's
+    /// widths.
+    func difference(from other: QuantizationPlan) -> String {
+        if model != other.model { return "written for model '\(model)', this model is '\(other.model)'" }
+        let mine = quantized.map(\.layer), theirs = other.quantized.map(\.layer)
+        if let layer = mine.first(where: { !theirs.contains($0) }) {
+            return "quantizes layer '\(layer)', which this model and config keep FP32 or lack"
+        }
+        if let layer = theirs.first(where: { !mine.contains($0) }) {
+            return "keeps layer '\(layer)' FP32, this model and config quantize it"
+        }
+        for (a, b) in zip(quantized, other.quantized) where a != b {
+            return "layer '\(a.layer)' is planned as \(a.describe), this model and config give \(b.describe)"
+        }
+        return "its FP32 layers differ from this model's"
+    }
+}
+
+extension QuantizedLayer {
+    /// `W8 (per channel) A8 signed` — the widths in a line.
+    var describe: String {
+        "W\(weight.bits)\(weight.perChannel ? " (per channel)" : "") A\(input.bits) \(input.signed ? "signed" : "unsigned")"
+            + (output.map { ", output \($0.bits)" } ?? "")
+    }
+}

@@ -7,6 +7,9 @@ public enum QuantizerError: Error, Equatable, CustomStringConvertible {
     case checkpointState(reason: String)
     /// A checkpoint lacks a step size of the plan, or has another shape.
     case checkpointTensor(name: String, expectedShape: [Int], found: [Int]?)
+    /// The plan `quantizeGraph` wrote to a model_dir differs from the one this model and
+    /// config give (another model, other scopes or widths).
+    case planMismatch(modelDir: String, reason: String)
 
     public var description: String {
         switch self {
@@ -17,6 +20,8 @@ public enum QuantizerError: Error, Equatable, CustomStringConvertible {
             return "quantizer checkpoint state: \(reason)"
         case let .checkpointTensor(name, expected, found):
             return "\(name): checkpoint has " + (found.map { "shape \($0)" } ?? "no such tensor") + ", the quantizer expects \(expected)"
+        case let .planMismatch(modelDir, reason):
+            return "\(modelDir)/\(QuantizationPlan.fileName): \(reason); run quantizeGraph(mode: .train) again for this model and config"
         }
     }
 }
