@@ -25,6 +25,13 @@ public final class Logger {
         FileHandle.standardError.write(Data((message + "\n").utf8))
     }
 
+    /// Something the user should know that does not stop the job (chief only, even when quiet).
+    public func warning(_ message: String) {
+        guard rank == 0 else { return }
+        clearBar()
+        FileHandle.standardError.write(Data("warning: \(message)\n".utf8))
+    }
+
     public func error(_ message: String) {
         clearBar()
         FileHandle.standardError.write(Data("[rank \(rank)/\(worldSize)] error: \(message)\n".utf8))

@@ -5,11 +5,13 @@ import ECTensor
 /// Reading back what a training job left in its `save_dir`: the newest checkpoint, its job
 /// state, and each compressor's saved part.
 public enum SavedRun {
-    /// The newest valid checkpoint of `saveDir/checkpoints`, or nil when there is none.
-    public static func latestCheckpoint(in saveDir: URL) throws -> Checkpoint? {
+    /// The newest valid checkpoint of `saveDir/checkpoints`, or nil when there is none. Newer
+    /// ones that fail verification (corrupt, interrupted) are passed to `onSkip` with the reason.
+    public static func latestCheckpoint(in saveDir: URL,
+                                        onSkip: (CheckpointReference, CheckpointError) -> Void = { _, _ in }) throws -> Checkpoint? {
         let store = CheckpointStore(directory: saveDir.appendingPathComponent("checkpoints"))
         guard FileManager.default.fileExists(atPath: store.directory.path) else { return nil }
-        return try store.loadLatest()
+        return try store.loadLatest(onSkip: onSkip)
     }
 
     /// As `latestCheckpoint(in:)`, but a missing checkpoint is an error naming the folder.

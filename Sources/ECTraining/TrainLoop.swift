@@ -37,8 +37,10 @@ struct TrainLoop {
         var hooks: [SessionRunHook] = compressionHooks
         hooks += [StopAtStepHook(lastStep: totalSteps), logging, evaluation] as [SessionRunHook]
         if rc.debugCheckEvery > 0 { hooks.append(ConsistencyCheckHook(every: rc.debugCheckEvery, compressors: compressors)) }
-        hooks += FaultInjectionHook.fromEnvironment() as [SessionRunHook]
+        let faults = FaultInjectionHook.fromEnvironment()
+        hooks += faults.filter { $0.fault != .kill } as [SessionRunHook]
         hooks.append(checkpoints)
+        hooks += faults.filter { $0.fault == .kill } as [SessionRunHook]
 
         var start = (step: 0, position: BatchPosition(epoch: 0, stepInEpoch: 0))
         if rc.resume, let restored = try checkpoints.restore(model: model, optimizer: optimizer, worldSize: comm.size) {

@@ -33,7 +33,7 @@ struct Train: ParsableCommand {
     @Flag(name: .long, help: "Check every 10 steps that all ranks hold identical parameters.")
     var debug = false
 
-    @Flag(name: .long, help: "Continue from the newest checkpoint in save_dir (weights, optimizer, step, data position).")
+    @Flag(name: .long, help: "Continue from the newest checkpoint in save_dir (weights, optimizer, step, data position); the job key `resume: true` does the same.")
     var resume = false
 
     @Flag(name: .long, help: "Print nothing but errors.")
@@ -43,7 +43,7 @@ struct Train: ParsableCommand {
         try runJob(quiet: quiet) { world, log in
             var job = try JobConfig.load(file: config)
             if debug && job.debugCheckEvery == 0 { job.debugCheckEvery = 10 }
-            _ = try TrainJob.run(job, communicator: world, log: log, resume: resume)
+            _ = try TrainJob.run(job, communicator: world, log: log, resume: resume || job.resume)
         }
     }
 }

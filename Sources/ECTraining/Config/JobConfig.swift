@@ -26,6 +26,9 @@ public struct JobConfig {
     public var saveDir: String = "runs/job"
     /// Start from the weights of a checkpoint directory, save_dir or safetensors file (fresh optimizer).
     public var initFrom: String?
+    /// Resume automatically: a relaunched job continues from save_dir's newest checkpoint when
+    /// there is one (as `--resume`), for schedulers that restart failed jobs.
+    public var resume: Bool = false
     /// OpenBLAS threads per rank (default: cores / ranks on this node).
     public var threads: Int?
     /// Cross-rank consistency check interval in steps (0 = off; `--debug` sets it).
@@ -117,6 +120,7 @@ extension JobConfig {
         c.logEvery = try node.int("log_every", default: 50, min: 1)
         c.saveDir = try node.string("save_dir", default: c.saveDir)
         c.initFrom = try node.optionalString("init_from")
+        c.resume = try node.bool("resume", default: false)
         c.threads = try node.optionalInt("threads", min: 1, max: 256)
         c.debugCheckEvery = try node.int("debug_check_every", default: 0, min: 0)
         c.bucketBytes = try node.int("bucket_bytes", default: c.bucketBytes, min: 1024)

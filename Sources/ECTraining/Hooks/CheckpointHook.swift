@@ -100,7 +100,10 @@ public final class CheckpointHook: SessionRunHook {
     /// size, seed) or without a compressor's state is an error.
     public func restore(model: Model, optimizer: Optimizer, worldSize: Int)
         throws -> (step: Int, position: BatchPosition, compressors: [String: CompressorState])? {
-        guard let checkpoint = try SavedRun.latestCheckpoint(in: saveDir) else { return nil }
+        let checkpoint = try SavedRun.latestCheckpoint(in: saveDir) { skipped, reason in
+            log.warning("skipping checkpoint \(skipped.url.path): \(reason)")
+        }
+        guard let checkpoint else { return nil }
         let state = try SavedRun.jobState(of: checkpoint)
         guard state.model == model.name, state.batchSize == batchSize, state.seed == seed else {
             throw TrainingError.incompatibleWeights(

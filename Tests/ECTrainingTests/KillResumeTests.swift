@@ -1,0 +1,106 @@
+import ECTestSupport
+import EasyCompression
+import ECCheckpoint
+import Foundation
+import XCTest
+
+/// Fault survival (SPEC §4): a compression job whose rank is SIGKILLed mid-run ends promptly
+/// with a non-zero status, its last checkpoint stays intact, and `--resume` finishes the job
+/// with the same final weights and compressor state as an uninterrupted run on the same
+/// number of ranks.
+final class KillResumeTests: XCTestCase {
+    var work: URL!
+    override func setUpWithError() throws { work = try TestPaths.temporaryDirectory(name) }
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: work) }
+
+    /// 8 steps, a checkpoint every 3, decisions at steps 2, 4, 6: the kill after step 5 lands
+    /// between two decisions and two checkpoints.
+    func job(_ name: String, compression: String, extra: String = "") throws -> (config: String, saveDir: String) {
+        let saveDir = work.appendingPathComponent(name).path, config = work.appendingPathComponent("\(name).yaml").path
+        try """
+            model: fmnist-cnn
+            dataset: {limit_train: 640, limit_test: 200}
+            steps: 8
+            batch_size: 64
+            optimizer: {name: sgd, lr: 0.01, momentum: 0.9}
+            seed: 11
+            log_every: 100
+            checkpoint_every: 3
+            save_dir: \(saveDir)
+            \(extra)
+            compression:
+              \(compression)
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        return (config, saveDir)
+    }
+
+    /// `resumeKey`: relaunch with the job key `resume: true` instead of `--resume`.
+    func assertKilledJobResumesToTheUninterruptedState(compression: String, prefix: String, ranks: Int, resumeKey: Bool = false,
+                                                       file: StaticString = #filePath, line: UInt = #line) throws {
+        let straight = try job("straight", compression: compression)
+        let done = try TrainCommand.run(straight.config, ranks: ranks)
+        XCTAssertEqual(done.status, 0, done.stderr, file: file, line: line)
+
+        let killed = try job("killed", compression: compression, extra: resumeKey ? "resume: true" : "")
+        let victim = ranks - 1
+        let crash = try TrainCommand.run(killed.config, ranks: ranks, environment: ["EC_FAULT_KILL": "\(victim):5"],
+                                         timeoutSeconds: 60)
+        XCTAssertNotEqual(crash.status, 0, "a killed rank fails the job", file: file, line: line)
+        XCTAssertFalse(crash.timedOut, "the job ends promptly, no rank left waiting: \(crash.stderr)", file: file, line: line)
+        let store = CheckpointStore(directory: URL(fileURLWithPath: killed.saveDir).appendingPathComponent("checkpoints"))
+        let survivor = try store.loadLatest()  // verifies every file's checksum
+        XCTAssertEqual(survivor?.step, 3, "the step-3 checkpoint is the newest and intact", file: file, line: line)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: killed.saveDir + "/summary.json"), file: file, line: line)
+
+        let resumed = try TrainCommand.run(killed.config, ranks: ranks, args: resumeKey ? [] : ["--resume"])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr, file: file, line: line)
+        XCTAssertTrue(resumed.stderr.contains("resumed from step 3"), resumed.stderr, file: file, line: line)
+
+        let expected = try WeightLoader.readTensors(from: straight.saveDir)
+        let found = try WeightLoader.readTensors(from: killed.saveDir)
+        XCTAssertEqual(found.names, expected.names, file: file, line: line)
+        XCTAssertTrue(expected.names.contains { $0.hasPrefix(prefix) }, "the compressor's state is checked", file: file, line: line)
+        for name in expected.names {
+            XCTAssertEqual(found[name], expected[name], "\(name) equals the uninterrupted run's, bit for bit", file: file, line: line)
+        }
+    }
+
+    static let pruner = "pruner: {compression_ratio: 0.5, step_interval: 2, num_trials: 3}"
+    static let quantizer = "quantizer: {step_interval: 2, num_trials: 3, signed: false}"
+
+    func testKilledPruningJobResumes() throws {
+        try assertKilledJobResumesToTheUninterruptedState(compression: Self.pruner, prefix: "pruner/", ranks: 1)
+    }
+
+    func testKilledPruningJobOnTwoRanksResumes() throws {
+        try assertKilledJobResumesToTheUninterruptedState(compression: Self.pruner, prefix: "pruner/", ranks: 2)
+    }
+
+    func testKilledQuantizationJobResumes() throws {
+        try assertKilledJobResumesToTheUninterruptedState(compression: Self.quantizer, prefix: "quantizer/", ranks: 1, resumeKey: true)
+    }
+
+    func testKilledQuantizationJobOnTwoRanksResumes() throws {
+        try assertKilledJobResumesToTheUninterruptedState(compression: Self.quantizer, prefix: "quantizer/", ranks: 2)
+    }
+
+    /// A newest checkpoint damaged on disk (a flipped byte) is skipped with a warning naming it;
+    /// the job resumes from the one before and ends where the undamaged run ended.
+    func testACorruptNewestCheckpointIsSkippedAndTheJobResumesFromTheOlderOne() throws {
+        let run = try job("corrupt", compression: Self.pruner)
+        XCTAssertEqual(try TrainCommand.run(run.config).status, 0)
+        let expected = try WeightLoader.readTensors(from: run.saveDir)
+        let newest = URL(fileURLWithPath: run.saveDir).appendingPathComponent("checkpoints/step-00000008/tensors.safetensors")
+        var bytes = try Data(contentsOf: newest)
+        bytes[bytes.count - 5] ^= 0x40
+        try bytes.write(to: newest)
+
+        let resumed = try TrainCommand.run(run.config, args: ["--resume"])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertTrue(resumed.stderr.contains("warning: skipping checkpoint \(newest.deletingLastPathComponent().path)"), resumed.stderr)
+        XCTAssertTrue(resumed.stderr.contains("checksum"), resumed.stderr)
+        XCTAssertTrue(resumed.stderr.contains("resumed from step 6"), resumed.stderr)
+        let found = try WeightLoader.readTensors(from: run.saveDir)
+        for name in expected.names { XCTAssertEqual(found[name], expected[name], name) }
+    }
+}
