@@ -6,11 +6,15 @@ public final class ForwardContext {
     public let training: Bool
     /// Rewrites weight layers' operands (fake quantization); set from `Model.transform`.
     public var transform: LayerTransform?
+    /// Where this pass's parameter gradients go: each `Parameter.grad` when nil, else this
+    /// accumulator — so several passes can run on one model at once (thread replicas).
+    public let gradients: GradientAccumulator?
     private var bound: [ObjectIdentifier: Variable] = [:]
 
-    public init(tape: Tape?, training: Bool) {
+    public init(tape: Tape?, training: Bool, gradients: GradientAccumulator? = nil) {
         self.tape = tape
         self.training = training
+        self.gradients = gradients
     }
 
     /// A training context recording on a fresh tape.
@@ -24,7 +28,9 @@ public final class ForwardContext {
         let key = ObjectIdentifier(parameter)
         if let v = bound[key] { return v }
         let v: Variable
-        if let tape, parameter.isTrainable {
+        if let tape, parameter.isTrainable, let gradients {
+            v = tape.leaf(parameter.value) { [unowned parameter] g in gradients.add(g, for: parameter) }
+        } else if let tape, parameter.isTrainable {
             v = tape.leaf(parameter.value) { [unowned parameter] g in parameter.accumulateGrad(g) }
         } else {
             v = Variable(parameter.value)
@@ -32,6 +38,28 @@ public final class ForwardContext {
         bound[key] = v
         return v
     }
+}
+
+/// Parameter gradients of one forward/backward pass, kept apart from `Parameter.grad`.
+public final class GradientAccumulator {
+    /// Gradient by parameter identity (only parameters the pass used).
+    public private(set) var gradients: [ObjectIdentifier: Tensor] = [:]
+
+    public init() {}
+
+    /// Adds `g` to the gradient of `parameter`.
+    public func add(_ g: Tensor, for parameter: Parameter) {
+        let key = ObjectIdentifier(parameter)
+        precondition(g.count == parameter.value.count, "\(parameter.name): gradient \(g.shape) does not fit \(parameter.shape)")
+        if gradients[key] == nil {
+            gradients[key] = g
+        } else {
+            gradients[key]!.addScaled(g)
+        }
+    }
+
+    /// The gradient of `parameter`, nil when the pass did not use it.
+    public func gradient(of parameter: Parameter) -> Tensor? { gradients[ObjectIdentifier(parameter)] }
 }
 
 /// A network building block with a scope name, an op type and explicitly listed parameters

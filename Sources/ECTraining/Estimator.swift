@@ -21,6 +21,9 @@ public struct RunConfig {
     public var bucketBytes = DistributedOptimizer.defaultBucketBytes
     /// Continue from the newest checkpoint in `saveDir`.
     public var resume = false
+    /// Thread replicas per rank (`MonitoredSession.threadReplicas`); nil: one per element-wise
+    /// worker thread (`Parallel.workers`, the rank's share of the cores).
+    public var threadReplicas: Int?
 
     public init(saveDir: String, communicator: Communicator = SingleProcessCommunicator(),
                 log: Logger = Logger()) {

@@ -32,6 +32,7 @@ public enum TrainJob {
         run.debugCheckEvery = config.debugCheckEvery
         run.bucketBytes = config.bucketBytes
         run.resume = resume
+        run.threadReplicas = config.threadReplicas
         if config.initFrom != nil, config.quantizer?.pretrainedModel != nil {
             throw ConfigError.invalid(path: "compression.quantizer.pretrained_model",
                                       reason: "the job also has init_from: give the starting weights once")

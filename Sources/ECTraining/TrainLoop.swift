@@ -53,6 +53,7 @@ struct TrainLoop {
                  + "\(totalSteps) steps of global batch \(trainSpec.batchSize) on \(comm.size) rank(s)")
         let session = try MonitoredSession(model: model, optimizer: optimizer, communicator: comm, hooks: hooks,
                                            bucketBytes: rc.bucketBytes, startStep: start.step)
+        session.threadReplicas = rc.threadReplicas ?? Parallel.workers
         var batches = try schedule.makeIterator(startingAt: start.position, rank: comm.rank, worldSize: comm.size)
         let clock = DispatchTime.now()
         while !session.shouldStop {

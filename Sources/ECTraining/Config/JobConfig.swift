@@ -31,6 +31,9 @@ public struct JobConfig {
     public var resume: Bool = false
     /// OpenBLAS threads per rank (default: cores / ranks on this node).
     public var threads: Int?
+    /// Forward/backward passes run at once per rank, each on a slice of the shard (default:
+    /// one per thread; models with batch norm or a quantizer use 1).
+    public var threadReplicas: Int?
     /// Cross-rank consistency check interval in steps (0 = off; `--debug` sets it).
     public var debugCheckEvery: Int = 0
     /// Gradient allreduce bucket size in bytes (default chosen by measurement: 1 MiB).
@@ -122,6 +125,7 @@ extension JobConfig {
         c.initFrom = try node.optionalString("init_from")
         c.resume = try node.bool("resume", default: false)
         c.threads = try node.optionalInt("threads", min: 1, max: 256)
+        c.threadReplicas = try node.optionalInt("thread_replicas", min: 1, max: 256)
         c.debugCheckEvery = try node.int("debug_check_every", default: 0, min: 0)
         c.bucketBytes = try node.int("bucket_bytes", default: c.bucketBytes, min: 1024)
         if let comp = try node.child("compression") {

@@ -27,6 +27,9 @@ public final class MonitoredSession {
     /// Steps completed so far (restored from a checkpoint on resume).
     public internal(set) var globalStep: Int
     public private(set) var shouldStop = false
+    /// Intra-process data parallelism: forward/backward passes run at once on this many
+    /// threads, each on a slice of the shard (see `replicaCount(batch:)`); 1 = off.
+    public var threadReplicas = 1
     private var closed = false
 
     /// Creates the session: runs `begin`, makes parameters identical on every rank (the chief's
@@ -84,10 +87,61 @@ public final class MonitoredSession {
     func forwardBackward(images: Tensor, labels: [Int32], globalBatchSize: Int) -> Float {
         model.root.zeroGrad()
         guard !labels.isEmpty else { return 0 }
+        let replicas = replicaCount(batch: labels.count)
+        if replicas > 1 {
+            return forwardBackward(images: images, labels: labels, globalBatchSize: globalBatchSize, replicas: replicas)
+        }
         let ctx = ForwardContext.training()
         let loss = model(Variable(images), ctx).softmaxCrossEntropy(labels: labels, normalizer: globalBatchSize)
         ctx.tape!.backward(from: loss)
         return loss.value.scalarValue
+    }
+
+    /// How many thread replicas this step may use: `threadReplicas`, unless the model keeps
+    /// per-batch state a concurrent pass would race on (batch norm statistics, a layer
+    /// transform such as the quantizer's step-size gradients) or the shard is too small to
+    /// give every replica 8 samples.
+    func replicaCount(batch: Int) -> Int {
+        guard threadReplicas > 1, model.transform == nil, !hasBatchStatistics else { return 1 }
+        return min(threadReplicas, batch / 8)
+    }
+
+    private lazy var hasBatchStatistics: Bool = model.parameters.contains { !$0.isTrainable }
+
+    /// Thread replicas: the shard is cut into `replicas` contiguous slices; each runs forward
+    /// and backward at once on its own thread (one BLAS thread each) into its own gradient
+    /// accumulator; the gradients are then summed into `Parameter.grad` in replica order, so
+    /// the result is deterministic for a given replica count — and, with the shards cut as
+    /// ranks cut them, bit-identical to that many ranks of one thread each.
+    private func forwardBackward(images: Tensor, labels: [Int32], globalBatchSize: Int, replicas: Int) -> Float {
+        let perSample = images.count / labels.count
+        let accumulators = (0..<replicas).map { _ in GradientAccumulator() }
+        var losses = [Float](repeating: 0, count: replicas)
+        let blasThreads = BLAS.threads, workers = Parallel.workers
+        BLAS.setThreads(1)
+        Parallel.workers = 1
+        losses.withUnsafeMutableBufferPointer { lossOut in
+            DispatchQueue.concurrentPerform(iterations: replicas) { r in
+                // The same cut as ranks' shards: a world of `replicas` ranks trains like this.
+                let range = BatchSchedule.shard(of: labels.count, rank: r, worldSize: replicas)
+                let lo = range.lowerBound, hi = range.upperBound
+                let slice = images.withUnsafeBufferPointer {
+                    Tensor(shape: [hi - lo] + Array(images.shape.dropFirst()),
+                           scalars: Array($0[(lo * perSample)..<(hi * perSample)]))
+                }
+                let ctx = ForwardContext(tape: Tape(), training: true, gradients: accumulators[r])
+                let loss = model(Variable(slice), ctx).softmaxCrossEntropy(labels: Array(labels[lo..<hi]),
+                                                                           normalizer: globalBatchSize)
+                ctx.tape!.backward(from: loss)
+                lossOut[r] = loss.value.scalarValue
+            }
+        }
+        BLAS.setThreads(blasThreads)
+        Parallel.workers = workers
+        for p in model.parameters where p.isTrainable {
+            for a in accumulators { if let g = a.gradient(of: p) { p.grad.addScaled(g) } }
+        }
+        return losses.reduce(0, +)
     }
 
     /// Requests the end of training (takes effect before the next step).
