@@ -7,10 +7,12 @@ import XCTest
 /// process, seed 42 — trained for real on all of Fashion-MNIST (about a minute).
 ///
 /// TensorFlow/Keras reached 0.9006 and PyTorch 0.8976 on this setup (PEERS.md, one run each).
-/// Ours: this test (one process, seed 42) gives 0.8966; two ranks with seed 42 give 0.9029;
-/// other seeds (two ranks) 0.8862, 0.8964, 0.8953, 0.8907, and on one process with an earlier
-/// build 0.8914, 0.8919, 0.8965, 0.8781 — mean 0.893, standard deviation 0.007, so
-/// TensorFlow's single run sits about one deviation above our mean. Rounding differences
+/// Ours: this test (one process on 2 cores, seed 42) gives 0.9029 — the process trains as 2
+/// thread replicas, which compute bit for bit what 2 ranks compute (2 ranks: 0.9029 too); with
+/// one pass per step (`thread_replicas: 1`) it gave 0.8966. Other seeds (two ranks) 0.8862,
+/// 0.8964, 0.8953, 0.8907, and on one process with an earlier build 0.8914, 0.8919, 0.8965,
+/// 0.8781 — mean 0.893, standard deviation 0.007: seed 42 sits above our mean, as
+/// TensorFlow's single run sits about one deviation above it. Rounding differences
 /// (another CPU's BLAS kernels, another rank count) change the trajectory, hence a margin
 /// below the seed-42 result: a regression in the engine, the data pipeline or the optimizer
 /// shows as several points lost.
