@@ -30,7 +30,17 @@ public final class Conv2D: Module {
     public func forward(_ x: Variable, _ ctx: ForwardContext) -> Variable { forward(x, ctx, activation: .identity) }
 
     public func forward(_ x: Variable, _ ctx: ForwardContext, activation: Activation) -> Variable {
-        ctx.transformed(layer: name, input: x, weight: weight) { x, w in
+        if let t = ctx.transform, t.usesWinograd(layer: name),
+           Winograd.applies(kernel: weight.shape, stride: stride, padding: padding) {
+            // Winograd-aware: the spatial input as usual, the kernel only in the Winograd domain.
+            var y = t.transformInput(x, layer: name, ctx: ctx).winogradConv2d(
+                weight: ctx.variable(for: weight), bias: bias.map { ctx.variable(for: $0) },
+                transformTiles: { t.transformWinogradTiles($0, layer: name, ctx: ctx) },
+                transformKernel: { t.transformWinogradKernel($0, layer: name, ctx: ctx) })
+            if activation == .relu { y = y.relu() }
+            return t.transformOutput(y, layer: name, ctx: ctx)
+        }
+        return ctx.transformed(layer: name, input: x, weight: weight) { x, w in
             x.conv2d(weight: w, bias: bias.map { ctx.variable(for: $0) }, stride: stride, padding: padding,
                      activation: activation)
         }

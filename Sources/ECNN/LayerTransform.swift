@@ -10,6 +10,20 @@ public protocol LayerTransform: AnyObject {
     func transformWeight(_ w: Variable, layer: String, ctx: ForwardContext) -> Variable
     /// The layer's output, after its fused activation (`post_quant`).
     func transformOutput(_ y: Variable, layer: String, ctx: ForwardContext) -> Variable
+    /// Whether Conv2D `layer` (3×3, stride 1, `same`) computes through Winograd F(2×2, 3×3),
+    /// with `transformWinogradTiles` / `transformWinogradKernel` applied in the Winograd domain
+    /// (Winograd-aware quantization). Default: false.
+    func usesWinograd(layer: String) -> Bool
+    /// The transformed input tiles `V [16, T, cin]` of a Winograd layer.
+    func transformWinogradTiles(_ v: Variable, layer: String, ctx: ForwardContext) -> Variable
+    /// The transformed kernel `U [16, cin, cout]` of a Winograd layer.
+    func transformWinogradKernel(_ u: Variable, layer: String, ctx: ForwardContext) -> Variable
+}
+
+extension LayerTransform {
+    public func usesWinograd(layer: String) -> Bool { false }
+    public func transformWinogradTiles(_ v: Variable, layer: String, ctx: ForwardContext) -> Variable { v }
+    public func transformWinogradKernel(_ u: Variable, layer: String, ctx: ForwardContext) -> Variable { u }
 }
 
 extension ForwardContext {

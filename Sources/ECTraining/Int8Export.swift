@@ -28,7 +28,10 @@ public enum Int8ExportError: Error, Equatable, CustomStringConvertible {
 /// Writes and reads a quantized model with real integer weights (SPEC §3, `export` mode), as
 /// safetensors:
 ///
-/// - per quantized layer: `<layer>/weight_int8` (I8, the kernel's shape, codes `level(w/s_w)`),
+/// - per Winograd layer (`int8_winograd`): `<layer>/winograd_weight_int8` (I8 `[16, cin, cout]`,
+///   codes of `U = G g Gᵀ`), `<layer>/winograd_weight_scale`, `<layer>/tile_scale` (F32 `[1]`,
+///   the transformed input tiles' step), `<layer>/input_scale`, `<layer>/bias`;
+/// - per other quantized layer: `<layer>/weight_int8` (I8, the kernel's shape, codes `level(w/s_w)`),
 ///   `<layer>/weight_scale` (F32 `[1]` or `[C]`), `<layer>/input_scale` (F32 `[1]`),
 ///   `<layer>/output_scale` (F32 `[1]`, `post_quant` only), `<layer>/bias` (F32 `[C]`);
 /// - every other parameter (FP32 layers' kernels and biases) as F32 under its own name;
@@ -54,8 +57,16 @@ public enum Int8Export {
         var entries: [String: SafeTensorsEntry] = [:]
         var kernels = Set<String>()
         for q in int8.plan.quantized {
-            let l = int8.layers[q.layer]!
             kernels.insert(q.weight.parameter)
+            if let l = int8.winogradLayers[q.layer] {
+                entries["\(q.layer)/winograd_weight_int8"] = SafeTensorsEntry(shape: [16] + l.weightShape.suffix(2), values: l.kernelCodes)
+                entries["\(q.layer)/winograd_weight_scale"] = SafeTensorsEntry(shape: [l.kernelScale.count], values: l.kernelScale)
+                entries["\(q.layer)/tile_scale"] = SafeTensorsEntry(shape: [1], values: [l.tileScale])
+                entries["\(q.layer)/input_scale"] = SafeTensorsEntry(shape: [1], values: [l.inputScale])
+                if let b = l.bias { entries["\(q.layer)/bias"] = SafeTensorsEntry(shape: [b.count], values: b) }
+                continue
+            }
+            let l = int8.layers[q.layer]!
             entries["\(q.layer)/weight_int8"] = SafeTensorsEntry(shape: l.weightShape, values: l.weights)
             entries["\(q.layer)/weight_scale"] = SafeTensorsEntry(shape: [l.weightScale.count], values: l.weightScale)
             entries["\(q.layer)/input_scale"] = SafeTensorsEntry(shape: [1], values: [l.inputScale])
@@ -107,29 +118,52 @@ extension Int8Model {
             return values
         }
 
-        var layers: [String: Int8Layer] = [:]
+        var layers: [String: Int8Layer] = [:], winograd: [String: Int8WinogradLayer] = [:]
         var kernels = Set<String>()
+        func checkCodes(_ codes: [Int8], _ name: String, _ range: QuantRange) throws {
+            if let bad = codes.first(where: { Float($0) < -range.qn || Float($0) > range.qp }) {
+                throw Int8ExportError.entryMismatch(file: file, entry: name, expected: "codes in \(range)", found: "code \(bad)")
+            }
+        }
+        func checkSteps(_ steps: [Float], _ layer: String) throws {
+            if let bad = steps.first(where: { !($0 > 0 && $0.isFinite) }) {
+                throw Int8ExportError.entryMismatch(file: file, entry: "\(layer) scales", expected: "positive finite steps", found: "\(bad)")
+            }
+        }
         for q in plan.quantized {
             guard let w = skeleton.parameter(named: q.weight.parameter) else {
                 throw Int8ModelError.layerMismatch(layer: q.layer, reason: "the model has no parameter \(q.weight.parameter)")
             }
             kernels.insert(w.name)
             let c = w.shape.last!, wRange = QuantRange(bits: q.weight.bits, signed: true)
-            let codes = try entry("\(q.layer)/weight_int8", Int8.self, shape: w.shape)
-            if let bad = codes.first(where: { Float($0) < -wRange.qn || Float($0) > wRange.qp }) {
-                throw Int8ExportError.entryMismatch(file: file, entry: "\(q.layer)/weight_int8", expected: "codes in \(wRange)",
-                                                    found: "code \(bad)")
+            let biasName = scopePath(q.layer, "bias")
+            if q.winograd {
+                guard w.shape.count == 4, w.shape[0] == 3, w.shape[1] == 3 else {
+                    throw Int8ModelError.layerMismatch(layer: q.layer, reason: "a Winograd layer needs a 3×3 kernel, the model's is \(w.shape)")
+                }
+                let name = "\(q.layer)/winograd_weight_int8"
+                let codes = try entry(name, Int8.self, shape: [16] + w.shape.suffix(2))
+                try checkCodes(codes, name, wRange)
+                let scale = try entry("\(q.layer)/winograd_weight_scale", Float.self, shape: [q.weight.perChannel ? c : 1])
+                let tile = try entry("\(q.layer)/tile_scale", Float.self, shape: [1])
+                let input = try entry("\(q.layer)/input_scale", Float.self, shape: [1])
+                try checkSteps(scale + tile + input, q.layer)
+                let bias = try skeleton.parameter(named: biasName).map { _ in try entry(biasName, Float.self, shape: [c]) }
+                winograd[q.layer] = Int8WinogradLayer(
+                    name: q.layer, weightShape: w.shape, inputStep: input[0], inputRange: QuantRange(bits: q.input.bits, signed: q.input.signed),
+                    kernelCodes: codes, kernelScale: scale, kernelRange: wRange, tileScale: tile[0],
+                    tileRange: QuantRange(bits: q.input.bits, signed: true), bias: bias)
+                continue
             }
+            let codes = try entry("\(q.layer)/weight_int8", Int8.self, shape: w.shape)
+            try checkCodes(codes, "\(q.layer)/weight_int8", wRange)
             let scale = try entry("\(q.layer)/weight_scale", Float.self, shape: [q.weight.perChannel ? c : 1])
             let input = try entry("\(q.layer)/input_scale", Float.self, shape: [1])
             let output = try q.output.map { o in
                 (scale: try entry("\(q.layer)/output_scale", Float.self, shape: [1])[0], range: QuantRange(bits: o.bits, signed: o.signed))
             }
-            let biasName = scopePath(q.layer, "bias")
             let bias = try skeleton.parameter(named: biasName).map { _ in try entry(biasName, Float.self, shape: [c]) }
-            if let bad = (scale + input + (output.map { [$0.scale] } ?? [])).first(where: { !($0 > 0 && $0.isFinite) }) {
-                throw Int8ExportError.entryMismatch(file: file, entry: "\(q.layer) scales", expected: "positive finite steps", found: "\(bad)")
-            }
+            try checkSteps(scale + input + (output.map { [$0.scale] } ?? []), q.layer)
             layers[q.layer] = Int8Layer(name: q.layer, opType: q.opType, weightShape: w.shape, weights: codes, weightScale: scale,
                                         weightRange: wRange, inputScale: input[0],
                                         inputRange: QuantRange(bits: q.input.bits, signed: q.input.signed), bias: bias, output: output)
@@ -137,7 +171,7 @@ extension Int8Model {
         for p in skeleton.parameters where !kernels.contains(p.name) {
             p.value = Tensor(shape: p.shape, scalars: try entry(p.name, Float.self, shape: p.shape))
         }
-        return try Int8Model(skeleton: skeleton, plan: plan, layers: layers)
+        return try Int8Model(skeleton: skeleton, plan: plan, layers: layers, winogradLayers: winograd)
     }
 
     /// Top-1 accuracy of the integer path over `data`.

@@ -37,25 +37,31 @@ public final class Int8Model {
     /// The model whose structure is walked and whose FP32 layers' parameters are used.
     public let skeleton: Model
     public let plan: QuantizationPlan
-    /// The integer layers by name, one per `plan.quantized` entry.
+    /// The integer layers by name, one per `plan.quantized` entry not in `winogradLayers`.
     public let layers: [String: Int8Layer]
+    /// 3×3 convolutions running on the int8 Winograd kernel, by name.
+    public let winogradLayers: [String: Int8WinogradLayer]
 
     /// A model over integer layers already built (e.g. read from an export).
     ///
     /// - Throws: `Int8ModelError` when the skeleton has a module the walk does not handle, or
     ///   a planned layer is missing from `layers` or does not fit the skeleton's kernel.
-    public init(skeleton: Model, plan: QuantizationPlan, layers: [String: Int8Layer]) throws {
+    public init(skeleton: Model, plan: QuantizationPlan, layers: [String: Int8Layer],
+                winogradLayers: [String: Int8WinogradLayer] = [:]) throws {
         try Self.checkSupported(skeleton)
         for q in plan.quantized {
-            guard let layer = layers[q.layer] else { throw Int8ModelError.layerMismatch(layer: q.layer, reason: "no integer form") }
-            guard let w = skeleton.parameter(named: q.weight.parameter), w.shape == layer.weightShape else {
-                throw Int8ModelError.layerMismatch(layer: q.layer, reason: "kernel \(layer.weightShape) does not fit the model's "
+            guard let shape = layers[q.layer]?.weightShape ?? winogradLayers[q.layer]?.weightShape else {
+                throw Int8ModelError.layerMismatch(layer: q.layer, reason: "no integer form")
+            }
+            guard let w = skeleton.parameter(named: q.weight.parameter), w.shape == shape else {
+                throw Int8ModelError.layerMismatch(layer: q.layer, reason: "kernel \(shape) does not fit the model's "
                                                    + "\(skeleton.parameter(named: q.weight.parameter)?.shape ?? [])")
             }
         }
         self.skeleton = skeleton
         self.plan = plan
         self.layers = layers
+        self.winogradLayers = winogradLayers
     }
 
     /// The integer form of `model` as `quantizer` (prepared on it) fake-quantizes it now:
@@ -65,10 +71,21 @@ public final class Int8Model {
     public convenience init(model: Model, quantizer: LSQQuantizer) throws {
         try Self.checkSupported(model)
         guard let plan = quantizer.plan else { throw Int8ModelError.notPrepared(missing: nil) }
-        var layers: [String: Int8Layer] = [:]
+        var layers: [String: Int8Layer] = [:], winograd: [String: Int8WinogradLayer] = [:]
         for q in plan.quantized {
             guard let w = model.parameter(named: q.weight.parameter) else {
                 throw Int8ModelError.layerMismatch(layer: q.layer, reason: "the model has no parameter \(q.weight.parameter)")
+            }
+            if q.winograd {
+                func step(_ key: String) throws -> Tensor {
+                    guard let s = quantizer.steps[key] else { throw Int8ModelError.notPrepared(missing: key) }
+                    return s
+                }
+                winograd[q.layer] = Self.winogradLayer(
+                    q, kernel: w.value, kernelStep: try step("winograd_weight:\(q.layer)"),
+                    tileStep: try step("tiles:\(q.layer)").scalarValue, inputStep: try step("input:\(q.layer)").scalarValue,
+                    bias: model.parameter(named: scopePath(q.layer, "bias"))?.value.scalars)
+                continue
             }
             guard let sw = quantizer.steps["weight:\(q.layer)"] else { throw Int8ModelError.notPrepared(missing: "weight:\(q.layer)") }
             guard let sa = quantizer.steps["input:\(q.layer)"] else { throw Int8ModelError.notPrepared(missing: "input:\(q.layer)") }
@@ -83,7 +100,21 @@ public final class Int8Model {
                 weightRange: wRange, inputScale: sa.scalarValue, inputRange: QuantRange(bits: q.input.bits, signed: q.input.signed),
                 bias: bias, output: output)
         }
-        try self.init(skeleton: model, plan: plan, layers: layers)
+        try self.init(skeleton: model, plan: plan, layers: layers, winogradLayers: winograd)
+    }
+
+    /// The int8 Winograd form of planned layer `q` with spatial kernel `kernel`: `U = G g Gᵀ`
+    /// quantized with `kernelStep` (wbits), tiles with `tileStep` (`bits`, signed), the spatial
+    /// input with `inputStep` on the plan's input grid.
+    static func winogradLayer(_ q: QuantizedLayer, kernel: Tensor, kernelStep: Tensor, tileStep: Float, inputStep: Float,
+                              bias: [Float]?) -> Int8WinogradLayer {
+        let kernelRange = QuantRange(bits: q.weight.bits, signed: true)
+        let u = Variable(kernel).winogradKernel().value
+        return Int8WinogradLayer(name: q.layer, weightShape: kernel.shape, inputStep: inputStep,
+                                 inputRange: QuantRange(bits: q.input.bits, signed: q.input.signed),
+                                 kernelCodes: Int8Layer.quantizeWeights(u, scale: kernelStep.scalars, range: kernelRange),
+                                 kernelScale: kernelStep.scalars, kernelRange: kernelRange, tileScale: tileStep,
+                                 tileRange: QuantRange(bits: q.input.bits, signed: true), bias: bias)
     }
 
     /// Throws `unsupportedModule` for the first module of `model` the walk does not handle.
@@ -118,6 +149,7 @@ public final class Int8Model {
     }
 
     private func run(_ module: ActivationFusable, _ x: Tensor, relu: Bool, _ ctx: ForwardContext) -> Tensor {
+        if let winograd = winogradLayers[module.name] { return winograd.forward(x, relu: relu) }
         guard let layer = layers[module.name] else {
             return module.forward(Variable(x), ctx, activation: relu ? .relu : .identity).value
         }

@@ -10,7 +10,11 @@ extension LSQQuantizer {
         for l in plan?.quantized ?? [] {
             var entry: [String: Any] = ["layer": l.layer, "op_type": l.opType, "wbits": l.weight.bits, "bits": l.input.bits,
                                         "signed": l.input.signed, "per_channel": l.weight.perChannel, "fp32": false]
-            entry["weight_scale"] = (steps["weight:\(l.layer)"]?.scalars ?? []).map { Double($0) }
+            entry["weight_scale"] = (steps[weightKey(l)]?.scalars ?? []).map { Double($0) }
+            if l.winograd {
+                entry["winograd"] = true
+                entry["tile_scale"] = steps["tiles:\(l.layer)"].map { Double($0.scalars[0]) as Any } ?? NSNull()
+            }
             entry["activation_scale"] = steps["input:\(l.layer)"].map { Double($0.scalars[0]) as Any } ?? NSNull()
             if let out = steps["output:\(l.layer)"] { entry["output_scale"] = Double(out.scalars[0]) }
             layers.append(entry)
@@ -27,15 +31,18 @@ extension LSQQuantizer {
     public func summaryRows(model: Model) -> [[String]] {
         var rows = [["layer", "wbits", "bits", "weight step", "activation step"]]
         for l in plan?.quantized ?? [] {
-            let w = steps["weight:\(l.layer)"]?.scalars ?? []
+            let w = steps[weightKey(l)]?.scalars ?? []
             let wText = w.count == 1 ? String(format: "%.3g", w[0])
                 : String(format: "%.3g…%.3g (%d)", w.min() ?? 0, w.max() ?? 0, w.count)
-            rows.append([l.layer, "\(l.weight.bits)", "\(l.input.bits)\(l.input.signed ? "" : " (unsigned)")", wText,
+            rows.append([l.layer + (l.winograd ? " (Winograd)" : ""), "\(l.weight.bits)", "\(l.input.bits)\(l.input.signed ? "" : " (unsigned)")", wText,
                          steps["input:\(l.layer)"].map { String(format: "%.3g", $0.scalars[0]) } ?? "—"])
         }
         for f in plan?.fp32 ?? [] { rows.append([f.layer, "FP32", "FP32", f.reason.rawValue, ""]) }
         return rows
     }
+
+    /// The step-size key of a layer's kernel: its Winograd-domain kernel for Winograd layers.
+    func weightKey(_ l: QuantizedLayer) -> String { l.winograd ? "winograd_weight:\(l.layer)" : "weight:\(l.layer)" }
 
     /// `quantizer/step/<key>` and `quantizer/accumulated/<key>` for every step size.
     public func checkpointTensors() -> NamedTensors {

@@ -33,9 +33,13 @@ public final class LSQQuantizer: Compressor, LayerTransform {
     let expectedPlan: (plan: QuantizationPlan, modelDir: String)?
 
     public private(set) var plan: QuantizationPlan?
-    /// Step sizes by key: `weight:<layer>`, `input:<layer>`, `output:<layer>`.
+    /// Step sizes by key: `weight:<layer>`, `input:<layer>`, `output:<layer>`; for Winograd
+    /// layers `winograd_weight:<layer>` (the transformed kernel U) and `tiles:<layer>` (the
+    /// transformed input tiles V) instead of `weight:<layer>`.
     public internal(set) var steps: [String: Tensor] = [:]
     var ranges: [String: QuantRange] = [:]
+    /// Layers computed through Winograd F(2×2, 3×3) (`int8_winograd`).
+    var winogradLayers: Set<String> = []
     var channels: [String: Int] = [:]
     /// This rank's step-size gradients since the last reduction.
     var localGradients: [String: Tensor] = [:]
@@ -70,11 +74,18 @@ public final class LSQQuantizer: Compressor, LayerTransform {
             throw QuantizerError.planMismatch(modelDir: expected.modelDir, reason: expected.plan.difference(from: plan))
         }
         self.plan = plan
+        winogradLayers = Set(plan.quantized.filter(\.winograd).map(\.layer))
         for layer in plan.quantized {
             guard let w = model.parameter(named: layer.weight.parameter) else { continue }
             let wRange = QuantRange(bits: layer.weight.bits, signed: true)
             let c = layer.weight.perChannel ? w.shape.last : nil
-            set("weight:\(layer.layer)", range: wRange, channels: c, step: w.value.lsqInitialStepSize(range: wRange, channelAxisSize: c))
+            if layer.winograd {  // the kernel is quantized in the Winograd domain only, and so are the tiles
+                let u = Variable(w.value).winogradKernel().value
+                set("winograd_weight:\(layer.layer)", range: wRange, channels: c, step: u.lsqInitialStepSize(range: wRange, channelAxisSize: c))
+                ranges["tiles:\(layer.layer)"] = QuantRange(bits: layer.input.bits, signed: true)
+            } else {
+                set("weight:\(layer.layer)", range: wRange, channels: c, step: w.value.lsqInitialStepSize(range: wRange, channelAxisSize: c))
+            }
             ranges["input:\(layer.layer)"] = QuantRange(bits: layer.input.bits, signed: layer.input.signed)
             if let out = layer.output { ranges["output:\(layer.layer)"] = QuantRange(bits: out.bits, signed: out.signed) }
         }
@@ -88,9 +99,15 @@ public final class LSQQuantizer: Compressor, LayerTransform {
         model.transform = recorder
         _ = model(Variable(batch), .inference())
         model.transform = nil
-        for (key, range) in ranges where !key.hasPrefix("weight:") {
+        for (key, range) in ranges where key.hasPrefix("input:") || key.hasPrefix("output:") {
             guard let t = recorder.seen[key] else { continue }
             set(key, range: range, channels: nil, step: t.lsqInitialStepSize(range: range))
+        }
+        for layer in winogradLayers {  // tiles of the quantized input, as training will see them
+            guard let x = recorder.seen["input:\(layer)"], let s = steps["input:\(layer)"],
+                  let inputRange = ranges["input:\(layer)"], let range = ranges["tiles:\(layer)"] else { continue }
+            let tiles = Variable(x).fakeQuantLSQ(stepSize: Variable(s), range: inputRange).winogradInputTiles().value
+            set("tiles:\(layer)", range: range, channels: nil, step: tiles.lsqInitialStepSize(range: range))
         }
     }
 
@@ -166,6 +183,16 @@ public final class LSQQuantizer: Compressor, LayerTransform {
 
     public func transformOutput(_ y: Variable, layer: String, ctx: ForwardContext) -> Variable {
         quantize(y, key: "output:\(layer)", ctx: ctx)
+    }
+
+    public func usesWinograd(layer: String) -> Bool { winogradLayers.contains(layer) }
+
+    public func transformWinogradTiles(_ v: Variable, layer: String, ctx: ForwardContext) -> Variable {
+        quantize(v, key: "tiles:\(layer)", ctx: ctx)
+    }
+
+    public func transformWinogradKernel(_ u: Variable, layer: String, ctx: ForwardContext) -> Variable {
+        quantize(u, key: "winograd_weight:\(layer)", ctx: ctx)
     }
 
     /// Fake-quantizes `v` with the step size `key`; its gradient accumulates into this rank's

@@ -1,3 +1,4 @@
+import ECTensor
 import ECNN
 import Foundation
 
@@ -13,6 +14,9 @@ public struct QuantizableLayer: Equatable, Sendable {
     /// Whether the layer reads the model's input itself (the image, pixels in [0, 1]), directly
     /// or through shape-only ops (`Flatten`) — not another layer's activation.
     public let readsModelInput: Bool
+    /// Whether the layer can compute through Winograd F(2×2, 3×3) (a 3×3, stride-1, `same`
+    /// Conv2D).
+    public let winogradCapable: Bool
 
     /// Every quantizable layer of `model` in execution order (a residual block's body before
     /// its shortcut, as `ResidualBlock.forward` runs them).
@@ -31,8 +35,10 @@ public struct QuantizableLayer: Equatable, Sendable {
             }
             if QuantizerConfig.quantizableOpTypes.contains(module.opType),
                let weight = module.ownParameters.first(where: { $0.role == .weight }) {
+                let conv = module as? Conv2D
+                let winograd = conv.map { Winograd.applies(kernel: $0.weight.shape, stride: $0.stride, padding: $0.padding) } ?? false
                 found.append(QuantizableLayer(name: module.name, opType: module.opType, weight: weight.name,
-                                              readsModelInput: inputIsModelInput))
+                                              readsModelInput: inputIsModelInput, winogradCapable: winograd))
                 return false
             }
             if !module.children.isEmpty {  // Sequential and other containers: children in order

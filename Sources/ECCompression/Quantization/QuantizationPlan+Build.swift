@@ -27,7 +27,8 @@ extension QuantizationPlan {
                     weight: WeightQuantization(parameter: layer.weight, bits: config.wbits,
                                                perChannel: config.perChannel),
                     input: TensorQuantization(bits: config.bits, signed: config.signed && !layer.readsModelInput),
-                    output: config.postQuant ? TensorQuantization(bits: config.bits, signed: config.signed) : nil))
+                    output: config.postQuant ? TensorQuantization(bits: config.bits, signed: config.signed) : nil,
+                    winograd: config.int8Winograd && layer.winogradCapable))
             }
         }
         return QuantizationPlan(model: model.name, quantized: quantized, fp32: fp32)
@@ -63,6 +64,6 @@ extension QuantizedLayer {
     /// `W8 (per channel) A8 signed` — the widths in a line.
     var describe: String {
         "W\(weight.bits)\(weight.perChannel ? " (per channel)" : "") A\(input.bits) \(input.signed ? "signed" : "unsigned")"
-            + (output.map { ", output \($0.bits)" } ?? "")
+            + (output.map { ", output \($0.bits)" } ?? "") + (winograd ? ", Winograd" : "")
     }
 }

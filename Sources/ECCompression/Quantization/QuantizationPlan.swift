@@ -95,19 +95,34 @@ public struct QuantizedLayer: Codable, Equatable, Sendable {
     public var input: TensorQuantization
     /// The output activation (`bits`, signed as configured) with `post_quant`, else nil.
     public var output: TensorQuantization?
+    /// With `int8_winograd`, for a 3×3 stride-1 `same` Conv2D: the convolution runs through
+    /// Winograd F(2×2, 3×3), and the weight (`weight.bits`) and the transformed input tiles
+    /// (`input.bits`, signed) are quantized in the Winograd domain. Absent in files: false.
+    public var winograd: Bool
 
     public init(layer: String, opType: String, readsModelInput: Bool, weight: WeightQuantization,
-                input: TensorQuantization, output: TensorQuantization?) {
+                input: TensorQuantization, output: TensorQuantization?, winograd: Bool = false) {
         self.layer = layer
         self.opType = opType
         self.readsModelInput = readsModelInput
         self.weight = weight
         self.input = input
         self.output = output
+        self.winograd = winograd
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(layer: try c.decode(String.self, forKey: .layer), opType: try c.decode(String.self, forKey: .opType),
+                  readsModelInput: try c.decode(Bool.self, forKey: .readsModelInput),
+                  weight: try c.decode(WeightQuantization.self, forKey: .weight),
+                  input: try c.decode(TensorQuantization.self, forKey: .input),
+                  output: try c.decodeIfPresent(TensorQuantization.self, forKey: .output),
+                  winograd: try c.decodeIfPresent(Bool.self, forKey: .winograd) ?? false)
     }
 
     enum CodingKeys: String, CodingKey {
-        case layer, opType = "op_type", readsModelInput = "reads_model_input", weight, input, output
+        case layer, opType = "op_type", readsModelInput = "reads_model_input", weight, input, output, winograd
     }
 }
 

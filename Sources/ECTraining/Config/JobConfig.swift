@@ -188,9 +188,6 @@ extension JobConfig {
         q.fp32Layers = try n.stringList("fp32_layers", default: d.fp32Layers)
         q.postQuant = try n.bool("post_quant", default: d.postQuant)
         q.int8Winograd = try n.bool("int8_winograd", default: d.int8Winograd)
-        if q.int8Winograd {
-            throw ConfigError.invalid(path: n.keyPath("int8_winograd"), reason: "Winograd-aware training is not available in this version yet")
-        }
         q.perChannel = try n.bool("per_channel", default: d.perChannel)
         try n.finish()
         do {
