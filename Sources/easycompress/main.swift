@@ -12,14 +12,20 @@ struct EasyCompress: ParsableCommand {
           easycompress train --config examples/fmnist-cnn.yaml
           launch/run -n 2 examples/fmnist-cnn.yaml          # the same job on 2 MPI ranks
           easycompress eval --config examples/fmnist-cnn.yaml --checkpoint runs/fmnist-cnn
+          easycompress train --config examples/fmnist-cnn-prune.yaml     # prune 50% while training
+          easycompress finetune --from runs/fmnist-cnn-pruned --config examples/fmnist-cnn-finetune.yaml
+          easycompress report runs/fmnist-cnn-pruned                     # → runs/fmnist-cnn-pruned/report.html
+        See docs/getting-started.md.
         """,
-        subcommands: [Train.self, Finetune.self, Eval.self, Export.self])
+        subcommands: [Train.self, Finetune.self, Eval.self, Export.self, Report.self])
 }
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a model described by a YAML/JSON job file.",
         discussion: """
+        Writes save_dir/summary.json, metrics.jsonl, config.json, checkpoints/ and report.html
+        (unless the job says report: false). Job keys: docs/training.md.
         Examples:
           easycompress train --config job.yaml
           easycompress train --config job.yaml --debug      # cross-rank consistency checks
@@ -141,6 +147,31 @@ struct Export: ParsableCommand {
     func run() throws {
         try runJob(quiet: false) { _, log in
             _ = try ExportJob.run(JobConfig.load(file: config), from: from, output: out, log: log)
+        }
+    }
+}
+
+struct Report: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write DIR/report.html: a training run's curves, per-layer compression and before/after figures.",
+        discussion: """
+        One self-contained HTML file (inline SVG, no script, no network), drawn from the
+        save_dir's summary.json, metrics.jsonl and config.json. train and finetune write it at
+        the end of every run unless the job says report: false.
+        Examples:
+          easycompress report runs/fmnist-cnn-pruned
+          chromium --headless --screenshot=report.png --window-size=900,3000 runs/fmnist-cnn-pruned/report.html
+        """)
+
+    @Argument(help: "The save_dir of a training or finetune run.")
+    var dir: String
+
+    func run() throws {
+        do {
+            print(try RunReport(saveDir: URL(fileURLWithPath: dir)).write().path)
+        } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw ExitCode(1)
         }
     }
 }
