@@ -116,6 +116,7 @@ struct ReportInputs {
             default: continue
             }
         }
+        events.sort { ($0.step, $0.compressor) < ($1.step, $1.compressor) }
         if !unreadable.isEmpty {
             let shown = unreadable.prefix(5).map(String.init).joined(separator: ", ")
             notes.append("metrics.jsonl: \(unreadable.count) unreadable line(s) skipped (line \(shown)\(unreadable.count > 5 ? ", …" : ""))")

@@ -56,7 +56,7 @@ enum SVGChart {
 
         // Compression decisions, labelled where there is room.
         var lastLabelX = -Double.infinity
-        for m in markers {
+        for m in markers.sorted(by: { $0.x < $1.x }) {
             let x = px(m.x)
             svg += "<g class=\"marker \(m.cssClass)\"><title>\(HTML.escape(m.tooltip))</title>"
             svg += "<line x1=\"\(f(x))\" x2=\"\(f(x))\" y1=\"\(f(top))\" y2=\"\(f(top + plotH))\"/>"
