@@ -71,6 +71,7 @@ public enum FinetuneJob {
 
         var job = config
         job.initFrom = nil
+        job.report = false  // written below, once the summary has its gap_finetune section
         let outcome = try TrainJob.run(job, communicator: communicator, log: log, resume: resume, model: { ft.model })
 
         let dense = try config.makeModel()
@@ -96,6 +97,7 @@ public enum FinetuneJob {
             object["gap_finetune"] = try JSONSerialization.jsonObject(with: encoder.encode(report))
             try AtomicFile.write(JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]), to: url)
             log.info(report.table)
+            if config.report { try RunReport.write(saveDir: outcome.saveDir, log: log) }
         }
         return (outcome, report)
     }

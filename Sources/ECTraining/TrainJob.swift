@@ -20,6 +20,9 @@ public enum TrainJob {
     /// optimizer state, step and data position) instead of starting over.
     ///
     /// `model` replaces the zoo model the job names (GapFinetune's extracted model).
+    ///
+    /// The chief saves the job as `save_dir/config.json` before training and, unless the job
+    /// says `report: false`, writes `save_dir/report.html` (`RunReport`) at the end.
     public static func run(_ config: JobConfig, communicator: Communicator, log: Logger,
                            resume: Bool = false, model makeModel: (() throws -> Model)? = nil) throws -> TrainOutcome {
         configureThreads(config.threads)
@@ -56,12 +59,19 @@ public enum TrainJob {
             return model
         }, optimizerFn: { try makeOptimizer(config.optimizer, totalSteps: $0) }, config: run)
         let calibration = train.gather(0..<min(256, train.count)).images
-        return try trainAndEvaluate(
+        if communicator.isChief {
+            let dir = URL(fileURLWithPath: config.saveDir)
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            try AtomicFile.write(config.recordedJSON(), to: dir.appendingPathComponent("config.json"))
+        }
+        let outcome = try trainAndEvaluate(
             estimator: estimator,
             trainSpec: TrainSpec(data: train, batchSize: config.batchSize, seed: config.seed, epochs: config.epochs,
                                  maxSteps: config.steps),
             evalSpec: EvalSpec(data: test, everySteps: config.evalEvery),
             compressors: try config.makeCompressors(calibration: calibration))
+        if config.report && communicator.isChief { try RunReport.write(saveDir: outcome.saveDir, log: log) }
+        return outcome
     }
 
     /// Sets OpenBLAS and element-wise worker threads: the configured count, else the cores of

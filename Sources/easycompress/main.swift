@@ -10,20 +10,29 @@ struct EasyCompress: ParsableCommand {
         discussion: """
         Examples:
           easycompress train --config examples/fmnist-cnn.yaml
-          launch/run -n 2 examples/fmnist-cnn.yaml          # the same job on 2 MPI ranks
-          easycompress eval --config examples/fmnist-cnn.yaml --checkpoint runs/fmnist-cnn
+          launch/run -n 2 examples/fmnist-cnn.yaml      # the same job on 2 MPI ranks
+          easycompress eval --config examples/fmnist-cnn.yaml \\
+              --checkpoint runs/fmnist-cnn
+          easycompress train --config examples/fmnist-cnn-prune.yaml   # prune 50%
+          easycompress finetune --from runs/fmnist-cnn-pruned \\
+              --config examples/fmnist-cnn-finetune.yaml
+          easycompress report runs/fmnist-cnn-pruned    # → DIR/report.html
+        See docs/getting-started.md.
         """,
-        subcommands: [Train.self, Finetune.self, Eval.self, Export.self])
+        subcommands: [Train.self, Finetune.self, Eval.self, Export.self, Report.self])
 }
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Train a model described by a YAML/JSON job file.",
         discussion: """
+        Writes save_dir/summary.json, metrics.jsonl, config.json, checkpoints/ and \
+        report.html (unless the job says report: false). Job keys: docs/training.md.
+
         Examples:
           easycompress train --config job.yaml
-          easycompress train --config job.yaml --debug      # cross-rank consistency checks
-          easycompress train --config job.yaml --resume     # continue from save_dir's last checkpoint
+          easycompress train --config job.yaml --debug     # cross-rank checks
+          easycompress train --config job.yaml --resume    # from the last checkpoint
           mpirun -np 2 easycompress train --config job.yaml
         """)
 
@@ -53,9 +62,12 @@ struct Finetune: ParsableCommand {
         abstract: "Extract the physically smaller model from a pruned save_dir (GapFinetune) and fine-tune it.",
         discussion: """
         Prints parameters, FLOPs, test accuracy and inference speed before and after.
+
         Examples:
-          easycompress finetune --from runs/fmnist-cnn-pruned --config examples/fmnist-cnn-finetune.yaml
-          launch/run -n 2 -- .build/release/easycompress finetune --from runs/pruned --config job.yaml
+          easycompress finetune --from runs/fmnist-cnn-pruned \\
+              --config examples/fmnist-cnn-finetune.yaml
+          launch/run -n 2 -- .build/release/easycompress finetune \\
+              --from runs/pruned --config job.yaml
         """)
 
     @Option(name: .long, help: "The save_dir of a pruning job.")
@@ -115,10 +127,12 @@ struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Export a quantization-aware training run as real int8 weights and scales (safetensors).",
         discussion: """
-        Also runs the integer inference path on the test set and prints its accuracy beside the
-        fake-quant model's.
+        Also runs the integer inference path on the test set and prints its accuracy \
+        beside the fake-quant model's.
+
         Examples:
-          easycompress export --format int8 --from runs/fmnist-cnn-qat --config examples/fmnist-cnn-qat.yaml \\
+          easycompress export --format int8 --from runs/fmnist-cnn-qat \\
+              --config examples/fmnist-cnn-qat.yaml \\
               --out runs/fmnist-cnn-qat/int8.safetensors
         """)
 
@@ -141,6 +155,33 @@ struct Export: ParsableCommand {
     func run() throws {
         try runJob(quiet: false) { _, log in
             _ = try ExportJob.run(JobConfig.load(file: config), from: from, output: out, log: log)
+        }
+    }
+}
+
+struct Report: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write DIR/report.html: a training run's curves, per-layer compression and before/after figures.",
+        discussion: """
+        One self-contained HTML file (inline SVG, no script, no network), drawn \
+        from the save_dir's summary.json, metrics.jsonl and config.json. train and \
+        finetune write it at the end of every run unless the job says report: false.
+
+        Examples:
+          easycompress report runs/fmnist-cnn-pruned
+          chromium --headless --screenshot=report.png --window-size=900,3000 \\
+              runs/fmnist-cnn-pruned/report.html
+        """)
+
+    @Argument(help: "The save_dir of a training or finetune run.")
+    var dir: String
+
+    func run() throws {
+        do {
+            print(try RunReport(saveDir: URL(fileURLWithPath: dir)).write().path)
+        } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw ExitCode(1)
         }
     }
 }

@@ -47,6 +47,7 @@ final class JobConfigTests: XCTestCase {
             threads: 1
             debug_check_every: 3
             bucket_bytes: 65536
+            report: false
             """)
         XCTAssertEqual(c.model, "resnet-mini")
         XCTAssertEqual(c.dataset.limitTrain, 100)
@@ -57,6 +58,8 @@ final class JobConfigTests: XCTestCase {
         XCTAssertEqual(c.seed, 7)
         XCTAssertEqual(c.initFrom, "runs/base")
         XCTAssertEqual(c.bucketBytes, 65536)
+        XCTAssertFalse(c.report)
+        XCTAssertTrue(try parse("{}").report, "the report is on by default")
         let json = try JobConfig.parse(ConfigNode.parse(#"{"model": "mlp", "batch_size": 8}"#, file: "job.json"))
         XCTAssertEqual(json.model, "mlp")
         XCTAssertEqual(json.batchSize, 8)
@@ -72,11 +75,13 @@ final class JobConfigTests: XCTestCase {
         assertError("dataset: 3", "dataset must be a mapping, got 3")
         assertError("save_dir: [a]", "save_dir must be a string, got a list")
         assertError("threads: 0", "threads must be in [1, 256], got 0")
+        assertError("report: maybe", "report must be true or false, got \"maybe\"")
     }
 
     func testUnknownKeysSuggestTheClosest() {
         assertError("epocs: 3", "unknown config key 'epocs' (did you mean 'epochs'?)")
         assertError("optimizer: {momentun: 0.9}", "unknown config key 'optimizer.momentun' (did you mean 'optimizer.momentum'?)")
         assertError("zzzzzz: 1", "unknown config key 'zzzzzz'")
+        assertError("repot: false", "unknown config key 'repot' (did you mean 'report'?)")
     }
 }

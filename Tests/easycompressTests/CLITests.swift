@@ -37,9 +37,20 @@ final class CLITests: XCTestCase {
     func testHelpListsSubcommandsAndExamples() throws {
         let r = try cli(["--help"])
         XCTAssertEqual(r.status, 0)
-        for word in ["train", "eval", "Examples"] { XCTAssertTrue(r.stdout.contains(word), r.stdout) }
-        let t = try cli(["train", "--help"])
-        XCTAssertTrue(t.stdout.contains("--config"), t.stdout)
+        for word in ["train", "finetune", "eval", "export", "report", "Examples:", "easycompress report runs/fmnist-cnn-pruned"] {
+            XCTAssertTrue(r.stdout.contains(word), "«\(word)» in: \(r.stdout)")
+        }
+        let examples = ["train": "easycompress train --config job.yaml --resume",
+                        "finetune": "easycompress finetune --from runs/fmnist-cnn-pruned \\\n      --config examples/fmnist-cnn-finetune.yaml",
+                        "eval": "easycompress eval --config job.yaml --checkpoint runs/job",
+                        "export": "easycompress export --format int8 --from runs/fmnist-cnn-qat \\",
+                        "report": "easycompress report runs/fmnist-cnn-pruned"]
+        for (command, example) in examples {
+            let h = try cli([command, "--help"])
+            XCTAssertEqual(h.status, 0, h.stderr)
+            XCTAssertTrue(h.stdout.contains("Examples:") && h.stdout.contains(example), "\(command) --help: \(h.stdout)")
+        }
+        XCTAssertTrue(try cli(["train", "--help"]).stdout.contains("report: false"), "train's help names the opt-out key")
     }
 
     func testBadConfigValuesAreClearErrors() throws {

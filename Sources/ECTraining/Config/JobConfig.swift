@@ -38,11 +38,13 @@ public struct JobConfig {
     public var debugCheckEvery: Int = 0
     /// Gradient allreduce bucket size in bytes (default chosen by measurement: 1 MiB).
     public var bucketBytes: Int = DistributedOptimizer.defaultBucketBytes
+    /// Write `save_dir/report.html` at the end of the run (`report: false` turns it off).
+    public var report: Bool = true
     /// `compression.pruner` (nil: no pruning).
     public var pruner: PrunerConfig?
     /// `compression.quantizer` (nil: no quantization-aware training).
     public var quantizer: QuantizerConfig?
-    /// The job file's values as read, for the summary.
+    /// The job file's values as read (saved as `save_dir/config.json`).
     public var raw: [String: Any] = [:]
 
     public init() {}
@@ -128,6 +130,7 @@ extension JobConfig {
         c.threadReplicas = try node.optionalInt("thread_replicas", min: 1, max: 256)
         c.debugCheckEvery = try node.int("debug_check_every", default: 0, min: 0)
         c.bucketBytes = try node.int("bucket_bytes", default: c.bucketBytes, min: 1024)
+        c.report = try node.bool("report", default: true)
         if let comp = try node.child("compression") {
             if let p = try comp.child("pruner") { c.pruner = try parsePruner(p) }
             if let q = try comp.child("quantizer") { c.quantizer = try parseQuantizer(q) }
@@ -219,5 +222,23 @@ extension JobConfig {
             throw ConfigError.invalid(path: n.path, reason: "\(error)")
         }
         return p
+    }
+}
+
+extension JobConfig {
+    /// The job file's values as pretty JSON with sorted keys: what the chief saves as
+    /// `save_dir/config.json` (the report shows it). Values JSON cannot hold (a YAML `.nan`, a
+    /// date) are written as their text.
+    public func recordedJSON() throws -> Data {
+        func plain(_ value: Any) -> Any {
+            switch value {
+            case let map as [String: Any]: return map.mapValues(plain)
+            case let list as [Any]: return list.map(plain)
+            case let d as Double: return d.isFinite ? d : "\(d)"
+            case is String, is Int, is Bool, is NSNull: return value
+            default: return "\(value)"
+            }
+        }
+        return try JSONSerialization.data(withJSONObject: plain(raw), options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
     }
 }

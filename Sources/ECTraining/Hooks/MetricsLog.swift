@@ -1,7 +1,8 @@
 import Foundation
 
 /// Appends one JSON object per line to `save_dir/metrics.jsonl` (chief only). Each line has
-/// an `event` ("train", "eval", …), the `step`, and event-specific numbers.
+/// an `event` ("train", "eval", …), the `step`, and event-specific numbers. A number that is
+/// not finite (a diverged loss) is written as `null`, which JSON can hold.
 public final class MetricsLog {
     public let url: URL
     private let handle: FileHandle?
@@ -23,7 +24,10 @@ public final class MetricsLog {
 
     public func write(_ event: String, step: Int, _ values: [String: Any]) {
         guard let handle else { return }
-        var object = values
+        var object = values.mapValues { value -> Any in
+            if let d = value as? Double, !d.isFinite { return NSNull() }
+            return value
+        }
         object["event"] = event
         object["step"] = step
         guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
