@@ -99,13 +99,13 @@ final class DocSamplesTests: XCTestCase {
         let world = try World.current()
         let model = ModelZoo.make("fmnist-cnn", seed: 42)!
         let config = QuantizerConfig(bits: 8, wbits: 8, signed: false, pretrainedModel: fp32, stepInterval: 2, numTrials: 2)  // docs: let config = QuantizerConfig(bits: 8, wbits: 8, signed: false, pretrainedModel: "runs/fmnist-cnn", stepInterval: 1000, numTrials: 1)
-        try WeightLoader.load(into: model, from: config.pretrainedModel!)
-        try QuantizationPlan.build(model: model, config: config).write(to: URL(fileURLWithPath: output))  // docs: try QuantizationPlan.build(model: model, config: config).write(to: URL(fileURLWithPath: "output"))
+        try quantizeGraph(model, mode: .train, modelDir: output, config: config)  // docs: try quantizeGraph(model, mode: .train, modelDir: "output", config: config)   // seed: quantize_graph(mode='train', …)
         let train = try Dataset.load(.train, limit: 640)  // docs: let train = try Dataset.load(.train)
-        let quantizer = try LSQQuantizer(config: config, calibration: train.gather(0..<256).images, learningRate: 0.01)
+        let quantizer = try LSQQuantizer(modelDir: output, config: config, calibration: train.gather(0..<256).images, learningRate: 0.01)  // docs: let quantizer = try LSQQuantizer(modelDir: "output", config: config, calibration: train.gather(0..<256).images, learningRate: 0.01)
         let hook = CompressionHook(quantizer, saveDir: output)  // docs: let hook = CompressionHook(quantizer, saveDir: "output")
+        let checkpoints = CheckpointHook(every: 4, saveDir: URL(fileURLWithPath: output), keepLast: 1, seed: 42, batchSize: 64, compressors: [quantizer], log: Logger(quiet: true))  // docs: let checkpoints = CheckpointHook(every: 1000, saveDir: URL(fileURLWithPath: "output"), keepLast: 1, seed: 42, batchSize: 64, compressors: [quantizer], log: Logger())
         let session = try MonitoredSession(model: model, optimizer: try SGD(learningRate: 0.01, momentum: 0.9),
-                                           communicator: world, hooks: [hook, StopAtStepHook(lastStep: 4)])  // docs: communicator: world, hooks: [hook, StopAtStepHook(lastStep: 1000)])
+                                           communicator: world, hooks: [hook, StopAtStepHook(lastStep: 4), checkpoints])  // docs: communicator: world, hooks: [hook, StopAtStepHook(lastStep: 1000), checkpoints])
         var batches = try BatchSchedule(dataset: train, batchSize: 64, seed: 42)
             .makeIterator(startingAt: .init(epoch: 0, stepInEpoch: 0), rank: world.rank, worldSize: world.size)
         while !session.shouldStop {
@@ -113,8 +113,14 @@ final class DocSamplesTests: XCTestCase {
             try session.run(images: b.images, labels: b.labels, globalBatchSize: b.globalCount)
         }
         try session.close()                                              // writes output/quantizer.json
+        // Later: the trained model as fake quant (eval) or with real int8 weights (export).
+        let evalModel = ModelZoo.make("fmnist-cnn", seed: 42)!
+        try quantizeGraph(evalModel, mode: .eval, modelDir: output, config: config)  // docs: try quantizeGraph(evalModel, mode: .eval, modelDir: "output", config: config)
+        let int8 = try quantizeGraph(ModelZoo.make("fmnist-cnn", seed: 42)!, mode: .export, modelDir: output, config: config).int8!  // docs: let int8 = try quantizeGraph(ModelZoo.make("fmnist-cnn", seed: 42)!, mode: .export, modelDir: "output", config: config).int8!
+        try Int8Export.write(int8, to: work.appendingPathComponent("model-int8.safetensors"))  // docs: try Int8Export.write(int8, to: URL(fileURLWithPath: "model-int8.safetensors"))
         // end sample
         XCTAssertEqual(quantizer.updatesDone, 2)
+        XCTAssertEqual(int8.layers.count, 4)
         XCTAssertTrue(FileManager.default.fileExists(atPath: work.appendingPathComponent(QuantizationPlan.fileName).path))
         XCTAssertTrue(FileManager.default.fileExists(atPath: work.appendingPathComponent("quantizer.json").path))
     }
