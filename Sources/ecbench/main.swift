@@ -8,7 +8,8 @@ import Foundation
 //   ecbench --mode dp-train     training on every rank of an MPI job (global batch 64)
 //   ecbench --mode collectives  gradient allreduce (bucketed vs raw) and mask broadcast (raw vs zstd)
 //   ecbench --mode pruner       extracted-model inference vs original; the chief's pruning work
-//   ecbench --mode qat          LSQ quantization-aware training step vs FP32 step
+//   ecbench --mode qat          LSQ quantization-aware training step vs FP32 step, then int8 inference
+//   ecbench --mode int8         int8 inference alone (TensorFlow's golden weights, W8A8) vs FP32
 // Every figure is printed with the reference it is compared to, measured in the same run;
 // lines starting with RESULT are read by launch/bench.
 
@@ -23,6 +24,7 @@ case "dp-train": try TrainingBenchmark(options: options).runDataParallel(world: 
 case "collectives": try CollectivesBenchmark(options: options, world: world).run()
 case "pruner": try PrunerBenchmark(options: options).run()
 case "qat": try QATBenchmark(options: options).run()
+case "int8": try QATBenchmark(options: options).runInt8Only()
 default:
     try TrainingBenchmark(options: options).run()
     try InferenceBenchmark(options: options).run()
