@@ -30,7 +30,11 @@ public final class Conv2D: Module {
     public func forward(_ x: Variable, _ ctx: ForwardContext) -> Variable { forward(x, ctx, activation: .identity) }
 
     public func forward(_ x: Variable, _ ctx: ForwardContext, activation: Activation) -> Variable {
-        ctx.transformed(layer: name, input: x, weight: weight) { x, w in
+        if let sparse = SparseInference.matrix(for: weight, ctx: ctx) {
+            return Variable(sparse.conv2d(x.value, kernelShape: weight.shape, stride: stride, padding: padding,
+                                          bias: bias?.value, activation: activation))
+        }
+        return ctx.transformed(layer: name, input: x, weight: weight) { x, w in
             x.conv2d(weight: w, bias: bias.map { ctx.variable(for: $0) }, stride: stride, padding: padding,
                      activation: activation)
         }
