@@ -10,9 +10,9 @@ import ECTensor
 /// kernel it was built from; it is rebuilt when the parameter's value has changed since (any
 /// write to the value detaches it from that copy, so the check is one pointer comparison).
 ///
-/// The threshold comes from `ecbench --mode sparse` (docs/benchmarks.md): the block-sparse
-/// kernel overtakes sgemm on fmnist-cnn's shapes between 30% and 50% zero blocks at batch 64,
-/// so 0.5 keeps a margin.
+/// The threshold comes from `ecbench --mode sparse` (docs/sparsity.md): at 50% zero blocks the
+/// block-sparse kernel is already 1.6–2× faster than sgemm on every fmnist-cnn shape (batch 1
+/// and 64) except a tiny one (fc2 at batch 1, 0.5 µs); lower fractions were not measured.
 public enum SparseInference {
     /// The block shape of the inference form: one input row × 16 outputs (one AVX-512 register).
     public static let blockShape = (rows: 1, columns: 16)

@@ -15,7 +15,7 @@ import ECTensor
 /// - Ranking: `local` — every kernel reaches s_k of its own elements; `global` — s_k of all the
 ///   kernels' elements, blocks ranked together; in both, short of the target by less than one
 ///   block, never above (`SparsitySelection`). N:M: every group of M consecutive inputs of one
-///   output keeps the largest ⌈…⌉ (finally exactly N).
+///   output zeroes its ⌊s_k·M⌋ smallest |w| (after the last trial: keeps exactly N).
 /// - Decisions: the chief scores and selects; one `.masks` payload (kernel name → block mask
 ///   `[gridRows, gridColumns]`, bit-packed, zstd) is broadcast; every rank, the chief included,
 ///   adopts the *decoded* masks, so they are bit-identical everywhere, then zeroes the kernels.
