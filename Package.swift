@@ -29,9 +29,10 @@ let package = Package(
         // Our one C kernel: the int8 GEMM on AVX-512 VNNI (runtime-checked); its only importer
         // is Int8GEMM.swift. Optimised in debug builds too, like the Swift engine.
         .target(name: "CInt8", path: "Sources/CInt8", cSettings: [.unsafeFlags(["-O2"])]),
+        .target(name: "CSparse", path: "Sources/CSparse", cSettings: [.unsafeFlags(["-O2"])]),
 
         // Libraries, arrows pointing down only.
-        .target(name: "ECTensor", dependencies: ["CBLAS"], swiftSettings: optimised),
+        .target(name: "ECTensor", dependencies: ["CBLAS", "CSparse"], swiftSettings: optimised),
         .target(name: "ECNN", dependencies: ["ECTensor"], swiftSettings: optimised),
         .target(name: "ECOptim", dependencies: ["ECNN", "ECTensor"], swiftSettings: optimised),
         .target(name: "ECCollective", dependencies: ["CMPI", "ECTensor"], swiftSettings: optimised),

@@ -40,6 +40,10 @@ public final class Conv2D: Module {
             if activation == .relu { y = y.relu() }
             return t.transformOutput(y, layer: name, ctx: ctx)
         }
+        if let sparse = SparseInference.matrix(for: weight, ctx: ctx) {
+            return Variable(sparse.conv2d(x.value, kernelShape: weight.shape, stride: stride, padding: padding,
+                                          bias: bias?.value, activation: activation))
+        }
         return ctx.transformed(layer: name, input: x, weight: weight) { x, w in
             x.conv2d(weight: w, bias: bias.map { ctx.variable(for: $0) }, stride: stride, padding: padding,
                      activation: activation)

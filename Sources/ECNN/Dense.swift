@@ -22,7 +22,10 @@ public final class Dense: Module {
     public func forward(_ x: Variable, _ ctx: ForwardContext) -> Variable { forward(x, ctx, activation: .identity) }
 
     public func forward(_ x: Variable, _ ctx: ForwardContext, activation: Activation) -> Variable {
-        ctx.transformed(layer: name, input: x, weight: weight) { x, w in
+        if let sparse = SparseInference.matrix(for: weight, ctx: ctx), x.value.rank == 2 {
+            return Variable(sparse.multiply(x.value, bias: bias?.value, activation: activation))
+        }
+        return ctx.transformed(layer: name, input: x, weight: weight) { x, w in
             x.linear(weight: w, bias: bias.map { ctx.variable(for: $0) }, activation: activation)
         }
     }

@@ -19,6 +19,29 @@ public enum ExportJob {
         public let postTrainingWinogradAccuracy: Double?
     }
 
+    /// `--format bsr`: the newest checkpoint of a sparsity run's save_dir, with its block-sparse
+    /// kernels in BSR form (`BlockSparseExport`); the file is read back into a fresh model and
+    /// its test accuracy (block-sparse inference) is reported beside the dense path's.
+    public static func runBlockSparse(_ config: JobConfig, from dir: String, output: String, log: Logger) throws
+        -> (file: URL, blockSparseAccuracy: Double, denseAccuracy: Double) {
+        let latest = try SavedRun.requireLatestCheckpoint(in: dir)
+        let model = try config.makeModel()
+        WeightLoader.assign(try WeightLoader.weights(for: model, from: latest.tensors, file: latest.tensorsPath), to: model)
+        let url = URL(fileURLWithPath: output)
+        let sparse = try BlockSparseExport.write(model: model, to: url)
+        let loaded = try config.makeModel()
+        try BlockSparseExport.load(from: url, into: loaded)
+        let test = try Dataset.load(.test, directory: config.dataset.path, limit: config.dataset.limitTest)
+        let sparseAccuracy = try Evaluator.evaluate(loaded, on: test).accuracy
+        SparseInference.enabled = false
+        defer { SparseInference.enabled = true }
+        let denseAccuracy = try Evaluator.evaluate(model, on: test).accuracy
+        let kernels = sparse.map { String(format: "%@ (%.0f%% zero blocks)", $0.kernel, $0.zeroBlockFraction * 100) }
+        log.info("wrote \(url.path): block-sparse kernels: " + (kernels.isEmpty ? "none" : kernels.joined(separator: ", "))
+                 + String(format: "; test accuracy block-sparse %.4f, dense %.4f", sparseAccuracy, denseAccuracy))
+        return (url, sparseAccuracy, denseAccuracy)
+    }
+
     /// - Parameters:
     ///   - config: the QAT job (its `compression.quantizer` gives the plan; its data the test set).
     ///   - from: the job's save_dir (its newest checkpoint holds weights and step sizes).

@@ -125,7 +125,7 @@ struct Eval: ParsableCommand {
 
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Export a quantization-aware training run as real int8 weights and scales (safetensors).",
+        abstract: "Export a run as real int8 weights and scales, or with block-sparse (BSR) kernels (safetensors).",
         discussion: """
         Also runs the integer inference path on the test set and prints its accuracy \
         beside the fake-quant model's.
@@ -134,12 +134,14 @@ struct Export: ParsableCommand {
           easycompress export --format int8 --from runs/fmnist-cnn-qat \\
               --config examples/fmnist-cnn-qat.yaml \\
               --out runs/fmnist-cnn-qat/int8.safetensors
+          easycompress export --format bsr --from runs/fmnist-cnn-sparse --config examples/fmnist-cnn-sparse.yaml \\
+              --out runs/fmnist-cnn-sparse/bsr.safetensors
         """)
 
-    @Option(name: .long, help: "Export format: int8.")
+    @Option(name: .long, help: "Export format: int8 or bsr.")
     var format: String
 
-    @Option(name: .long, help: "The save_dir of a quantization-aware training job.")
+    @Option(name: .long, help: "The save_dir of a quantization-aware (int8) or sparsity (bsr) training job.")
     var from: String
 
     @Option(name: .long, help: "That job's file (for the quantizer's plan and the data).")
@@ -149,12 +151,18 @@ struct Export: ParsableCommand {
     var out: String
 
     func validate() throws {
-        guard format == "int8" else { throw ValidationError("--format must be int8 (ONNX export is not available yet), got '\(format)'") }
+        guard ["int8", "bsr"].contains(format) else {
+            throw ValidationError("--format must be int8 or bsr (ONNX export is not available yet), got '\(format)'")
+        }
     }
 
     func run() throws {
         try runJob(quiet: false) { _, log in
-            _ = try ExportJob.run(JobConfig.load(file: config), from: from, output: out, log: log)
+            if format == "bsr" {
+                _ = try ExportJob.runBlockSparse(JobConfig.load(file: config), from: from, output: out, log: log)
+            } else {
+                _ = try ExportJob.run(JobConfig.load(file: config), from: from, output: out, log: log)
+            }
         }
     }
 }

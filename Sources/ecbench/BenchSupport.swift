@@ -16,7 +16,7 @@ struct BenchOptions {
             case "--repeats": o.repeats = Int(it.next() ?? "") ?? o.repeats
             case "--mode": o.mode = it.next() ?? o.mode
             default:
-                FileHandle.standardError.write(Data("usage: ecbench [--mode train|inference|dp-train|collectives|pruner|qat] [--threads N] [--steps N] [--repeats N]\n".utf8))
+                FileHandle.standardError.write(Data("usage: ecbench [--mode train|inference|dp-train|collectives|pruner|qat|sparse] [--threads N] [--steps N] [--repeats N]\n".utf8))
                 exit(2)
             }
         }

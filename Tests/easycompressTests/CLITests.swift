@@ -62,7 +62,11 @@ final class CLITests: XCTestCase {
         try assertFails("epochs: two\n", saying: "epochs must be an integer, got \"two\"")
         try assertFails("dataset: {path: /x, limt_train: 5}\n", saying: "unknown config key 'dataset.limt_train' (did you mean 'dataset.limit_train'?)")
         try assertFails("model: [1, 2\n", saying: "not valid YAML/JSON")
-        try assertFails("compression: {sparsifier: {target_sparse_ratio: 0.6}}\n", saying: "compression.sparsifier")
+        try assertFails("compression: {sparsifier: {target_sparse_ratio: 1.2}}\n",
+                        saying: "compression.sparsifier.target_sparse_ratio must be in [0, 1], got 1.2")
+        try assertFails("compression: {sparsifier: {sparse_block_shape: [1, -16]}}\n",
+                        saying: "compression.sparsifier.sparse_block_shape must be > 0 in both dimensions, got [1, -16]")
+        try assertFails("compression: {sparsifier: {pattern: \"2to4\"}}\n", saying: "compression.sparsifier.pattern must be \"N:M\"")
         try assertFails("compression: {pruner: {compression_ratio: 1.5}}\n",
                         saying: "compression.pruner.compression_ratio must be in [0, 1], got 1.5")
         try assertFails("compression: {pruner: {step_interval: 0}}\n", saying: "compression.pruner.step_interval must be ≥ 1, got 0")

@@ -17,12 +17,11 @@ final class DocSamplesTests: XCTestCase {
         var used: Set<String> = []
         for doc in Self.docs { used.formUnion(try DocSamples.assertSwiftBlocksAreSamples(in: doc)) }
         let all = Set(try DocSamples.samples(inSource: "Tests/easycompressTests/DocSamplesTests.swift").keys)
-        XCTAssertEqual(all.count, 4, "the samples: \(all.sorted())")
+        XCTAssertEqual(all.count, 5, "the samples: \(all.sorted())")
         XCTAssertEqual(used, all, "samples no doc shows: \(all.subtracting(used).sorted())")
     }
 
-    /// Every job file in the docs parses and validates as `easycompress train` would; the
-    /// sparsifier's may be refused as "not available" until that compressor lands.
+    /// Every job file in the docs parses and validates as `easycompress train` would.
     func testEveryYAMLBlockOfTheDocsIsAValidJob() throws {
         var count = 0
         for doc in Self.docs + ["docs/quantization.md"] {
@@ -30,9 +29,6 @@ final class DocSamplesTests: XCTestCase {
                 count += 1
                 do {
                     _ = try JobConfig.parse(ConfigNode.parse(block, file: doc))
-                } catch let error as ConfigError where block.contains("sparsifier:") {
-                    XCTAssertTrue("\(error)".hasSuffix("compression.sparsifier: this compressor is not available in this version yet"),
-                                  "\(doc): \(error)\n\(block)")
                 } catch {
                     XCTFail("\(doc): \(error)\n\(block)")
                 }
@@ -71,6 +67,30 @@ final class DocSamplesTests: XCTestCase {
         // end sample
         XCTAssertGreaterThanOrEqual(pruner.achievedRatio, 0.5)
         XCTAssertTrue(FileManager.default.fileExists(atPath: work.appendingPathComponent("pruner.json").path))
+    }
+
+    func testSparsifierHookStyle() throws {
+        let fp32 = try fp32Weights(), output = work.path
+        // sample: sparsifier-hook
+        let world = try World.current()
+        let model = ModelZoo.make("fmnist-cnn", seed: 42)!
+        try WeightLoader.load(into: model, from: fp32)  // docs: try WeightLoader.load(into: model, from: "runs/fmnist-cnn")
+        let config = SparsifierConfig(targetSparseRatio: 0.6, sparseBlockShape: [1, 16], stepInterval: 2, numTrials: 2)  // docs: let config = SparsifierConfig(targetSparseRatio: 0.6, sparseBlockShape: [1, 16], stepInterval: 1000, numTrials: 10)
+        let sparsifier = try Sparsifier(config: config)
+        let hook = CompressionHook(sparsifier, saveDir: output)  // docs: let hook = CompressionHook(sparsifier, saveDir: "output")
+        let session = try MonitoredSession(model: model, optimizer: try SGD(learningRate: 0.01, momentum: 0.9),
+                                           communicator: world, hooks: [hook, StopAtStepHook(lastStep: 4)])  // docs: communicator: world, hooks: [hook, StopAtStepHook(lastStep: 10_000)])
+        let train = try Dataset.load(.train, limit: 640)  // docs: let train = try Dataset.load(.train)
+        var batches = try BatchSchedule(dataset: train, batchSize: 64, seed: 42)
+            .makeIterator(startingAt: .init(epoch: 0, stepInEpoch: 0), rank: world.rank, worldSize: world.size)
+        while !session.shouldStop {
+            let b = batches.next()
+            try session.run(images: b.images, labels: b.labels, globalBatchSize: b.globalCount)
+        }
+        try session.close()                                              // writes output/sparsifier.json
+        // end sample
+        XCTAssertEqual(sparsifier.achievedSparsity, 0.6, accuracy: 0.01)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: work.appendingPathComponent("sparsifier.json").path))
     }
 
     func testGapFinetune() throws {

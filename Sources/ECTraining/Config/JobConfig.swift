@@ -44,6 +44,8 @@ public struct JobConfig {
     public var pruner: PrunerConfig?
     /// `compression.quantizer` (nil: no quantization-aware training).
     public var quantizer: QuantizerConfig?
+    /// `compression.sparsifier` (nil: no sparsity).
+    public var sparsifier: SparsifierConfig?
     /// The job file's values as read (saved as `save_dir/config.json`).
     public var raw: [String: Any] = [:]
 
@@ -134,10 +136,7 @@ extension JobConfig {
         if let comp = try node.child("compression") {
             if let p = try comp.child("pruner") { c.pruner = try parsePruner(p) }
             if let q = try comp.child("quantizer") { c.quantizer = try parseQuantizer(q) }
-            if comp.has("sparsifier") {
-                throw ConfigError.invalid(path: comp.keyPath("sparsifier"), reason: "this compressor is not available in this version yet")
-            }
-            _ = try comp.child("sparsifier")
+            if let s = try comp.child("sparsifier") { c.sparsifier = try parseSparsifier(s) }
             try comp.finish()
         }
         try node.finish()
@@ -158,7 +157,7 @@ extension JobConfig {
 
 extension JobConfig {
     /// Whether the job names any compressor.
-    public var hasCompressors: Bool { pruner != nil || quantizer != nil }
+    public var hasCompressors: Bool { pruner != nil || quantizer != nil || sparsifier != nil }
 
     /// The compressors the job's `compression:` section names; `calibration` (a batch of
     /// training inputs) initialises the quantizer's activation step sizes.
@@ -168,6 +167,7 @@ extension JobConfig {
         if let quantizer {
             compressors.append(try LSQQuantizer(config: quantizer, calibration: calibration, learningRate: Float(optimizer.lr)))
         }
+        if let sparsifier { compressors.append(try Sparsifier(config: sparsifier)) }
         return compressors
     }
 
@@ -199,6 +199,50 @@ extension JobConfig {
             throw ConfigError.invalid(path: n.path, reason: "\(error)")
         }
         return q
+    }
+
+    /// `compression.sparsifier` with the seed's keys and defaults plus `pattern: "N:M"`; every
+    /// value checked here (with the config path), the rest by `SparsifierConfig.validate()`.
+    /// A pattern fixes the sparsity ((M − N)/M) and the blocks (single weights), so giving
+    /// `target_sparse_ratio` or `sparse_block_shape` with it is an error rather than ignored.
+    static func parseSparsifier(_ n: ConfigNode) throws -> SparsifierConfig {
+        let d = SparsifierConfig()
+        var s = SparsifierConfig()
+        s.targetSparseRatio = try n.double("target_sparse_ratio", default: d.targetSparseRatio, min: 0, max: 1)
+        if let shape = try n.intList("sparse_block_shape") {
+            guard shape.count == 2 else {
+                throw ConfigError.outOfRange(path: n.keyPath("sparse_block_shape"), value: "\(shape)",
+                                             allowed: "two integers [rows, columns] (inputs, outputs per block)")
+            }
+            guard shape.allSatisfy({ $0 > 0 }) else {
+                throw ConfigError.outOfRange(path: n.keyPath("sparse_block_shape"), value: "\(shape)",
+                                             allowed: "> 0 in both dimensions")
+            }
+            s.sparseBlockShape = shape
+        }
+        s.stepInterval = try n.int("step_interval", default: d.stepInterval, min: 1)
+        s.numTrials = try n.int("num_trials", default: d.numTrials, min: 1)
+        s.includeScopes = try n.stringList("include_scopes", default: d.includeScopes)
+        s.excludeScopes = try n.stringList("exclude_scopes", default: d.excludeScopes)
+        s.sortRange = SparseSortRange(rawValue: try n.string("sort_range", default: d.sortRange.rawValue,
+                                                             allowed: SparseSortRange.allowed.map(\.rawValue)))
+        if let text = try n.optionalString("pattern") {
+            guard let pattern = NMPattern(parsing: text) else {
+                throw ConfigError.outOfRange(path: n.keyPath("pattern"), value: "\"\(text)\"", allowed: NMPattern.allowedText)
+            }
+            for key in ["target_sparse_ratio", "sparse_block_shape"] where n.has(key) {
+                throw ConfigError.invalid(path: n.keyPath(key), reason: "not used with pattern \"\(text)\" (its sparsity is "
+                                          + "(M − N)/M of single weights); hint: remove \(key) or the pattern")
+            }
+            s.pattern = pattern
+        }
+        try n.finish()
+        do {
+            try s.validate()
+        } catch {
+            throw ConfigError.invalid(path: n.path, reason: "\(error)")
+        }
+        return s
     }
 
     /// `compression.pruner` with the seed's keys and defaults; every value checked here (with

@@ -1,0 +1,185 @@
+import ECCollective
+import ECNN
+import ECTensor
+
+/// Gradual block (or N:M) sparsity of Conv2D / MatMul kernels (SPEC §3 `Sparsifier`).
+///
+/// - Kernels: the `weight` of every Conv2D / MatMul layer inside the config's scopes, seen as
+///   `[inputs, outputs]` and tiled by `sparse_block_shape` (`BlockGrid`; partial edge blocks
+///   are scored by their mean and count their real size).
+/// - Criterion: a block's mean |w| at the decision step (magnitude, as Zhu & Gupta 2017); a
+///   zeroed block stays zeroed (masks only grow).
+/// - Schedule: after step k·step_interval, k = 1…num_trials, the sparsity rises to
+///   s_k = S·(1 − (1 − k/n)³) (Zhu & Gupta's cubic, `PruningSchedule`), S = target_sparse_ratio
+///   or (M − N)/M for an N:M pattern.
+/// - Ranking: `local` — every kernel reaches s_k of its own elements; `global` — s_k of all the
+///   kernels' elements, blocks ranked together; in both, short of the target by less than one
+///   block, never above (`SparsitySelection`). N:M: every group of M consecutive inputs of one
+///   output zeroes its ⌊s_k·M⌋ smallest |w| (after the last trial: keeps exactly N).
+/// - Decisions: the chief scores and selects; one `.masks` payload (kernel name → block mask
+///   `[gridRows, gridColumns]`, bit-packed, zstd) is broadcast; every rank, the chief included,
+///   adopts the *decoded* masks, so they are bit-identical everywhere, then zeroes the kernels.
+///   `applyMasks` re-applies them to values and optimizer slots after every step.
+public final class Sparsifier: Compressor {
+    public let kind = "sparsifier"
+    public let config: SparsifierConfig
+    public let schedule: PruningSchedule
+
+    /// One sparsified kernel.
+    public struct Kernel: Equatable, Sendable {
+        /// The parameter path (`conv1/weight`).
+        public let parameter: String
+        /// The kernel's shape (`[in, out]` or HWIO).
+        public let shape: [Int]
+        public let grid: BlockGrid
+    }
+
+    /// The sparsified kernels in name order (empty before `prepare`).
+    public private(set) var kernels: [Kernel] = []
+    /// Trials done (0…numTrials).
+    public internal(set) var trialsDone = 0
+    /// The step of the last decision, nil before the first.
+    public internal(set) var lastDecisionStep: Int?
+    /// Block keep flags per kernel (`true` = kept), row-major over its grid.
+    var keep: [String: [Bool]] = [:]
+    /// Per kernel with a zeroed block: the element mask to AND into the storage.
+    var elementMasks: [String: [UInt32]] = [:]
+    var parameters: [String: Parameter] = [:]
+    var communicator: Communicator?
+
+    /// - Throws: `CompressionConfigError` for a bad config.
+    public init(config: SparsifierConfig) throws {
+        try config.validate()
+        self.config = config
+        schedule = PruningSchedule(finalRatio: config.finalSparsity, stepInterval: config.stepInterval,
+                                   numTrials: config.numTrials)
+    }
+
+    /// The block keep flags of kernel `parameter` (nil for a kernel not sparsified).
+    public func keepFlags(parameter: String) -> [Bool]? { keep[parameter] }
+
+    /// Zeroed elements / elements over every sparsified kernel.
+    public var achievedSparsity: Double {
+        let total = kernels.reduce(0) { $0 + $1.grid.elementCount }
+        let zero = kernels.reduce(0) { $0 + $1.grid.zeroedElements(keep: keep[$1.parameter]!) }
+        return total > 0 ? Double(zero) / Double(total) : 0
+    }
+
+    /// Finds the kernels and starts with every block kept.
+    ///
+    /// - Throws: `SparsifierError.nothingToSparsify` when the scopes select no kernel.
+    public func prepare(model: Model, communicator: Communicator) throws {
+        let scopes = config.scopes
+        var found: [Kernel] = []
+        var byName: [String: Parameter] = [:]
+        for module in model.root.allModules where SparsifierConfig.sparsifiableOpTypes.contains(module.opType) {
+            for p in module.ownParameters where p.role == .weight && p.shape.count >= 2 && scopes.contains(p.name) {
+                let block = config.pattern == nil ? config.sparseBlockShape : [1, 1]
+                found.append(Kernel(parameter: p.name, shape: p.shape, grid: BlockGrid(kernelShape: p.shape, block: block)))
+                byName[p.name] = p
+            }
+        }
+        guard !found.isEmpty else {
+            throw SparsifierError.nothingToSparsify(model: model.name, includeScopes: config.includeScopes,
+                                                    excludeScopes: config.excludeScopes)
+        }
+        kernels = found.sorted { $0.parameter < $1.parameter }
+        parameters = byName
+        self.communicator = communicator
+        keep = Dictionary(uniqueKeysWithValues: kernels.map { ($0.parameter, [Bool](repeating: true, count: $0.grid.blockCount)) })
+        elementMasks = [:]
+        trialsDone = 0
+        lastDecisionStep = nil
+    }
+
+    /// At a trial step, every rank: the chief selects and broadcasts, all adopt the decoded
+    /// masks and zero the kernels. Returns the trial's event (`target_sparsity`, `sparsity`).
+    ///
+    /// - Throws: `SparsifierError.notPrepared`; the channel's errors;
+    ///   `SparsifierError.decisionMismatch` for a payload that does not fit the kernels.
+    @discardableResult
+    public func afterStep(_ step: Int, model: Model, channel: PayloadChannel) throws -> CompressionEvent? {
+        guard let communicator else { throw SparsifierError.notPrepared(operation: "afterStep") }
+        precondition(channel.communicator === communicator, "the payload channel must use the world given to prepare")
+        guard let trial = schedule.trial(atStep: step), trial > trialsDone else { return nil }
+        let entries = communicator.isChief ? decide(trial: trial) : nil
+        let payload = try channel.broadcast(kind: .masks, step: step, entries: entries)
+        try adopt(payload)
+        trialsDone = trial
+        lastDecisionStep = step
+        for (name, mask) in elementMasks { Self.zero(&parameters[name]!.value, mask: mask) }
+        return CompressionEvent(kind: kind, step: step, trial: trial,
+                                values: ["target_sparsity": schedule.targetFraction(afterTrial: trial),
+                                         "sparsity": achievedSparsity])
+    }
+
+    public func applyMasks(to tensor: inout Tensor, parameter: String) {
+        guard let mask = elementMasks[parameter] else { return }
+        Self.zero(&tensor, mask: mask)
+    }
+
+    /// The chief's masks for `trial`: kernel name → block mask.
+    func decide(trial: Int) -> [String: PayloadValue] {
+        let target = schedule.targetFraction(afterTrial: trial)
+        var chosen: [[Bool]]
+        if let pattern = config.pattern {
+            chosen = kernels.map {
+                SparsitySelection.pattern(pattern, grid: $0.grid, weights: parameters[$0.parameter]!.value.scalars,
+                                          keep: keep[$0.parameter]!, fraction: target)
+            }
+        } else {
+            let layers = kernels.map {
+                SparsitySelection.Layer(grid: $0.grid, scores: $0.grid.meanMagnitudes(parameters[$0.parameter]!.value),
+                                        keep: keep[$0.parameter]!)
+            }
+            chosen = config.sortRange == .global ? SparsitySelection.global(layers, target: target)
+                                                 : SparsitySelection.local(layers, target: target)
+        }
+        var entries: [String: PayloadValue] = [:]
+        for (k, flags) in zip(kernels, chosen) { entries[k.parameter] = .mask(Mask(shape: k.grid.maskShape, values: flags)) }
+        return entries
+    }
+
+    /// Adopts decoded masks after checking they fit the kernels and only add zeros.
+    func adopt(_ payload: Payload) throws {
+        if let extra = payload.names.first(where: { keep[$0] == nil }) {
+            throw SparsifierError.decisionMismatch(parameter: extra, reason: "no sparsified kernel has this name")
+        }
+        var received: [String: [Bool]] = [:]
+        for k in kernels {
+            guard let mask = payload.mask(named: k.parameter) else {
+                throw SparsifierError.decisionMismatch(parameter: k.parameter, reason: "no mask in the payload")
+            }
+            guard mask.shape == k.grid.maskShape else {
+                throw SparsifierError.decisionMismatch(parameter: k.parameter,
+                                                       reason: "mask shape \(mask.shape), expected \(k.grid.maskShape)")
+            }
+            if let b = zip(mask.values, keep[k.parameter]!).enumerated().first(where: { $0.element.0 && !$0.element.1 })?.offset {
+                throw SparsifierError.decisionMismatch(parameter: k.parameter, reason: "block \(b) was zeroed and is kept again")
+            }
+            received[k.parameter] = mask.values
+        }
+        setKeep(received)
+    }
+
+    /// Replaces the keep flags and recomputes the element masks.
+    func setKeep(_ flags: [String: [Bool]]) {
+        keep = flags
+        elementMasks = [:]
+        for k in kernels where flags[k.parameter]!.contains(false) {
+            elementMasks[k.parameter] = k.grid.elementMask(keep: flags[k.parameter]!)
+        }
+    }
+
+    public var decisionTensors: NamedTensors {
+        NamedTensors(kernels.map { (Self.maskName($0.parameter), Self.maskTensor(keep[$0.parameter]!, grid: $0.grid)) })
+    }
+
+    static func maskName(_ parameter: String) -> String { "sparsifier/mask/\(parameter)" }
+    static func maskTensor(_ flags: [Bool], grid: BlockGrid) -> Tensor {
+        Tensor(shape: grid.maskShape, scalars: flags.map { $0 ? 1 : 0 })
+    }
+
+    /// ANDs `mask` into `tensor`'s Float storage (the pruner's kernel: zeroed elements become +0).
+    static func zero(_ tensor: inout Tensor, mask: [UInt32]) { Pruner.zero(&tensor, mask: mask) }
+}
