@@ -113,34 +113,46 @@ struct Eval: ParsableCommand {
 
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Export a quantization-aware training run as real int8 weights and scales (safetensors).",
+        abstract: "Export a trained save_dir as ONNX (FP32, pruned, or QDQ int8) or as int8 weights and scales (safetensors).",
         discussion: """
-        Also runs the integer inference path on the test set and prints its accuracy beside the
-        fake-quant model's.
+        onnx: FP32 runs as they are, pruning runs as the extracted (physically smaller) model, fine-tuned
+        extracted models, and quantization-aware training runs as QDQ (int8 initializers with
+        DequantizeLinear, QuantizeLinear/DequantizeLinear on activations), opset 13; input NHWC.
+        int8: real int8 weights + scales; also runs the integer inference path on the test set.
+        Both print the engine's test accuracy of what was exported.
         Examples:
+          easycompress export --format onnx --from runs/fmnist-cnn --config examples/fmnist-cnn.yaml --out runs/fmnist-cnn.onnx
+          easycompress export --format onnx --from runs/fmnist-cnn-qat --config examples/fmnist-cnn-qat.yaml \\
+              --out runs/fmnist-cnn-qat/model-qdq.onnx
           easycompress export --format int8 --from runs/fmnist-cnn-qat --config examples/fmnist-cnn-qat.yaml \\
               --out runs/fmnist-cnn-qat/int8.safetensors
         """)
 
-    @Option(name: .long, help: "Export format: int8.")
+    @Option(name: .long, help: "Export format: \(ExportJob.Format.allCases.map(\.rawValue).joined(separator: " or ")).")
     var format: String
 
-    @Option(name: .long, help: "The save_dir of a quantization-aware training job.")
+    @Option(name: .long, help: "The save_dir of the training, pruning, fine-tuning or quantization-aware training job.")
     var from: String
 
-    @Option(name: .long, help: "That job's file (for the quantizer's plan and the data).")
+    @Option(name: .long, help: "That job's file (model, data; for QDQ/int8 the quantizer's plan).")
     var config: String
 
     @Option(name: .long, help: "The file to write.")
     var out: String
 
     func validate() throws {
-        guard format == "int8" else { throw ValidationError("--format must be int8 (ONNX export is not available yet), got '\(format)'") }
+        guard ExportJob.Format(rawValue: format) != nil else {
+            throw ValidationError("--format must be one of \(ExportJob.Format.allCases.map(\.rawValue).joined(separator: ", ")), got '\(format)'")
+        }
     }
 
     func run() throws {
         try runJob(quiet: false) { _, log in
-            _ = try ExportJob.run(JobConfig.load(file: config), from: from, output: out, log: log)
+            let job = try JobConfig.load(file: config)
+            switch ExportJob.Format(rawValue: format)! {
+            case .int8: _ = try ExportJob.run(job, from: from, output: out, log: log)
+            case .onnx: _ = try ExportJob.runONNX(job, from: from, output: out, log: log)
+            }
         }
     }
 }
