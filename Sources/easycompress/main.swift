@@ -12,8 +12,10 @@ struct EasyCompress: ParsableCommand {
           easycompress train --config examples/fmnist-cnn.yaml
           launch/run -n 2 examples/fmnist-cnn.yaml          # the same job on 2 MPI ranks
           easycompress eval --config examples/fmnist-cnn.yaml --checkpoint runs/fmnist-cnn
+          easycompress export --format onnx --from runs/fmnist-cnn --config examples/fmnist-cnn.yaml --out fmnist-cnn.onnx
+          easycompress inspect runs/fmnist-cnn-pruned
         """,
-        subcommands: [Train.self, Finetune.self, Eval.self, Export.self])
+        subcommands: [Train.self, Finetune.self, Eval.self, Export.self, Inspect.self])
 }
 
 struct Train: ParsableCommand {
@@ -153,6 +155,41 @@ struct Export: ParsableCommand {
             case .int8: _ = try ExportJob.run(job, from: from, output: out, log: log)
             case .onnx: _ = try ExportJob.runONNX(job, from: from, output: out, log: log)
             }
+        }
+    }
+}
+
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print what a checkpoint, save_dir or .safetensors file holds, per tensor.",
+        discussion: """
+        Shape, dtype, elements and sparsity (fraction of exact zeros) of every tensor; channels kept
+        when a pruner part exists, bit widths and step sizes when a quantizer part exists; totals.
+        Examples:
+          easycompress inspect runs/fmnist-cnn-pruned
+          easycompress inspect runs/fmnist-cnn-qat/checkpoints/step-00000938 --json
+          easycompress inspect runs/fmnist-cnn-qat/int8.safetensors
+        """)
+
+    @Argument(help: "A checkpoint directory, a save_dir (its newest checkpoint) or a .safetensors file.")
+    var path: String
+
+    @Flag(name: .long, help: "Print JSON instead of a table.")
+    var json = false
+
+    func run() throws {
+        do {
+            let inspection = try CheckpointInspection.read(path)
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+                print(String(decoding: try encoder.encode(inspection), as: UTF8.self))
+            } else {
+                print(inspection.table)
+            }
+        } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw ExitCode(1)
         }
     }
 }
