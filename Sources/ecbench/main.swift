@@ -9,6 +9,7 @@ import Foundation
 //   ecbench --mode collectives  gradient allreduce (bucketed vs raw) and mask broadcast (raw vs zstd)
 //   ecbench --mode pruner       extracted-model inference vs original; the chief's pruning work
 //   ecbench --mode qat          LSQ quantization-aware training step vs FP32 step
+//   ecbench --mode onnx         exports fmnist-cnn (FP32, QDQ) for Tools/onnx_bench.py; engine FP32 reference
 // Every figure is printed with the reference it is compared to, measured in the same run;
 // lines starting with RESULT are read by launch/bench.
 
@@ -23,6 +24,7 @@ case "dp-train": try TrainingBenchmark(options: options).runDataParallel(world: 
 case "collectives": try CollectivesBenchmark(options: options, world: world).run()
 case "pruner": try PrunerBenchmark(options: options).run()
 case "qat": try QATBenchmark(options: options).run()
+case "onnx": try ONNXBenchmark(options: options).run()
 default:
     try TrainingBenchmark(options: options).run()
     try InferenceBenchmark(options: options).run()
