@@ -17,6 +17,9 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        // The runtime library only (`SwiftProtobuf`): the ONNX messages are generated once and
+        // committed (Sources/ECExport/Proto), so no build needs the plugin.
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // System libraries (C at the edge; each has exactly one Swift importer).
@@ -39,13 +42,19 @@ let package = Package(
         .target(name: "ECCheckpoint", dependencies: ["ECTensor"]),
         .target(name: "ECCompression", dependencies: ["ECTensor", "ECNN", "ECCollective", "CZstd", "CInt8"],
                 swiftSettings: optimised),
+        // ONNX export: walks a model (FP32, pruned, or LSQ-quantized as QDQ) into an ONNX graph
+        // serialised with swift-protobuf. Knows models and quantization plans, not training.
+        .target(name: "ECExport",
+                dependencies: ["ECTensor", "ECNN", "ECCompression",
+                               .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+                exclude: ["Proto/onnx.proto"]),
         .target(name: "ECTraining",
-                dependencies: ["ECTensor", "ECNN", "ECOptim", "ECCollective", "ECCheckpoint", "ECCompression", "CZlib",
+                dependencies: ["ECTensor", "ECNN", "ECOptim", "ECCollective", "ECCheckpoint", "ECCompression", "ECExport", "CZlib",
                                .product(name: "Yams", package: "Yams")],
                 swiftSettings: optimised),
         .target(name: "EasyCompression",
                 dependencies: ["ECTensor", "ECNN", "ECOptim", "ECCollective", "ECCheckpoint", "ECCompression",
-                               "ECTraining"]),
+                               "ECExport", "ECTraining"]),
 
         // Executables: argument parsing only.
         .executableTarget(name: "easycompress",
@@ -64,6 +73,7 @@ let package = Package(
         .testTarget(name: "ECCollectiveTests", dependencies: ["ECTestSupport", "ECCollective", "ECTensor"]),
         .testTarget(name: "ECCheckpointTests", dependencies: ["ECTestSupport", "ECCheckpoint", "ECTensor"]),
         .testTarget(name: "ECCompressionTests", dependencies: ["ECTestSupport", "ECCompression", "ECTensor", "ECNN"]),
+        .testTarget(name: "ECExportTests", dependencies: ["ECTestSupport", "ECExport", "ECCheckpoint", "ECCollective", "ECCompression", "ECNN", "ECTensor"]),
         .testTarget(name: "ECTrainingTests", dependencies: ["ECTestSupport", "ECTraining", "EasyCompression"]),
         .testTarget(name: "easycompressTests", dependencies: ["ECTestSupport", "EasyCompression"]),
     ],

@@ -2,21 +2,46 @@ import Foundation
 import ECCheckpoint
 import ECCollective
 import ECCompression
+import ECExport
 import ECNN
 import ECTensor
 
-/// `easycompress export --format int8`: turns a quantization-aware training run's save_dir into
-/// real int8 weights with their scales (safetensors, `Int8Export`), and reports the integer
-/// path's test accuracy beside the fake-quant model's.
+/// `easycompress export`: turns a save_dir into a file other programs (or the engine's integer
+/// and block-sparse paths) run.
+///
+/// - `int8`: a quantization-aware training run as real int8 weights with their scales
+///   (safetensors, `Int8Export`; Winograd layers as Winograd-domain codes); reports the integer
+///   path's test accuracy beside the fake-quant model's.
+/// - `onnx`: any run as ONNX (`ONNXExporter`): FP32, extracted from a pruning run or a
+///   fine-tuned extracted model, or QDQ int8 for a QAT run (`ExportSource` decides which);
+///   reports the engine's test accuracy of the exported model (fake-quant for QDQ), which an
+///   ONNX runtime should reproduce.
+/// - `bsr`: a sparsity run with its block-sparse kernels in BSR form (`BlockSparseExport`).
 public enum ExportJob {
+    /// The file formats `export` writes.
+    public enum Format: String, CaseIterable {
+        case int8, onnx, bsr
+    }
+
     public struct Result {
         public let file: URL
+        /// The fake-quant model's test accuracy.
         public let fakeQuantAccuracy: Double
+        /// The integer path's test accuracy.
         public let int8Accuracy: Double
         /// For a model with 3×3 convolutions not trained Winograd-aware: its accuracy when they
         /// run on the int8 Winograd kernel anyway (post-training Winograd steps) — what
         /// `int8_winograd` training is measured against.
         public let postTrainingWinogradAccuracy: Double?
+    }
+
+    public struct ONNXResult {
+        public let file: URL
+        public let kind: ExportSource.Kind
+        /// The engine's test accuracy of the exported model (with fake quantization for QDQ).
+        public let engineAccuracy: Double
+        /// Node count per ONNX operator type.
+        public let operators: [String: Int]
     }
 
     /// `--format bsr`: the newest checkpoint of a sparsity run's save_dir, with its block-sparse
@@ -42,26 +67,23 @@ public enum ExportJob {
         return (url, sparseAccuracy, denseAccuracy)
     }
 
+    /// `export --format int8`.
+    ///
     /// - Parameters:
     ///   - config: the QAT job (its `compression.quantizer` gives the plan; its data the test set).
     ///   - from: the job's save_dir (its newest checkpoint holds weights and step sizes).
     ///   - output: the safetensors file to write.
     public static func run(_ config: JobConfig, from dir: String, output: String, log: Logger) throws -> Result {
-        guard let qconfig = config.quantizer else {
-            throw ConfigError.missingKey(path: "compression.quantizer")
-        }
-        let model = try config.makeModel()
-        let graph = try quantizeGraph(model, mode: .export, modelDir: dir, config: qconfig)
+        let source = try ExportSource.load(config, from: dir, requireQuantizer: true)
+        let model = source.model, quantizer = source.quantizer!
         let url = URL(fileURLWithPath: output)
-        try Int8Export.write(graph.int8!, to: url)
+        let exported = try Int8Model(model: model, quantizer: quantizer)
+        try Int8Export.write(exported, to: url)
         let test = try Dataset.load(.test, directory: config.dataset.path, limit: config.dataset.limitTest)
         let int8 = try Int8Model.load(from: url, model: try config.makeModel())
-        var winograd: Double?
-        if let quantizer = graph.quantizer {
-            let calibration = try Dataset.load(.train, directory: config.dataset.path, limit: 256).images
-            let deployed = try Int8Model.postTrainingWinograd(model: model, quantizer: quantizer, calibration: calibration)
-            if deployed.winogradLayers.count > graph.int8!.winogradLayers.count { winograd = deployed.accuracy(on: test) }
-        }
+        let calibration = try Dataset.load(.train, directory: config.dataset.path, limit: 256).images
+        let deployed = try Int8Model.postTrainingWinograd(model: model, quantizer: quantizer, calibration: calibration)
+        let winograd = deployed.winogradLayers.count > exported.winogradLayers.count ? deployed.accuracy(on: test) : nil
         let result = Result(file: url, fakeQuantAccuracy: try Evaluator.evaluate(model, on: test).accuracy,
                             int8Accuracy: int8.accuracy(on: test), postTrainingWinogradAccuracy: winograd)
         let kernel = int8.winogradLayers.isEmpty ? "" : " (\(int8.winogradLayers.count) layers on the int8 Winograd kernel)"
@@ -71,6 +93,26 @@ public enum ExportJob {
             log.info(String(format: "the same model with its 3×3 convolutions on the int8 Winograd kernel "
                             + "(post-training Winograd steps): test accuracy %.4f", winograd))
         }
+        return result
+    }
+
+    /// `export --format onnx`.
+    ///
+    /// - Parameters:
+    ///   - config: the job that wrote `dir` (model, data; `compression.quantizer` for QDQ).
+    ///   - from: the save_dir (its newest checkpoint).
+    ///   - output: the `.onnx` file to write (atomically).
+    public static func runONNX(_ config: JobConfig, from dir: String, output: String, log: Logger) throws -> ONNXResult {
+        let source = try ExportSource.load(config, from: dir)
+        let onnx = try ONNXExporter.export(source.model, quantization: try source.quantizer.map { try ONNXQuantization($0) })
+        let url = URL(fileURLWithPath: output)
+        try AtomicFile.write(onnx.data, to: url)
+        let test = try Dataset.load(.test, directory: config.dataset.path, limit: config.dataset.limitTest)
+        let result = ONNXResult(file: url, kind: source.kind, engineAccuracy: try Evaluator.evaluate(source.model, on: test).accuracy,
+                                operators: onnx.operators)
+        let ops = result.operators.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }.joined(separator: " ")
+        log.info(String(format: "wrote %@: %@ %@ model, ONNX opset %d (%@); engine test accuracy %.4f",
+                        url.path, source.kind.rawValue, source.model.name, ONNXExporter.opset, ops, result.engineAccuracy))
         return result
     }
 }

@@ -2,6 +2,7 @@
 @_exported import ECCheckpoint
 @_exported import ECCollective
 @_exported import ECCompression
+@_exported import ECExport
 @_exported import ECNN
 @_exported import ECOptim
 @_exported import ECTensor

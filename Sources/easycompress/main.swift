@@ -16,10 +16,13 @@ struct EasyCompress: ParsableCommand {
           easycompress train --config examples/fmnist-cnn-prune.yaml   # prune 50%
           easycompress finetune --from runs/fmnist-cnn-pruned \\
               --config examples/fmnist-cnn-finetune.yaml
+          easycompress export --format onnx --from runs/fmnist-cnn \\
+              --config examples/fmnist-cnn.yaml --out fmnist-cnn.onnx
+          easycompress inspect runs/fmnist-cnn-pruned   # per tensor
           easycompress report runs/fmnist-cnn-pruned    # → DIR/report.html
         See docs/getting-started.md.
         """,
-        subcommands: [Train.self, Finetune.self, Eval.self, Export.self, Report.self])
+        subcommands: [Train.self, Finetune.self, Eval.self, Export.self, Inspect.self, Report.self])
 }
 
 struct Train: ParsableCommand {
@@ -125,43 +128,52 @@ struct Eval: ParsableCommand {
 
 struct Export: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Export a run as real int8 weights and scales, or with block-sparse (BSR) kernels (safetensors).",
+        abstract: "Export a run as ONNX, int8 weights + scales, or block-sparse (BSR) kernels.",
         discussion: """
-        Also runs the integer inference path on the test set and prints its accuracy \
-        beside the fake-quant model's.
+        onnx: FP32 runs as they are, pruning runs as the extracted (physically \
+        smaller) model, fine-tuned extracted models, and quantization-aware \
+        training runs as QDQ (int8 initializers, QuantizeLinear/DequantizeLinear \
+        on activations), opset 13, input NHWC. int8: real int8 weights and \
+        scales (Winograd-domain codes for int8_winograd layers); also runs the \
+        integer path on the test set. bsr: a sparsity run's kernels in BSR form. \
+        Each prints the test accuracy of what was exported.
 
         Examples:
+          easycompress export --format onnx --from runs/fmnist-cnn \\
+              --config examples/fmnist-cnn.yaml --out runs/fmnist-cnn.onnx
           easycompress export --format int8 --from runs/fmnist-cnn-qat \\
               --config examples/fmnist-cnn-qat.yaml \\
               --out runs/fmnist-cnn-qat/int8.safetensors
-          easycompress export --format bsr --from runs/fmnist-cnn-sparse --config examples/fmnist-cnn-sparse.yaml \\
+          easycompress export --format bsr --from runs/fmnist-cnn-sparse \\
+              --config examples/fmnist-cnn-sparse.yaml \\
               --out runs/fmnist-cnn-sparse/bsr.safetensors
         """)
 
-    @Option(name: .long, help: "Export format: int8 or bsr.")
+    @Option(name: .long, help: "Export format: \(ExportJob.Format.allCases.map(\.rawValue).joined(separator: ", ")).")
     var format: String
 
-    @Option(name: .long, help: "The save_dir of a quantization-aware (int8) or sparsity (bsr) training job.")
+    @Option(name: .long, help: "The save_dir of the job (training, pruning, fine-tuning, quantization-aware or sparsity).")
     var from: String
 
-    @Option(name: .long, help: "That job's file (for the quantizer's plan and the data).")
+    @Option(name: .long, help: "That job's file (model, data; for QDQ/int8 the quantizer's plan).")
     var config: String
 
     @Option(name: .long, help: "The file to write.")
     var out: String
 
     func validate() throws {
-        guard ["int8", "bsr"].contains(format) else {
-            throw ValidationError("--format must be int8 or bsr (ONNX export is not available yet), got '\(format)'")
+        guard ExportJob.Format(rawValue: format) != nil else {
+            throw ValidationError("--format must be one of \(ExportJob.Format.allCases.map(\.rawValue).joined(separator: ", ")), got '\(format)'")
         }
     }
 
     func run() throws {
         try runJob(quiet: false) { _, log in
-            if format == "bsr" {
-                _ = try ExportJob.runBlockSparse(JobConfig.load(file: config), from: from, output: out, log: log)
-            } else {
-                _ = try ExportJob.run(JobConfig.load(file: config), from: from, output: out, log: log)
+            let job = try JobConfig.load(file: config)
+            switch ExportJob.Format(rawValue: format)! {
+            case .int8: _ = try ExportJob.run(job, from: from, output: out, log: log)
+            case .onnx: _ = try ExportJob.runONNX(job, from: from, output: out, log: log)
+            case .bsr: _ = try ExportJob.runBlockSparse(job, from: from, output: out, log: log)
             }
         }
     }
@@ -187,6 +199,41 @@ struct Report: ParsableCommand {
     func run() throws {
         do {
             print(try RunReport(saveDir: URL(fileURLWithPath: dir)).write().path)
+        } catch {
+            FileHandle.standardError.write(Data("error: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}
+
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print what a checkpoint, save_dir or .safetensors file holds, per tensor.",
+        discussion: """
+        Shape, dtype, elements and sparsity (fraction of exact zeros) of every tensor; channels kept
+        when a pruner part exists, bit widths and step sizes when a quantizer part exists; totals.
+        Examples:
+          easycompress inspect runs/fmnist-cnn-pruned
+          easycompress inspect runs/fmnist-cnn-qat/checkpoints/step-00000938 --json
+          easycompress inspect runs/fmnist-cnn-qat/int8.safetensors
+        """)
+
+    @Argument(help: "A checkpoint directory, a save_dir (its newest checkpoint) or a .safetensors file.")
+    var path: String
+
+    @Flag(name: .long, help: "Print JSON instead of a table.")
+    var json = false
+
+    func run() throws {
+        do {
+            let inspection = try CheckpointInspection.read(path)
+            if json {
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+                print(String(decoding: try encoder.encode(inspection), as: UTF8.self))
+            } else {
+                print(inspection.table)
+            }
         } catch {
             FileHandle.standardError.write(Data("error: \(error)\n".utf8))
             throw ExitCode(1)

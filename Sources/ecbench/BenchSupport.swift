@@ -5,6 +5,8 @@ struct BenchOptions {
     var steps = 300
     var repeats = 3
     var mode = "all"
+    /// Where `--mode onnx` writes its files.
+    var out: String?
 
     static func parse<S: Sequence>(_ args: S) -> BenchOptions where S.Element == String {
         var o = BenchOptions()
@@ -15,8 +17,9 @@ struct BenchOptions {
             case "--steps": o.steps = Int(it.next() ?? "") ?? o.steps
             case "--repeats": o.repeats = Int(it.next() ?? "") ?? o.repeats
             case "--mode": o.mode = it.next() ?? o.mode
+            case "--out": o.out = it.next()
             default:
-                FileHandle.standardError.write(Data("usage: ecbench [--mode train|inference|dp-train|collectives|pruner|qat|sparse] [--threads N] [--steps N] [--repeats N]\n".utf8))
+                FileHandle.standardError.write(Data("usage: ecbench [--mode train|inference|dp-train|collectives|pruner|qat|int8|sparse|onnx] [--threads N] [--steps N] [--repeats N] [--out DIR]\n".utf8))
                 exit(2)
             }
         }

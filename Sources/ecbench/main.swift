@@ -11,6 +11,7 @@ import Foundation
 //   ecbench --mode qat          LSQ quantization-aware training step vs FP32 step, then int8 inference
 //   ecbench --mode int8         int8 inference alone (TensorFlow's golden weights, W8A8) vs FP32
 //   ecbench --mode sparse       block-sparse kernel vs dense sgemm; block-sparse fmnist-cnn inference
+//   ecbench --mode onnx         exports fmnist-cnn (FP32, QDQ) for Tools/onnx_bench.py; engine FP32 reference
 // Every figure is printed with the reference it is compared to, measured in the same run;
 // lines starting with RESULT are read by launch/bench.
 
@@ -27,6 +28,7 @@ case "pruner": try PrunerBenchmark(options: options).run()
 case "qat": try QATBenchmark(options: options).run()
 case "int8": try QATBenchmark(options: options).runInt8Only()
 case "sparse": try SparseBenchmark(options: options).run()
+case "onnx": try ONNXBenchmark(options: options).run()
 default:
     try TrainingBenchmark(options: options).run()
     try InferenceBenchmark(options: options).run()

@@ -1,4 +1,5 @@
 import ECCheckpoint
+import ECTestSupport
 import ECTensor
 import Foundation
 import XCTest
@@ -10,43 +11,8 @@ import XCTest
 /// (set it in CI). Setup: `python3 -m venv .build/pyenv && .build/pyenv/bin/pip install
 /// safetensors numpy`, then `EC_PYTHON=.build/pyenv/bin/python`.
 final class SafeTensorsPythonTests: XCTestCase {
-    private struct PythonResult { var status: Int32; var stdout: Data; var stderr: String }
-
-    private var python: String { ProcessInfo.processInfo.environment["EC_PYTHON"] ?? "python3" }
-
-    private func runPython(_ script: String, _ arguments: [String] = []) throws -> PythonResult {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [python, "-c", script] + arguments
-        let stdout = Pipe(), stderr = Pipe()
-        process.standardOutput = stdout
-        process.standardError = stderr
-        try process.run()
-        let out = stdout.fileHandleForReading.readDataToEndOfFile()
-        let err = stderr.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return PythonResult(status: process.terminationStatus, stdout: out, stderr: String(decoding: err, as: UTF8.self))
-    }
-
-    /// Skips (or, with `EC_REQUIRE_PYTHON=1`, fails) unless Python can import safetensors.
     private func requireSafetensors(file: StaticString = #filePath, line: UInt = #line) throws -> Bool {
-        let result = try? runPython("import numpy, safetensors.numpy")
-        if let result, result.status == 0 { return true }
-        let message = "Python safetensors cross-check needs `\(python)` (EC_PYTHON) with the safetensors and numpy "
-            + "packages: \(result?.stderr.split(separator: "\n").last.map(String.init) ?? "could not run it")"
-        if ProcessInfo.processInfo.environment["EC_REQUIRE_PYTHON"] == "1" {
-            XCTFail(message, file: file, line: line)
-            return false
-        }
-        throw XCTSkip(message)
-    }
-
-    /// Runs `script` and decodes the JSON object it prints; fails the test on a non-zero exit.
-    private func pythonJSON(_ script: String, _ arguments: [String]) throws -> [String: Any] {
-        let result = try runPython(script, arguments)
-        XCTAssertEqual(result.status, 0, result.stderr)
-        return try XCTUnwrap(JSONSerialization.jsonObject(with: result.stdout) as? [String: Any],
-                             String(decoding: result.stdout, as: UTF8.self) + result.stderr)
+        try PythonRunner.require("numpy, safetensors.numpy", file: file, line: line)
     }
 
     func testPythonReadsWhatSwiftWrites() throws {
@@ -74,7 +40,7 @@ final class SafeTensorsPythonTests: XCTestCase {
         print(json.dumps({"metadata": metadata, "tensors": {name: {"dtype": str(t.dtype), "shape": list(t.shape),
             "values": t.astype("float64").ravel().tolist()} for name, t in tensors.items()}}))
         """
-        let output = try pythonJSON(script, [url.path])
+        let output = try PythonRunner.json(script, [url.path])
         XCTAssertEqual(output["metadata"] as? [String: String], file.metadata)
         let tensors = try XCTUnwrap(output["tensors"] as? [String: [String: Any]])
         XCTAssertEqual(Set(tensors.keys), Set(file.names))
@@ -106,7 +72,7 @@ final class SafeTensorsPythonTests: XCTestCase {
             "ema": np.array([np.pi, -0.1], dtype=np.float64),
         }, sys.argv[1], metadata={"step": "120", "note": "ünï"})
         """
-        let result = try runPython(script, [url.path])
+        let result = try PythonRunner.run(script, [url.path])
         XCTAssertEqual(result.status, 0, result.stderr)
 
         let file = try SafeTensors.read(from: url)
@@ -132,7 +98,7 @@ final class SafeTensorsPythonTests: XCTestCase {
         from safetensors.numpy import load_file
         print(json.dumps({name: float(t.astype("float64").sum()) for name, t in load_file(sys.argv[1]).items()}))
         """
-        let sums = try pythonJSON(script, [saved.url.appendingPathComponent("tensors.safetensors").path])
+        let sums = try PythonRunner.json(script, [saved.url.appendingPathComponent("tensors.safetensors").path])
         XCTAssertEqual(sums as? [String: Double], ["conv1/weight": 153, "conv1/bias": 0, "quant/step": Double(Float(0.01)),
                                                    "conv1/mask": 1, "conv1/weight_int8": 1])
     }

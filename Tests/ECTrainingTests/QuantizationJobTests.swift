@@ -158,9 +158,12 @@ extension QuantizationJobTests {
         }
         XCTAssertEqual(check.stdout, "int8 (3, 3, 32, 64) True\n", check.stderr)
 
-        let bad = try ProcessRunner.run([try TestPaths.executable("easycompress"), "export", "--format", "onnx", "--from", dir,
-                                         "--config", config, "--out", out], timeoutSeconds: 60)
-        XCTAssertNotEqual(bad.status, 0)
-        XCTAssertTrue(bad.stderr.contains("--format must be int8"), bad.stderr)
+        let (plain, _) = try job("plain", steps: 1, quantizer: "")
+        try String(contentsOfFile: plain).replacingOccurrences(of: "compression:\n  quantizer: {}", with: "")
+            .write(toFile: plain, atomically: true, encoding: .utf8)
+        let bad = try ProcessRunner.run([try TestPaths.executable("easycompress"), "export", "--format", "int8", "--from", dir,
+                                         "--config", plain, "--out", out], timeoutSeconds: 60)
+        XCTAssertEqual(bad.status, 2)
+        XCTAssertTrue(bad.stderr.contains("compression.quantizer"), bad.stderr)
     }
 }

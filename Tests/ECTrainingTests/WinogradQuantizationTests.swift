@@ -61,6 +61,14 @@ final class WinogradQuantizationTests: XCTestCase {
         XCTAssertEqual(loaded(batch), a)
     }
 
+    /// ONNX cannot express Winograd-domain quantization: the QDQ export refuses it by name.
+    func testONNXExportRefusesWinogradLayers() throws {
+        let (_, q) = try quantizedGolden(bits: 8, winograd: true)
+        XCTAssertThrowsError(try ONNXQuantization(q)) {
+            XCTAssertTrue("\($0)".contains("conv1") && "\($0)".contains("Winograd domain"), "\($0)")
+        }
+    }
+
     /// A plain-QAT model can be run on the int8 Winograd kernel with post-training
     /// Winograd-domain steps; it computes through Winograd (not the direct kernel).
     func testPostTrainingWinogradOfAPlainModel() throws {

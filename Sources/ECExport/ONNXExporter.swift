@@ -1,0 +1,329 @@
+import Foundation
+import ECCompression
+import ECNN
+import ECTensor
+import SwiftProtobuf
+
+/// Writes a model as an ONNX file (opset 13) whose outputs equal the engine's: FP32 models,
+/// physically pruned (extracted) models — they are ordinary smaller models — and LSQ-quantized
+/// models as QDQ (QuantizeLinear / DequantizeLinear pairs that ONNX Runtime runs in int8).
+///
+/// Layouts. The graph input `input` is the engine's own NHWC `[N, H, W, C]` (N symbolic) and
+/// the output `logits` `[N, classes]`, so the same arrays feed both. Inside, convolutions,
+/// batch norm and pooling run NCHW as ONNX requires: the walk tracks each value's layout and
+/// inserts a `Transpose` where an op needs the other one (once after the input; before a
+/// `Flatten` of a feature map back to NHWC, because the engine flattens in H, W, C order and
+/// the next Dense's rows are in that order). Kernels are transposed offline: Conv2D HWIO →
+/// OIHW; Dense `[in, out]` is Gemm's B as it is.
+///
+/// The walk follows `Sequential.forward`, fusions included, because `post_quant` quantizes a
+/// layer's output after its fused activation: a Conv2D/Dense directly followed by a ReLU that
+/// is not then pooled emits `Conv → Relu → Q → DQ`, else `Conv → Q → DQ` and the ReLU later.
+///
+/// QDQ mapping (LSQ, Esser et al. 2020: v̂ = round(clip(v/s, −Qn, Qp))·s):
+/// - weights: the codes `level(w/s_w)` as an INT8 initializer (exactly the engine's int8
+///   export), then `DequantizeLinear` with scale `s_w` and zero point 0 — per tensor, or per
+///   output channel with `axis` (0 for OIHW conv kernels, 1 for `[in, out]` Gemm weights);
+/// - activations: `QuantizeLinear → DequantizeLinear` with scale `s` and zero point 0, UINT8
+///   for unsigned grids, INT8 for signed ones (ONNX rounds half to even and saturates, as LSQ);
+/// - bit widths below 8: the codes live in 8-bit storage restricted to the narrower range
+///   `[−Qn, Qp]` (4-bit signed: −8…7). Weight codes are already in range; activations get a
+///   `Clip(x, −Qn·s, Qp·s)` before their QuantizeLinear, which makes the 8-bit rounding land
+///   on the narrower grid;
+/// - signed 1-bit (binary {−1, +1}) weights are codes ±1; binary activations (the sign) have
+///   no QuantizeLinear form and are refused.
+/// Biases and batch norm stay FP32, as in the engine's fake quantization.
+public enum ONNXExporter {
+    /// The ONNX operator set the files use (per-axis QuantizeLinear/DequantizeLinear need 13).
+    public static let opset = 13
+    /// The IR version matching opset 13.
+    public static let irVersion = 7
+
+    /// What was written.
+    public struct Result {
+        /// The serialised `ModelProto`.
+        public let data: Data
+        /// Node count per operator type.
+        public let operators: [String: Int]
+    }
+
+    /// Builds the ONNX model of `model` (in inference mode: batch norm with its running
+    /// statistics), quantized as `quantization` when given.
+    ///
+    /// - Throws: `ONNXExportError` for a module or quantization without an ONNX form, a
+    ///   missing step size, or an encoder failure.
+    public static func export(_ model: Model, quantization: ONNXQuantization? = nil) throws -> Result {
+        var walk = ONNXWalk(model: model, quantization: quantization)
+        walk.graph.reserve("input")
+        let input = ONNXValue(name: "input", shape: [1] + model.inputShape, layout: model.inputShape.count == 3 ? .nhwc : .flat)
+        var output = try walk.sequential(model.root, input)
+        if output.layout == .nchw { output = walk.toNHWC(output, scope: "output") }
+
+        var graph = Onnx_GraphProto()
+        graph.name = model.name
+        if !walk.graph.renameOutput(output.name, to: "logits") {
+            output = ONNXValue(name: walk.graph.node("Identity", [output.name], name: "output"), shape: output.shape,
+                               layout: output.layout)
+            _ = walk.graph.renameOutput(output.name, to: "logits")
+        }
+        graph.node = walk.graph.nodes
+        graph.initializer = walk.graph.initializers
+        graph.input = [.floatTensor("input", dims: [nil] + model.inputShape.map { $0 })]
+        graph.output = [.floatTensor("logits", dims: [nil] + output.shape.dropFirst().map { $0 })]
+
+        var proto = Onnx_ModelProto()
+        proto.irVersion = Int64(irVersion)
+        var opset = Onnx_OperatorSetIdProto()
+        opset.domain = ""
+        opset.version = Int64(Self.opset)
+        proto.opsetImport = [opset]
+        proto.producerName = "EasyCompression"
+        proto.producerVersion = "1"
+        proto.docString = "\(model.name), " + (quantization == nil ? "FP32" : "QDQ int8 (LSQ)")
+            + "; input NHWC [N, \(model.inputShape.map(String.init).joined(separator: ", "))]"
+        proto.graph = graph
+        var meta = Onnx_StringStringEntryProto()
+        meta.key = "easycompression.model"
+        meta.value = model.name
+        proto.metadataProps = [meta]
+        do {
+            let data: Data = try proto.serializedBytes()
+            return Result(data: data, operators: Dictionary(walk.graph.nodes.map { ($0.opType, 1) }, uniquingKeysWith: +))
+        } catch {
+            throw ONNXExportError.serialization(reason: "\(error)")
+        }
+    }
+}
+
+/// A value of the graph: its name, the engine's shape for it (NHWC feature maps, `[N, F]`
+/// otherwise; N = 1 here) and the order ONNX holds it in.
+struct ONNXValue {
+    enum Layout { case nhwc, nchw, flat }
+    let name: String
+    let shape: [Int]
+    let layout: Layout
+}
+
+/// The walk over a model's modules that emits their ONNX nodes.
+struct ONNXWalk {
+    let model: Model
+    let quantization: ONNXQuantization?
+    var graph = ONNXGraphBuilder()
+
+    init(model: Model, quantization: ONNXQuantization?) {
+        self.model = model
+        self.quantization = quantization
+    }
+
+    /// The layers in order, with `Sequential.forward`'s fusions.
+    mutating func sequential(_ s: Sequential, _ x: ONNXValue) throws -> ONNXValue {
+        var h = x, i = 0
+        let layers = s.layers
+        while i < layers.count {
+            let next = i + 1 < layers.count ? layers[i + 1] : nil
+            if layers[i] is ReLU, let pool = next as? MaxPool {
+                h = maxPool(pool, relu(h, scope: layers[i].name))
+                i += 2
+            } else if let layer = layers[i] as? ActivationFusable, next is ReLU,
+                      !(i + 2 < layers.count && layers[i + 2] is MaxPool) {
+                h = try weightLayer(layer, h, relu: true)
+                i += 2
+            } else {
+                h = try module(layers[i], h)
+                i += 1
+            }
+        }
+        return h
+    }
+
+    mutating func module(_ m: Module, _ x: ONNXValue) throws -> ONNXValue {
+        switch m {
+        case let s as Sequential:
+            return try sequential(s, x)
+        case let block as ResidualBlock:
+            let main = toNCHW(try sequential(block.body, x), scope: block.name)
+            let skip = toNCHW(try block.shortcut.map { try sequential($0, x) } ?? x, scope: block.name)
+            let sum = graph.node("Add", [main.name, skip.name], name: scopePath(block.name, "Add"))
+            return relu(ONNXValue(name: sum, shape: main.shape, layout: .nchw), scope: block.name)
+        case let layer as Conv2D:
+            return try weightLayer(layer, x, relu: false)
+        case let layer as Dense:
+            return try weightLayer(layer, x, relu: false)
+        case let bn as BatchNorm:
+            return batchNorm(bn, x)
+        case is ReLU:
+            return relu(x, scope: m.name)
+        case let pool as MaxPool:
+            return maxPool(pool, x)
+        case is Flatten:
+            return flatten(x, scope: m.name)
+        case is GlobalAvgPool:
+            let v = toNCHW(x, scope: m.name)
+            let pooled = graph.node("GlobalAveragePool", [v.name], name: scopePath(m.name, "GlobalAveragePool"))
+            let flat = graph.node("Flatten", [pooled], name: scopePath(m.name, "Flatten"), attributes: [("axis", .int(1))])
+            return ONNXValue(name: flat, shape: [x.shape[0], x.shape[3]], layout: .flat)
+        default:
+            throw ONNXExportError.unsupportedModule(model: model.name, module: m.name, opType: m.opType)
+        }
+    }
+
+    // MARK: Layouts
+
+    mutating func toNCHW(_ x: ONNXValue, scope: String) -> ONNXValue {
+        guard x.layout == .nhwc else { return x }
+        let t = graph.node("Transpose", [x.name], name: scopePath(scope, "to_nchw"), attributes: [("perm", .ints([0, 3, 1, 2]))])
+        return ONNXValue(name: t, shape: x.shape, layout: .nchw)
+    }
+
+    mutating func toNHWC(_ x: ONNXValue, scope: String) -> ONNXValue {
+        guard x.layout == .nchw else { return x }
+        let t = graph.node("Transpose", [x.name], name: scopePath(scope, "to_nhwc"), attributes: [("perm", .ints([0, 2, 3, 1]))])
+        return ONNXValue(name: t, shape: x.shape, layout: .nhwc)
+    }
+
+    // MARK: Layers
+
+    mutating func relu(_ x: ONNXValue, scope: String) -> ONNXValue {
+        ONNXValue(name: graph.node("Relu", [x.name], name: scopePath(scope, "Relu")), shape: x.shape, layout: x.layout)
+    }
+
+    mutating func maxPool(_ pool: MaxPool, _ x: ONNXValue) -> ONNXValue {
+        let v = toNCHW(x, scope: pool.name)
+        let y = graph.node("MaxPool", [v.name], name: scopePath(pool.name, "MaxPool"),
+                           attributes: [("kernel_shape", .ints([pool.size, pool.size])), ("strides", .ints([pool.stride, pool.stride])),
+                                        ("pads", .ints([0, 0, 0, 0]))])
+        return ONNXValue(name: y, shape: pool.outputShape(for: x.shape), layout: .nchw)
+    }
+
+    /// The engine flattens `[N, H, W, C]` in H, W, C order: a NCHW map goes back to NHWC first.
+    mutating func flatten(_ x: ONNXValue, scope: String) -> ONNXValue {
+        guard x.layout != .flat else { return x }
+        let v = toNHWC(x, scope: scope)
+        let y = graph.node("Flatten", [v.name], name: scopePath(scope, "Flatten"), attributes: [("axis", .int(1))])
+        return ONNXValue(name: y, shape: [x.shape[0], x.shape.dropFirst().reduce(1, *)], layout: .flat)
+    }
+
+    mutating func batchNorm(_ bn: BatchNorm, _ x: ONNXValue) -> ONNXValue {
+        let v = toNCHW(x, scope: bn.name)
+        let c = [bn.channels]
+        let inputs = [v.name,
+                      graph.floats(bn.gamma.name, shape: c, bn.gamma.value.scalars),
+                      graph.floats(bn.beta.name, shape: c, bn.beta.value.scalars),
+                      graph.floats(bn.movingMean.name, shape: c, bn.movingMean.value.scalars),
+                      graph.floats(bn.movingVariance.name, shape: c, bn.movingVariance.value.scalars)]
+        let y = graph.node("BatchNormalization", inputs, name: scopePath(bn.name, "BatchNormalization"),
+                           attributes: [("epsilon", .float(bn.epsilon)), ("momentum", .float(bn.momentum))])
+        return ONNXValue(name: y, shape: x.shape, layout: .nchw)
+    }
+
+    /// Conv2D (`Conv`, NCHW, OIHW kernel, explicit pads) or Dense (`Gemm`, or `MatMul` without
+    /// a bias), with QDQ on input, kernel (and output) when the plan quantizes the layer.
+    mutating func weightLayer(_ layer: ActivationFusable, _ x: ONNXValue, relu fusedReLU: Bool) throws -> ONNXValue {
+        let planned = quantization?.layer(layer.name)
+        var y: ONNXValue
+        if let conv = layer as? Conv2D {
+            let v = toNCHW(x, scope: conv.name)
+            let input = try planned.map { try quantizeActivation(v.name, layer: conv.name, key: "input", $0.input) } ?? v.name
+            let k = conv.weight.shape  // [kh, kw, cin, cout]
+            let weight = try kernel(conv.weight, layer: conv.name, planned: planned, onnxShape: [k[3], k[2], k[0], k[1]],
+                                    permutation: [3, 2, 0, 1], channelAxis: 0)
+            let g = Conv2DGeometry(input: x.shape, kernel: k, stride: conv.stride, padding: conv.padding)
+            let padBottom = max((g.outHeight - 1) * g.stride + g.kernelHeight - g.height, 0) - g.padTop
+            let padRight = max((g.outWidth - 1) * g.stride + g.kernelWidth - g.width, 0) - g.padLeft
+            var inputs = [input, weight]
+            if let b = conv.bias { inputs.append(graph.floats(b.name, shape: b.shape, b.value.scalars)) }
+            let out = graph.node("Conv", inputs, name: scopePath(conv.name, "Conv"), attributes: [
+                ("kernel_shape", .ints([k[0], k[1]])), ("strides", .ints([conv.stride, conv.stride])),
+                ("pads", .ints([g.padTop, g.padLeft, padBottom, padRight])), ("dilations", .ints([1, 1])), ("group", .int(1)),
+            ])
+            y = ONNXValue(name: out, shape: conv.outputShape(for: x.shape), layout: .nchw)
+        } else if let dense = layer as? Dense {
+            let v = flatten(x, scope: dense.name)
+            let input = try planned.map { try quantizeActivation(v.name, layer: dense.name, key: "input", $0.input) } ?? v.name
+            let weight = try kernel(dense.weight, layer: dense.name, planned: planned, onnxShape: dense.weight.shape,
+                                    permutation: [0, 1], channelAxis: 1)
+            let out: String
+            if let b = dense.bias {
+                out = graph.node("Gemm", [input, weight, graph.floats(b.name, shape: b.shape, b.value.scalars)],
+                                 name: scopePath(dense.name, "Gemm"))
+            } else {
+                out = graph.node("MatMul", [input, weight], name: scopePath(dense.name, "MatMul"))
+            }
+            y = ONNXValue(name: out, shape: dense.outputShape(for: v.shape), layout: .flat)
+        } else {
+            throw ONNXExportError.unsupportedModule(model: model.name, module: layer.name, opType: layer.opType)
+        }
+        if fusedReLU { y = relu(y, scope: layer.name) }
+        if let out = planned?.output {
+            y = ONNXValue(name: try quantizeActivation(y.name, layer: layer.name, key: "output", out), shape: y.shape, layout: y.layout)
+        }
+        return y
+    }
+
+    /// The kernel in ONNX's layout: FP32, or INT8 codes + `DequantizeLinear` when planned.
+    mutating func kernel(_ w: Parameter, layer: String, planned: QuantizedLayer?, onnxShape: [Int], permutation: [Int],
+                         channelAxis: Int) throws -> String {
+        guard let planned else {
+            return graph.floats(w.name, shape: onnxShape, permute(w.value.scalars, shape: w.shape, permutation))
+        }
+        let channels = w.shape.last!
+        let perChannel = planned.weight.perChannel
+        let scale = try quantization!.scales("weight:\(layer)", layer: layer, count: perChannel ? channels : 1)
+        let range = QuantRange(bits: planned.weight.bits, signed: true)
+        let codes = Int8Layer.quantizeWeights(w.value, scale: scale, range: range)
+        let shape = perChannel ? [channels] : []
+        let inputs = [graph.int8s(scopePath(layer, "weight_int8"), shape: onnxShape, permute(codes, shape: w.shape, permutation)),
+                      graph.floats(scopePath(layer, "weight_scale"), shape: shape, scale),
+                      graph.int8s(scopePath(layer, "weight_zero_point"), shape: shape, [Int8](repeating: 0, count: scale.count))]
+        return graph.node("DequantizeLinear", inputs, name: scopePath(layer, "weight", "DequantizeLinear"),
+                          attributes: perChannel ? [("axis", .int(channelAxis))] : [])
+    }
+
+    /// `x` fake-quantized with the step `<key>:<layer>`: [Clip →] QuantizeLinear → DequantizeLinear.
+    mutating func quantizeActivation(_ x: String, layer: String, key: String, _ q: TensorQuantization) throws -> String {
+        let range = QuantRange(bits: q.bits, signed: q.signed)
+        guard !range.isBinary else {
+            throw ONNXExportError.unsupportedQuantization(
+                layer: layer, reason: "signed 1-bit (binary) \(key) activations are a sign function, which QuantizeLinear cannot express")
+        }
+        let s = try quantization!.scales("\(key):\(layer)", layer: layer, count: 1)[0]
+        let scope = scopePath(layer, key)
+        var value = x
+        if range.bits < 8 {
+            value = graph.node("Clip", [x, graph.floats(scopePath(scope, "clip_min"), shape: [], [-range.qn * s]),
+                                        graph.floats(scopePath(scope, "clip_max"), shape: [], [range.qp * s])],
+                               name: scopePath(scope, "Clip"))
+        }
+        let scale = graph.floats(scopePath(scope, "scale"), shape: [], [s])
+        let zero = range.signed ? graph.int8s(scopePath(scope, "zero_point"), shape: [], [0])
+            : graph.uint8s(scopePath(scope, "zero_point"), shape: [], [0])
+        let q8 = graph.node("QuantizeLinear", [value, scale, zero], name: scopePath(scope, "QuantizeLinear"))
+        return graph.node("DequantizeLinear", [q8, scale, zero], name: scopePath(scope, "DequantizeLinear"))
+    }
+}
+
+/// `values` (row-major, `shape`) with their axes reordered: axis `i` of the result is axis
+/// `permutation[i]` of the input.
+func permute<T>(_ values: [T], shape: [Int], _ permutation: [Int]) -> [T] {
+    precondition(permutation.sorted() == Array(shape.indices), "permute: \(permutation) is not a permutation of \(shape.count) axes")
+    if permutation == Array(shape.indices) { return values }
+    var strides = [Int](repeating: 1, count: shape.count)
+    for i in stride(from: shape.count - 2, through: 0, by: -1) { strides[i] = strides[i + 1] * shape[i + 1] }
+    let outShape = permutation.map { shape[$0] }, outStrides = permutation.map { strides[$0] }
+    var out: [T] = []
+    out.reserveCapacity(values.count)
+    var index = [Int](repeating: 0, count: shape.count)
+    for _ in 0..<values.count {
+        var source = 0
+        for a in index.indices { source += index[a] * outStrides[a] }
+        out.append(values[source])
+        var a = index.count - 1
+        while a >= 0 {
+            index[a] += 1
+            if index[a] < outShape[a] { break }
+            index[a] = 0
+            a -= 1
+        }
+    }
+    return out
+}
