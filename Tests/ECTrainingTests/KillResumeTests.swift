@@ -67,6 +67,7 @@ final class KillResumeTests: XCTestCase {
 
     static let pruner = "pruner: {compression_ratio: 0.5, step_interval: 2, num_trials: 3}"
     static let quantizer = "quantizer: {step_interval: 2, num_trials: 3, signed: false}"
+    static let sparsifier = "sparsifier: {target_sparse_ratio: 0.6, sparse_block_shape: [1, 16], step_interval: 2, num_trials: 3}"
 
     func testKilledPruningJobResumes() throws {
         try assertKilledJobResumesToTheUninterruptedState(compression: Self.pruner, prefix: "pruner/", ranks: 1)
@@ -82,6 +83,14 @@ final class KillResumeTests: XCTestCase {
 
     func testKilledQuantizationJobOnTwoRanksResumes() throws {
         try assertKilledJobResumesToTheUninterruptedState(compression: Self.quantizer, prefix: "quantizer/", ranks: 2)
+    }
+
+    func testKilledSparsityJobResumes() throws {
+        try assertKilledJobResumesToTheUninterruptedState(compression: Self.sparsifier, prefix: "sparsifier/", ranks: 1)
+    }
+
+    func testKilledSparsityJobOnTwoRanksResumes() throws {
+        try assertKilledJobResumesToTheUninterruptedState(compression: Self.sparsifier, prefix: "sparsifier/", ranks: 2)
     }
 
     /// A newest checkpoint damaged on disk (a flipped byte) is skipped with a warning naming it;
