@@ -58,6 +58,7 @@ struct TrainingBenchmark {
         let model = ModelZoo.make("fmnist-cnn", seed: 1)!
         let session = try MonitoredSession(model: model, optimizer: try SGD(learningRate: 0.05, momentum: 0.9),
                                            communicator: world)
+        session.threadReplicas = options.threads  // as the trainer does: one pass per thread
         var batches = try BatchSchedule(dataset: data, batchSize: 64, seed: 1).makeIterator(rank: world.rank,
                                                                                             worldSize: world.size)
         func step() throws {
