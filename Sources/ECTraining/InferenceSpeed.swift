@@ -18,7 +18,7 @@ public struct InferenceSpeed: Codable, Equatable {
     public static func measure(_ model: Model, on data: Dataset, seconds: Double = 0.5) -> InferenceSpeed {
         let (big, _) = data.gather(0..<min(256, data.count))
         let (one, _) = data.gather(0..<1)
-        func run(_ x: Tensor) { _ = model(Variable(x), .inference()) }
+        func run(_ x: Tensor) { _ = model.predict(x) }
         for _ in 0..<5 { run(big); run(one) }
         func rate(_ x: Tensor, budget: Double) -> Double {
             var rounds: [Double] = []

@@ -64,8 +64,8 @@ struct QATBenchmark {
         func rate(_ body: () -> Void, _ n: Int) -> Double { median((0..<3).map { _ in time { for _ in 0..<n { body() } } / Double(n) }) }
         var f256: [Double] = [], i256: [Double] = [], f1: [Double] = [], i1: [Double] = []
         for _ in 0..<options.repeats {  // alternating
-            f256.append(rate({ _ = plain(Variable(big), .inference()) }, 10)); i256.append(rate({ _ = int8(big) }, 10))
-            f1.append(rate({ _ = plain(Variable(one), .inference()) }, 300)); i1.append(rate({ _ = int8(one) }, 300))
+            f256.append(rate({ _ = plain.predict(big) }, 10)); i256.append(rate({ _ = int8(big) }, 10))
+            f1.append(rate({ _ = plain.predict(one) }, 300)); i1.append(rate({ _ = int8(one) }, 300))
         }
         let (a, b, c, d) = (median(f256), median(i256), median(f1), median(i1))
         print(String(format: "int8 inference: batch 256 %.0f samples/s vs FP32 %.0f (%.2f×); batch 1 %.1f µs vs FP32 %.1f µs   (TFLite int8 here: ~59,000 samples/s, 22 µs; PEERS.md)",

@@ -18,7 +18,7 @@ public enum Evaluator {
         var correct = 0.0, lossSum = 0.0, count = 0.0
         for (x, y) in try EvaluationBatches(dataset: data, batchSize: batchSize, rank: communicator.rank,
                                             worldSize: communicator.size) where !y.isEmpty {
-            let logits = model(Variable(x), .inference())
+            let logits = Variable(model.predict(x))
             lossSum += Double(logits.softmaxCrossEntropy(labels: y, normalizer: 1).value.scalarValue)
             let predicted = logits.value.argmaxRows()
             for i in 0..<y.count where predicted[i] == y[i] { correct += 1 }

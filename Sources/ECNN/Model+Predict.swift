@@ -1,0 +1,52 @@
+import Dispatch
+import ECTensor
+
+extension Model {
+    /// Logits `[batch, classes]` for `images` (`[batch] + inputShape`) in inference mode, on
+    /// this process's worker threads: the batch is cut into one contiguous slice per worker
+    /// (`Parallel.workers`), and the slices run at once, each on one thread with
+    /// single-threaded BLAS — the thread-replica idea of training applied to inference, where
+    /// small GEMMs and the element-wise passes between them keep a multi-threaded BLAS from
+    /// using the cores well. The rows are those of `self(Variable(images), .inference())` up to
+    /// the Float rounding of single- vs multi-threaded GEMMs.
+    ///
+    /// One pass as usual when there is one worker, fewer than 16 images, or a `transform`
+    /// (a quantizer's transform may calibrate lazily on its first batch).
+    public func predict(_ images: Tensor) -> Tensor {
+        let batch = images.shape.first ?? 0
+        let slices = min(Parallel.workers, batch / 8)
+        guard slices > 1, transform == nil else { return self(Variable(images), .inference()).value }
+        // Shared lazily-built state (block-sparse forms of the kernels) is built once, before
+        // the threads read it.
+        let warmup = ForwardContext.inference()
+        for p in parameters where p.role == .weight { _ = SparseInference.matrix(for: p, ctx: warmup) }
+
+        let perSample = images.count / batch
+        var outputs = [Tensor?](repeating: nil, count: slices)
+        let blasThreads = BLAS.threads, workers = Parallel.workers
+        BLAS.setThreads(1)
+        Parallel.workers = 1
+        outputs.withUnsafeMutableBufferPointer { out in
+            DispatchQueue.concurrentPerform(iterations: slices) { s in
+                let lo = batch * s / slices, hi = batch * (s + 1) / slices
+                let slice = images.withUnsafeBufferPointer {
+                    Tensor(shape: [hi - lo] + Array(images.shape.dropFirst()), scalars: Array($0[(lo * perSample)..<(hi * perSample)]))
+                }
+                out[s] = self(Variable(slice), .inference()).value
+            }
+        }
+        BLAS.setThreads(blasThreads)
+        Parallel.workers = workers
+        var logits = Tensor(uninitializedShape: [batch] + Array(outputs[0]!.shape.dropFirst()))
+        logits.withUnsafeMutableBufferPointer { dst in
+            var offset = 0
+            for case let part? in outputs {
+                part.withUnsafeBufferPointer { src in
+                    for i in src.indices { dst[offset + i] = src[i] }
+                    offset += src.count
+                }
+            }
+        }
+        return logits
+    }
+}
