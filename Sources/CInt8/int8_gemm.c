@@ -29,15 +29,18 @@ __attribute__((target("avx512f,avx512bw,avx512vnni")))
 void cint8_gemm_u8s8(const uint8_t *a, int rows, int kp, const int8_t *packed, int n,
                      const int32_t *correction, int32_t *c) {
     int blocks = (n + 15) / 16, groups = kp / 4;
-    for (int nb = 0; nb < blocks; nb++) {
-        const int8_t *bb = packed + (long)nb * groups * 64;
-        int lanes = n - nb * 16 < 16 ? n - nb * 16 : 16;
-        __mmask16 mask = (__mmask16)((1u << lanes) - 1u);
-        __m512i corr = correction ? _mm512_maskz_loadu_epi32(mask, correction + nb * 16) : _mm512_setzero_si512();
-        int i = 0;
-        // Four rows at a time: each 64-byte weight group is loaded once for four rows.
-        for (; i + 4 <= rows; i += 4) {
-            const uint8_t *a0 = a + (long)i * kp, *a1 = a0 + kp, *a2 = a1 + kp, *a3 = a2 + kp;
+    int i = 0;
+    // Four rows at a time, every block of 16 outputs for them before the next four rows: the
+    // four A rows stay in L1 while the (small) packed weights stream from L2, and each 64-byte
+    // weight group is loaded once for the four rows. (Blocks outermost would stream all of A
+    // from memory once per block.)
+    for (; i + 4 <= rows; i += 4) {
+        const uint8_t *a0 = a + (long)i * kp, *a1 = a0 + kp, *a2 = a1 + kp, *a3 = a2 + kp;
+        for (int nb = 0; nb < blocks; nb++) {
+            const int8_t *bb = packed + (long)nb * groups * 64;
+            int lanes = n - nb * 16 < 16 ? n - nb * 16 : 16;
+            __mmask16 mask = (__mmask16)((1u << lanes) - 1u);
+            __m512i corr = correction ? _mm512_maskz_loadu_epi32(mask, correction + nb * 16) : _mm512_setzero_si512();
             __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, s3 = s0;
             for (int g = 0; g < groups; g++) {
                 __m512i w = _mm512_loadu_si512((const void *)(bb + (long)g * 64));
@@ -54,8 +57,14 @@ void cint8_gemm_u8s8(const uint8_t *a, int rows, int kp, const int8_t *packed, i
             _mm512_mask_storeu_epi32(c + (long)(i + 2) * n + nb * 16, mask, _mm512_sub_epi32(s2, corr));
             _mm512_mask_storeu_epi32(c + (long)(i + 3) * n + nb * 16, mask, _mm512_sub_epi32(s3, corr));
         }
-        for (; i < rows; i++) {
-            const uint8_t *ai = a + (long)i * kp;
+    }
+    for (; i < rows; i++) {
+        const uint8_t *ai = a + (long)i * kp;
+        for (int nb = 0; nb < blocks; nb++) {
+            const int8_t *bb = packed + (long)nb * groups * 64;
+            int lanes = n - nb * 16 < 16 ? n - nb * 16 : 16;
+            __mmask16 mask = (__mmask16)((1u << lanes) - 1u);
+            __m512i corr = correction ? _mm512_maskz_loadu_epi32(mask, correction + nb * 16) : _mm512_setzero_si512();
             __m512i s = _mm512_setzero_si512();
             for (int g = 0; g < groups; g++) {
                 int32_t x;

@@ -1,4 +1,3 @@
-import Dispatch
 import ECTensor
 
 extension Model {
@@ -21,32 +20,6 @@ extension Model {
         let warmup = ForwardContext.inference()
         for p in parameters where p.role == .weight { _ = SparseInference.matrix(for: p, ctx: warmup) }
 
-        let perSample = images.count / batch
-        var outputs = [Tensor?](repeating: nil, count: slices)
-        let blasThreads = BLAS.threads, workers = Parallel.workers
-        BLAS.setThreads(1)
-        Parallel.workers = 1
-        outputs.withUnsafeMutableBufferPointer { out in
-            DispatchQueue.concurrentPerform(iterations: slices) { s in
-                let lo = batch * s / slices, hi = batch * (s + 1) / slices
-                let slice = images.withUnsafeBufferPointer {
-                    Tensor(shape: [hi - lo] + Array(images.shape.dropFirst()), scalars: Array($0[(lo * perSample)..<(hi * perSample)]))
-                }
-                out[s] = self(Variable(slice), .inference()).value
-            }
-        }
-        BLAS.setThreads(blasThreads)
-        Parallel.workers = workers
-        var logits = Tensor(uninitializedShape: [batch] + Array(outputs[0]!.shape.dropFirst()))
-        logits.withUnsafeMutableBufferPointer { dst in
-            var offset = 0
-            for case let part? in outputs {
-                part.withUnsafeBufferPointer { src in
-                    for i in src.indices { dst[offset + i] = src[i] }
-                    offset += src.count
-                }
-            }
-        }
-        return logits
+        return Parallel.mapBatchSlices(images, slices) { self(Variable($0), .inference()).value }
     }
 }

@@ -26,3 +26,57 @@ public enum Parallel {
         }
     }
 }
+
+extension Parallel {
+    /// Runs `body(i)` for `i` in `0..<n` on `n` threads at once, each with single-threaded BLAS
+    /// and element-wise loops (the slices the callers give them are independent: a batch cut
+    /// in `n`); the thread settings are restored afterwards. Thread replicas in training,
+    /// `Model.predict` and the int8 path's batches run through it.
+    public static func replicas(_ n: Int, _ body: (Int) -> Void) {
+        let blasThreads = BLAS.threads, saved = workers
+        BLAS.setThreads(1)
+        workers = 1
+        DispatchQueue.concurrentPerform(iterations: n, execute: body)
+        BLAS.setThreads(blasThreads)
+        workers = saved
+    }
+
+    /// `transform` of each of `n` contiguous slices of `batch`'s first axis, run as replicas
+    /// and joined back along the first axis in order.
+    public static func mapBatchSlices(_ batch: Tensor, _ n: Int, _ transform: (Tensor) -> Tensor) -> Tensor {
+        let count = batch.shape.first ?? 0
+        var parts = [Tensor?](repeating: nil, count: n)
+        parts.withUnsafeMutableBufferPointer { out in
+            replicas(n) { s in out[s] = transform(batch.rows((count * s / n)..<(count * (s + 1) / n))) }
+        }
+        return Tensor(concatenatingRows: parts.map { $0! })
+    }
+}
+
+extension Tensor {
+    /// Rows `range` of the first axis (a copy): a slice of a batch.
+    public func rows(_ range: Range<Int>) -> Tensor {
+        let rowLength = shape.first.map { $0 == 0 ? 0 : count / $0 } ?? 0
+        return withUnsafeBufferPointer {
+            Tensor(shape: [range.count] + Array(shape.dropFirst()),
+                   scalars: Array($0[(range.lowerBound * rowLength)..<(range.upperBound * rowLength)]))
+        }
+    }
+
+    /// The tensors joined along the first axis (their other dimensions must agree).
+    public init(concatenatingRows parts: [Tensor]) {
+        precondition(!parts.isEmpty, "concatenatingRows: nothing to join")
+        let tail = Array(parts[0].shape.dropFirst())
+        precondition(parts.allSatisfy { Array($0.shape.dropFirst()) == tail }, "concatenatingRows: shapes \(parts.map(\.shape)) differ")
+        self.init(uninitializedShape: [parts.reduce(0) { $0 + ($1.shape.first ?? 0) }] + tail)
+        withUnsafeMutableBufferPointer { dst in
+            var offset = 0
+            for part in parts {
+                part.withUnsafeBufferPointer { src in
+                    for i in src.indices { dst[offset + i] = src[i] }
+                    offset += src.count
+                }
+            }
+        }
+    }
+}

@@ -45,3 +45,13 @@ func peakRSSMegabytes() -> Double {
     getrusage(RUSAGE_SELF.rawValue, &usage)
     return Double(usage.ru_maxrss) / 1024
 }
+
+/// TensorFlow's golden fmnist-cnn weights: under `$EC_SHARED_DIR`, else `../shared` beside the
+/// repository (as the tests' TestPaths).
+var goldenWeightsPath: String {
+    let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent()
+    let shared = ProcessInfo.processInfo.environment["EC_SHARED_DIR"].map { URL(fileURLWithPath: $0) }
+        ?? repository.deletingLastPathComponent().appendingPathComponent("shared")
+    return shared.appendingPathComponent("golden/fmnist_cnn_tf_fp32.safetensors").path
+}

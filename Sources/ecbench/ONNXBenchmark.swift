@@ -9,12 +9,7 @@ struct ONNXBenchmark {
     let options: BenchOptions
 
     func run() throws {
-        // `$EC_SHARED_DIR`, else `../shared` beside the repository (as the tests' TestPaths).
-        let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent()
-        let shared = ProcessInfo.processInfo.environment["EC_SHARED_DIR"].map { URL(fileURLWithPath: $0) }
-            ?? repository.deletingLastPathComponent().appendingPathComponent("shared")
-        let golden = shared.appendingPathComponent("golden/fmnist_cnn_tf_fp32.safetensors").path
+        let golden = goldenWeightsPath
         let out = URL(fileURLWithPath: options.out ?? ".build/onnx-bench")
         try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
         let test = try Dataset.load(.test), train = try Dataset.load(.train, limit: 256)

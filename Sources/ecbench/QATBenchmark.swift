@@ -47,7 +47,7 @@ struct QATBenchmark {
     /// (calibrated, not trained), with the Winograd kernel too.
     func runInt8Only() throws {
         let model = ModelZoo.make("fmnist-cnn", seed: 1)!
-        try WeightLoader.load(into: model, from: "../shared/golden/fmnist_cnn_tf_fp32.safetensors")
+        try WeightLoader.load(into: model, from: goldenWeightsPath)
         var c = QuantizerConfig()
         c.signed = false
         let quantizer = try LSQQuantizer(config: c, calibration: try Dataset.load(.train, limit: 256).images, learningRate: 0.01)

@@ -17,20 +17,25 @@ import Foundation
 
 let options = BenchOptions.parse(CommandLine.arguments.dropFirst())
 TrainJob.configureThreads(options.threads)
-let world = try World.current()
-if world.isChief { print("ecbench \(options.mode) — \(world.size) rank(s) × \(options.threads) thread(s), \(Date())") }
-switch options.mode {
-case "train": try TrainingBenchmark(options: options).run()
-case "inference": try InferenceBenchmark(options: options).run()
-case "dp-train": try TrainingBenchmark(options: options).runDataParallel(world: world)
-case "collectives": try CollectivesBenchmark(options: options, world: world).run()
-case "pruner": try PrunerBenchmark(options: options).run()
-case "qat": try QATBenchmark(options: options).run()
-case "int8": try QATBenchmark(options: options).runInt8Only()
-case "sparse": try SparseBenchmark(options: options).run()
-case "onnx": try ONNXBenchmark(options: options).run()
-default:
-    try TrainingBenchmark(options: options).run()
-    try InferenceBenchmark(options: options).run()
+do {
+    let world = try World.current()
+    if world.isChief { print("ecbench \(options.mode) — \(world.size) rank(s) × \(options.threads) thread(s), \(Date())") }
+    switch options.mode {
+    case "train": try TrainingBenchmark(options: options).run()
+    case "inference": try InferenceBenchmark(options: options).run()
+    case "dp-train": try TrainingBenchmark(options: options).runDataParallel(world: world)
+    case "collectives": try CollectivesBenchmark(options: options, world: world).run()
+    case "pruner": try PrunerBenchmark(options: options).run()
+    case "qat": try QATBenchmark(options: options).run()
+    case "int8": try QATBenchmark(options: options).runInt8Only()
+    case "sparse": try SparseBenchmark(options: options).run()
+    case "onnx": try ONNXBenchmark(options: options).run()
+    default:
+        try TrainingBenchmark(options: options).run()
+        try InferenceBenchmark(options: options).run()
+    }
+    try (world as? MPICommunicator)?.finalize()
+} catch {
+    FileHandle.standardError.write(Data("ecbench: error: \(error)\n".utf8))
+    exit(1)
 }
-try (world as? MPICommunicator)?.finalize()

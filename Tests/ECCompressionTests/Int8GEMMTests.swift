@@ -19,12 +19,34 @@ final class Int8GEMMTests: XCTestCase {
                 portable.withUnsafeMutableBufferPointer {
                     Int8GEMM.multiply(a: ap.baseAddress!, rows: rows, b: bp.baseAddress!, n: n, kPadded: kp, into: $0.baseAddress!)
                 }
-                vnni.withUnsafeMutableBufferPointer {
-                    Int8GEMM.multiplyVNNI(a: ap.baseAddress!, rows: rows, signed: signed,
-                                          weights: Int8GEMM.packVNNI(b, n: n, kp: kp), into: $0.baseAddress!)
-                }
+            } }
+            // The VNNI kernel reads bytes: each code's kernel byte (the +128 offset when signed).
+            let bytes = a.map { Int8GEMM.kernelByte(UInt8(truncatingIfNeeded: $0), signed: signed) }
+            bytes.withUnsafeBufferPointer { ap in vnni.withUnsafeMutableBufferPointer {
+                Int8GEMM.multiplyVNNI(bytes: ap.baseAddress!, rows: rows, signed: signed,
+                                      weights: Int8GEMM.packVNNI(b, n: n, kp: kp), into: $0.baseAddress!)
             } }
             XCTAssertEqual(vnni, portable, "rows \(rows) n \(n) k \(k) signed \(signed)")
+        }
+    }
+
+    /// The byte-form im2col / row packing hold each Int16 operand's kernel byte, and the value
+    /// 0's byte in the image padding and the k padding.
+    func testByteFormEqualsTheInt16FormsKernelBytes() {
+        var rng = RNG(seed: 9)
+        for signed in [false, true] {
+            for (h, w, cin) in [(5, 4, 1), (6, 6, 3), (4, 5, 32)] {
+                let codes = (0..<(2 * h * w * cin)).map { _ in UInt8(rng.next() % 256) }
+                let g = Conv2DGeometry(input: [2, h, w, cin], kernel: [3, 3, cin, 4], stride: 1, padding: .same)
+                let wide = Int8GEMM.im2col(codes, signed: signed, geometry: g, images: 0..<2)
+                let bytes = Int8GEMM.im2colBytes(codes, signed: signed, geometry: g, images: 0..<2)
+                XCTAssertEqual(bytes, wide.map { Int8GEMM.kernelByte(UInt8(truncatingIfNeeded: $0), signed: signed) },
+                               "\(h)×\(w)×\(cin) signed \(signed)")
+            }
+            let rows = (0..<(3 * 20)).map { _ in UInt8(rng.next() % 256) }
+            XCTAssertEqual(Int8GEMM.packRowsBytes(rows, rows: 3, k: 20, signed: signed),
+                           Int8GEMM.packRows(rows, rows: 3, k: 20, signed: signed).map {
+                               Int8GEMM.kernelByte(UInt8(truncatingIfNeeded: $0), signed: signed) })
         }
     }
 }

@@ -37,21 +37,72 @@ enum Int8GEMM {
         return VNNIWeights(packed: packed, n: n, kp: kp, offsetCorrection: correction)
     }
 
-    /// `multiply` on the VNNI kernel: A's Int16 codes become uint8 (+128 when signed, undone by
-    /// the correction), rows split across workers.
-    static func multiplyVNNI(a: UnsafePointer<Int16>, rows: Int, signed: Bool, weights w: VNNIWeights,
+    /// The VNNI kernel on rows in its byte form (`im2colBytes`, `packRowsBytes`: uint8, signed
+    /// codes offset by +128 and corrected exactly by `offsetCorrection`), rows split across
+    /// workers.
+    static func multiplyVNNI(bytes a: UnsafePointer<UInt8>, rows: Int, signed: Bool, weights w: VNNIWeights,
                              into c: UnsafeMutablePointer<Int32>) {
-        let kp = w.kp, offset: Int16 = signed ? 128 : 0
         w.packed.withUnsafeBufferPointer { bp in w.offsetCorrection.withUnsafeBufferPointer { corr in
-            Parallel.forEach(rows, costPerItem: w.n * kp / 8) { range in
-                withUnsafeTemporaryAllocation(of: UInt8.self, capacity: range.count * kp) { bytes in
-                    let src = a + range.lowerBound * kp
-                    for i in 0..<(range.count * kp) { bytes[i] = UInt8(truncatingIfNeeded: src[i] &+ offset) }
-                    cint8_gemm_u8s8(bytes.baseAddress!, Int32(range.count), Int32(kp), bp.baseAddress!, Int32(w.n),
-                                    signed ? corr.baseAddress! : nil, c + range.lowerBound * w.n)
+            Parallel.forEach(rows, costPerItem: w.n * w.kp / 8) { range in
+                cint8_gemm_u8s8(a + range.lowerBound * w.kp, Int32(range.count), Int32(w.kp), bp.baseAddress!, Int32(w.n),
+                                signed ? corr.baseAddress! : nil, c + range.lowerBound * w.n)
+            }
+        } }
+    }
+
+    /// The byte the VNNI kernel reads for an 8-bit code: the code itself when unsigned, the
+    /// code + 128 when signed (two's complement: flip the top bit); the correction undoes it.
+    @inline(__always)
+    static func kernelByte(_ code: UInt8, signed: Bool) -> UInt8 { signed ? code ^ 0x80 : code }
+
+    /// `packRows` in the VNNI kernel's byte form (the padding holds the value 0's byte).
+    static func packRowsBytes(_ codes: [UInt8], rows: Int, k: Int, signed: Bool) -> [UInt8] {
+        let kp = padded(k), zero = kernelByte(0, signed: signed)
+        var out = [UInt8](repeating: zero, count: rows * kp)
+        codes.withUnsafeBufferPointer { src in out.withUnsafeMutableBufferPointer { dst in
+            for r in 0..<rows {
+                for j in 0..<k { dst[r * kp + j] = kernelByte(src[r * k + j], signed: signed) }
+            }
+        } }
+        return out
+    }
+
+    /// `im2col` in the VNNI kernel's byte form: each (kh, kw) position's `cin` codes are one
+    /// contiguous run (copied whole for unsigned codes); outside the image, and in the padding
+    /// up to `kPadded`, the value 0's byte.
+    static func im2colBytes(_ codes: [UInt8], signed: Bool, geometry g: Conv2DGeometry, images: Range<Int>) -> [UInt8] {
+        let kp = padded(g.patch), pixels = g.outHeight * g.outWidth, c = g.inChannels
+        let zero = kernelByte(0, signed: signed)
+        var out = [UInt8](repeating: zero, count: images.count * pixels * kp)
+        codes.withUnsafeBufferPointer { src in out.withUnsafeMutableBufferPointer { dst in
+            let s = src.baseAddress!, d = dst.baseAddress!
+            Parallel.forEach(images.count * g.outHeight, costPerItem: g.outWidth * g.patch) { range in
+                for item in range {
+                    let local = item / g.outHeight, oy = item % g.outHeight, image = images.lowerBound + local
+                    for ox in 0..<g.outWidth {
+                        var o = ((local * g.outHeight + oy) * g.outWidth + ox) * kp
+                        for ky in 0..<g.kernelHeight {
+                            let iy = oy * g.stride + ky - g.padTop
+                            for kx in 0..<g.kernelWidth {
+                                let ix = ox * g.stride + kx - g.padLeft
+                                if iy >= 0 && iy < g.height && ix >= 0 && ix < g.width {
+                                    let i = ((image * g.height + iy) * g.width + ix) * c
+                                    if signed {
+                                        for ch in 0..<c { d[o + ch] = s[i + ch] ^ 0x80 }
+                                    } else if c == 1 {
+                                        d[o] = s[i]
+                                    } else {
+                                        (d + o).update(from: s + i, count: c)
+                                    }
+                                }
+                                o += c
+                            }
+                        }
+                    }
                 }
             }
         } }
+        return out
     }
 
     /// The inner dimension rounded up to whole 16-lane vectors.

@@ -93,11 +93,16 @@ public struct Int8Layer: Equatable, Sendable {
     /// `relu` applied; processed in chunks of at most `chunkImages` images to bound im2col.
     func forward(_ x: Tensor, stride: Int, padding: Padding, relu: Bool, chunkImages: Int = 64) -> Tensor {
         let codes = Int8GEMM.quantize(x, step: inputScale, range: inputRange)
-        let c = weightShape.last!, kp = Int8GEMM.padded(weights.count / c)
+        let c = weightShape.last!, kp = Int8GEMM.padded(weights.count / c), signed = inputRange.signed
         if opType == "MatMul" {
             precondition(x.rank == 2 && x.shape[1] == weightShape[0], "\(name): input \(x.shape) does not fit kernel \(weightShape)")
-            let a = Int8GEMM.packRows(codes, rows: x.shape[0], k: weightShape[0], signed: inputRange.signed)
-            return dequantize(gemm(a, rows: x.shape[0], kp: kp), shape: [x.shape[0], c], relu: relu)
+            let rows = x.shape[0]
+            if let vnniWeights {
+                let a = Int8GEMM.packRowsBytes(codes, rows: rows, k: weightShape[0], signed: signed)
+                return dequantize(vnniGEMM(a, rows: rows, weights: vnniWeights), shape: [rows, c], relu: relu)
+            }
+            let a = Int8GEMM.packRows(codes, rows: rows, k: weightShape[0], signed: signed)
+            return dequantize(gemm(a, rows: rows, kp: kp), shape: [rows, c], relu: relu)
         }
         let g = Conv2DGeometry(input: x.shape, kernel: weightShape, stride: stride, padding: padding)
         let pixels = g.outHeight * g.outWidth
@@ -106,23 +111,32 @@ public struct Int8Layer: Equatable, Sendable {
         var first = 0
         while first < g.batch {
             let images = first..<min(g.batch, first + chunkImages)
-            let a = Int8GEMM.im2col(codes, signed: inputRange.signed, geometry: g, images: images)
-            acc += gemm(a, rows: images.count * pixels, kp: kp)
+            if let vnniWeights {
+                acc += vnniGEMM(Int8GEMM.im2colBytes(codes, signed: signed, geometry: g, images: images),
+                                rows: images.count * pixels, weights: vnniWeights)
+            } else {
+                acc += gemm(Int8GEMM.im2col(codes, signed: signed, geometry: g, images: images), rows: images.count * pixels, kp: kp)
+            }
             first = images.upperBound
         }
         return dequantize(acc, shape: [g.batch, g.outHeight, g.outWidth, c], relu: relu)
     }
 
+    /// The VNNI kernel on rows already in its byte form.
+    private func vnniGEMM(_ a: [UInt8], rows: Int, weights: Int8GEMM.VNNIWeights) -> [Int32] {
+        [Int32](unsafeUninitializedCapacity: rows * weights.n) { c, initialized in
+            a.withUnsafeBufferPointer { Int8GEMM.multiplyVNNI(bytes: $0.baseAddress!, rows: rows, signed: inputRange.signed,
+                                                              weights: weights, into: c.baseAddress!) }
+            initialized = rows * weights.n
+        }
+    }
+
+    /// The portable kernel (no VNNI on this CPU).
     private func gemm(_ a: [Int16], rows: Int, kp: Int) -> [Int32] {
         let n = weightShape.last!
         return [Int32](unsafeUninitializedCapacity: rows * n) { c, initialized in
             a.withUnsafeBufferPointer { ap in packed.withUnsafeBufferPointer { bp in
-                if let vnniWeights {
-                    Int8GEMM.multiplyVNNI(a: ap.baseAddress!, rows: rows, signed: inputRange.signed, weights: vnniWeights,
-                                          into: c.baseAddress!)
-                } else {
-                    Int8GEMM.multiply(a: ap.baseAddress!, rows: rows, b: bp.baseAddress!, n: n, kPadded: kp, into: c.baseAddress!)
-                }
+                Int8GEMM.multiply(a: ap.baseAddress!, rows: rows, b: bp.baseAddress!, n: n, kPadded: kp, into: c.baseAddress!)
             } }
             initialized = rows * n
         }

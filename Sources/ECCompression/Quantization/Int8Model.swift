@@ -125,8 +125,19 @@ public final class Int8Model {
         }
     }
 
-    /// Logits `[batch, classes]` for input `[batch] + inputShape`.
+    /// Logits `[batch, classes]` for input `[batch] + inputShape`. A batch of 16 or more is cut
+    /// into one slice per worker thread, run at once (`Parallel.mapBatchSlices`): every pass
+    /// of the integer walk — quantization, im2col, the GEMM, pooling — then runs on all cores.
+    /// The integer layers' sums are exact, so their outputs do not depend on the cut (layers
+    /// kept in FP32 round as single-threaded BLAS does).
     public func callAsFunction(_ x: Tensor) -> Tensor {
+        let slices = min(Parallel.workers, (x.shape.first ?? 0) / 8)
+        guard slices > 1 else { return onePass(x) }
+        return Parallel.mapBatchSlices(x, slices) { onePass($0) }
+    }
+
+    /// The integer walk over the whole batch on this thread (its loops may still split).
+    func onePass(_ x: Tensor) -> Tensor {
         let ctx = ForwardContext.inference()  // no transform: FP32 layers run unquantized
         let modules = skeleton.root.layers
         var h = x
@@ -160,14 +171,10 @@ public final class Int8Model {
     /// Top-1 accuracy over `images` (`[N] + inputShape`) and `labels`, in batches.
     public func accuracy(images: Tensor, labels: [Int32], batchSize: Int = 500) -> Double {
         precondition(images.shape.first == labels.count, "accuracy: \(images.shape) images for \(labels.count) labels")
-        let rowLength = images.count / max(labels.count, 1)
         var correct = 0, start = 0
         while start < labels.count {
             let end = min(labels.count, start + batchSize)
-            let batch = images.withUnsafeBufferPointer {
-                Tensor(shape: [end - start] + images.shape.dropFirst(),
-                       scalars: Array($0[(start * rowLength)..<(end * rowLength)]))
-            }
+            let batch = images.rows(start..<end)
             let predicted = self(batch).argmaxRows()
             correct += (start..<end).filter { predicted[$0 - start] == labels[$0] }.count
             start = end

@@ -63,15 +63,16 @@ public struct Int8WinogradLayer: Equatable, Sendable {
         let v = Variable(quantized).winogradInputTiles().value
         let (tiles, cin, cout) = (v.shape[1], weightShape[2], weightShape[3])
         var m = Tensor(uninitializedShape: [16, tiles, cout])
-        v.withUnsafeBufferPointer { vp in m.withUnsafeMutableBufferPointer { mp in
+        let positions = v.reshaped([16 * tiles, cin])  // position ξ's tiles: rows ξ·T ..< (ξ+1)·T
+        m.withUnsafeMutableBufferPointer { mp in
             for xi in 0..<16 {
-                let slice = Tensor(shape: [tiles, cin], scalars: Array(vp[(xi * tiles * cin)..<((xi + 1) * tiles * cin)]))
-                let product = products[xi].forward(slice, stride: 1, padding: .valid, relu: false)
+                let product = products[xi].forward(positions.rows((xi * tiles)..<((xi + 1) * tiles)), stride: 1, padding: .valid,
+                                                   relu: false)
                 product.withUnsafeBufferPointer { pp in
                     for i in 0..<(tiles * cout) { mp[xi * tiles * cout + i] = pp[i] }
                 }
             }
-        } }
+        }
         let y = Variable(m).winogradOutput(height: x.shape[1], width: x.shape[2],
                                            bias: bias.map { Variable(Tensor(shape: [cout], scalars: $0)) })
         return relu ? y.relu().value : y.value

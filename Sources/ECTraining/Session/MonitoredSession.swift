@@ -114,30 +114,19 @@ public final class MonitoredSession {
     /// the result is deterministic for a given replica count — and, with the shards cut as
     /// ranks cut them, bit-identical to that many ranks of one thread each.
     private func forwardBackward(images: Tensor, labels: [Int32], globalBatchSize: Int, replicas: Int) -> Float {
-        let perSample = images.count / labels.count
         let accumulators = (0..<replicas).map { _ in GradientAccumulator() }
         var losses = [Float](repeating: 0, count: replicas)
-        let blasThreads = BLAS.threads, workers = Parallel.workers
-        BLAS.setThreads(1)
-        Parallel.workers = 1
         losses.withUnsafeMutableBufferPointer { lossOut in
-            DispatchQueue.concurrentPerform(iterations: replicas) { r in
+            Parallel.replicas(replicas) { r in
                 // The same cut as ranks' shards: a world of `replicas` ranks trains like this.
                 let range = BatchSchedule.shard(of: labels.count, rank: r, worldSize: replicas)
-                let lo = range.lowerBound, hi = range.upperBound
-                let slice = images.withUnsafeBufferPointer {
-                    Tensor(shape: [hi - lo] + Array(images.shape.dropFirst()),
-                           scalars: Array($0[(lo * perSample)..<(hi * perSample)]))
-                }
                 let ctx = ForwardContext(tape: Tape(), training: true, gradients: accumulators[r])
-                let loss = model(Variable(slice), ctx).softmaxCrossEntropy(labels: Array(labels[lo..<hi]),
-                                                                           normalizer: globalBatchSize)
+                let loss = model(Variable(images.rows(range)), ctx).softmaxCrossEntropy(labels: Array(labels[range]),
+                                                                                         normalizer: globalBatchSize)
                 ctx.tape!.backward(from: loss)
                 lossOut[r] = loss.value.scalarValue
             }
         }
-        BLAS.setThreads(blasThreads)
-        Parallel.workers = workers
         for p in model.parameters where p.isTrainable {
             for a in accumulators { if let g = a.gradient(of: p) { p.grad.addScaled(g) } }
         }
