@@ -90,56 +90,90 @@ public struct Int8Layer: Equatable, Sendable {
     }
 
     /// The layer's output for `x` (`[N, H, W, cin]` for Conv2D, `[N, in]` for MatMul), with
-    /// `relu` applied; processed in chunks of at most `chunkImages` images to bound im2col.
-    func forward(_ x: Tensor, stride: Int, padding: Padding, relu: Bool, chunkImages: Int = 64) -> Tensor {
+    /// `relu` applied, then — for a Conv2D followed by max pooling — pooled with `pool`;
+    /// processed in chunks of at most `chunkImages` images to bound im2col.
+    ///
+    /// The pooling runs on the Int32 sums, before dequantization, on a quarter of the values
+    /// for 2×2 pooling. It is exact: dequantization (`acc·s_a·s_w[c] + b[c]` with a positive
+    /// scale), ReLU and the post-quant rounding are non-decreasing per channel, so they commute
+    /// with the max — the result is bit for bit that of pooling the dequantized output.
+    func forward(_ x: Tensor, stride: Int, padding: Padding, relu: Bool, pool: (size: Int, stride: Int)? = nil,
+                 chunkImages: Int = 64) -> Tensor {
         let codes = Int8GEMM.quantize(x, step: inputScale, range: inputRange)
-        let c = weightShape.last!, kp = Int8GEMM.padded(weights.count / c), signed = inputRange.signed
+        let c = weightShape.last!, signed = inputRange.signed
         if opType == "MatMul" {
             precondition(x.rank == 2 && x.shape[1] == weightShape[0], "\(name): input \(x.shape) does not fit kernel \(weightShape)")
             let rows = x.shape[0]
-            if let vnniWeights {
-                let a = Int8GEMM.packRowsBytes(codes, rows: rows, k: weightShape[0], signed: signed)
-                return dequantize(vnniGEMM(a, rows: rows, weights: vnniWeights), shape: [rows, c], relu: relu)
+            var acc = [Int32](repeating: 0, count: rows * c)
+            acc.withUnsafeMutableBufferPointer { out in
+                if vnniWeights != nil {
+                    multiply(Int8GEMM.packRowsBytes(codes, rows: rows, k: weightShape[0], signed: signed), rows: rows, into: out.baseAddress!)
+                } else {
+                    multiply(Int8GEMM.packRows(codes, rows: rows, k: weightShape[0], signed: signed), rows: rows, into: out.baseAddress!)
+                }
             }
-            let a = Int8GEMM.packRows(codes, rows: rows, k: weightShape[0], signed: signed)
-            return dequantize(gemm(a, rows: rows, kp: kp), shape: [rows, c], relu: relu)
+            return dequantize(acc, shape: [rows, c], relu: relu)
         }
         let g = Conv2DGeometry(input: x.shape, kernel: weightShape, stride: stride, padding: padding)
         let pixels = g.outHeight * g.outWidth
-        var acc = [Int32]()
-        acc.reserveCapacity(g.rows * c)
-        var first = 0
-        while first < g.batch {
-            let images = first..<min(g.batch, first + chunkImages)
-            if let vnniWeights {
-                acc += vnniGEMM(Int8GEMM.im2colBytes(codes, signed: signed, geometry: g, images: images),
-                                rows: images.count * pixels, weights: vnniWeights)
-            } else {
-                acc += gemm(Int8GEMM.im2col(codes, signed: signed, geometry: g, images: images), rows: images.count * pixels, kp: kp)
+        var acc = [Int32](repeating: 0, count: g.batch * pixels * c)
+        acc.withUnsafeMutableBufferPointer { out in
+            var first = 0
+            while first < g.batch {
+                let images = first..<min(g.batch, first + chunkImages)
+                let into = out.baseAddress! + first * pixels * c
+                if vnniWeights != nil {
+                    multiply(Int8GEMM.im2colBytes(codes, signed: signed, geometry: g, images: images), rows: images.count * pixels, into: into)
+                } else {
+                    multiply(Int8GEMM.im2col(codes, signed: signed, geometry: g, images: images), rows: images.count * pixels, into: into)
+                }
+                first = images.upperBound
             }
-            first = images.upperBound
         }
-        return dequantize(acc, shape: [g.batch, g.outHeight, g.outWidth, c], relu: relu)
+        let shape = [g.batch, g.outHeight, g.outWidth, c]
+        guard let pool else { return dequantize(acc, shape: shape, relu: relu) }
+        let (pooled, pooledShape) = Self.maxPool(acc, shape: shape, size: pool.size, stride: pool.stride)
+        return dequantize(pooled, shape: pooledShape, relu: relu)
     }
 
-    /// The VNNI kernel on rows already in its byte form.
-    private func vnniGEMM(_ a: [UInt8], rows: Int, weights: Int8GEMM.VNNIWeights) -> [Int32] {
-        [Int32](unsafeUninitializedCapacity: rows * weights.n) { c, initialized in
-            a.withUnsafeBufferPointer { Int8GEMM.multiplyVNNI(bytes: $0.baseAddress!, rows: rows, signed: inputRange.signed,
-                                                              weights: weights, into: c.baseAddress!) }
-            initialized = rows * weights.n
+    /// Max pooling (`valid`) of NHWC Int32 sums.
+    static func maxPool(_ acc: [Int32], shape: [Int], size: Int, stride: Int) -> ([Int32], [Int]) {
+        let (n, h, w, c) = (shape[0], shape[1], shape[2], shape[3])
+        precondition(h >= size && w >= size, "maxPool: \(h)×\(w) is smaller than the \(size)×\(size) window")
+        let oh = (h - size) / stride + 1, ow = (w - size) / stride + 1
+        var out = [Int32](repeating: .min, count: n * oh * ow * c)
+        acc.withUnsafeBufferPointer { a in out.withUnsafeMutableBufferPointer { o in
+            Parallel.forEach(n * oh, costPerItem: ow * c * size * size) { range in
+                for item in range {
+                    let img = item / oh, oy = item % oh
+                    for ox in 0..<ow {
+                        let dst = ((img * oh + oy) * ow + ox) * c
+                        for ky in 0..<size {
+                            for kx in 0..<size {
+                                let src = ((img * h + oy * stride + ky) * w + ox * stride + kx) * c
+                                for ch in 0..<c { o[dst + ch] = max(o[dst + ch], a[src + ch]) }
+                            }
+                        }
+                    }
+                }
+            }
+        } }
+        return (out, [n, oh, ow, c])
+    }
+
+    /// The VNNI kernel on rows in its byte form.
+    private func multiply(_ a: [UInt8], rows: Int, into c: UnsafeMutablePointer<Int32>) {
+        a.withUnsafeBufferPointer {
+            Int8GEMM.multiplyVNNI(bytes: $0.baseAddress!, rows: rows, signed: inputRange.signed, weights: vnniWeights!, into: c)
         }
     }
 
     /// The portable kernel (no VNNI on this CPU).
-    private func gemm(_ a: [Int16], rows: Int, kp: Int) -> [Int32] {
-        let n = weightShape.last!
-        return [Int32](unsafeUninitializedCapacity: rows * n) { c, initialized in
-            a.withUnsafeBufferPointer { ap in packed.withUnsafeBufferPointer { bp in
-                Int8GEMM.multiply(a: ap.baseAddress!, rows: rows, b: bp.baseAddress!, n: n, kPadded: kp, into: c.baseAddress!)
-            } }
-            initialized = rows * n
-        }
+    private func multiply(_ a: [Int16], rows: Int, into c: UnsafeMutablePointer<Int32>) {
+        a.withUnsafeBufferPointer { ap in packed.withUnsafeBufferPointer { bp in
+            Int8GEMM.multiply(a: ap.baseAddress!, rows: rows, b: bp.baseAddress!, n: weightShape.last!,
+                              kPadded: Int8GEMM.padded(weights.count / weightShape.last!), into: c)
+        } }
     }
 
     /// `y = acc·(s_a·s_w[c]) + bias[c]`, then ReLU and the post-quant output grid.

@@ -144,7 +144,12 @@ public final class Int8Model {
         var i = 0
         while i < modules.count {
             let next = i + 1 < modules.count ? modules[i + 1] : nil
-            if modules[i] is ReLU, let pool = next as? MaxPool {
+            if let conv = modules[i] as? Conv2D, let layer = layers[conv.name], next is ReLU,
+               i + 2 < modules.count, let pool = modules[i + 2] as? MaxPool {
+                // Conv → ReLU → MaxPool: pooled on the integer sums (Int8Layer.forward).
+                h = layer.forward(h, stride: conv.stride, padding: conv.padding, relu: true, pool: (pool.size, pool.stride))
+                i += 3
+            } else if modules[i] is ReLU, let pool = next as? MaxPool {
                 h = Variable(h).maxPool2d(size: pool.size, stride: pool.stride, relu: true).value
                 i += 2
             } else if let fusable = modules[i] as? ActivationFusable {
