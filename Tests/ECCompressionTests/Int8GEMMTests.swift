@@ -71,4 +71,24 @@ final class Int8GEMMTests: XCTestCase {
             }
         }
     }
+
+    /// The branch-free codes equal `QuantRange.level` everywhere: ties (to even), both clip
+    /// ends, far out of range, every width and signedness.
+    func testQuantizeEqualsLevel() {
+        var rng = RNG(seed: 11)
+        var values: [Float] = [0, -0.0, 0.5, 1.5, 2.5, -0.5, -1.5, -2.5, 127.5, 128.5, -128.5, 254.5, 255.5, 1e9, -1e9]
+        for _ in 0..<2000 { values.append(Float(Int(rng.next() % 1_200_000) - 600_000) / 2000) }
+        let x = Tensor(shape: [values.count], scalars: values)
+        for bits in 1...8 {
+            for signed in [false, true] {
+                let range = QuantRange(bits: bits, signed: signed), step: Float = 0.5
+                let codes = Int8GEMM.quantize(x, step: step, range: range)
+                for (i, v) in values.enumerated() {
+                    let level = range.level(v / step)
+                    let expected = signed ? UInt8(bitPattern: Int8(level)) : UInt8(level)
+                    XCTAssertEqual(codes[i], expected, "\(v) at \(bits) bits signed \(signed)")
+                }
+            }
+        }
+    }
 }

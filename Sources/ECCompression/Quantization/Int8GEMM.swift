@@ -67,9 +67,9 @@ enum Int8GEMM {
         return out
     }
 
-    /// `im2col` in the VNNI kernel's byte form: each (kh, kw) position's `cin` codes are one
-    /// contiguous run (copied whole for unsigned codes); outside the image, and in the padding
-    /// up to `kPadded`, the value 0's byte.
+    /// `im2col` in the VNNI kernel's byte form: for each kernel row, the window's in-image
+    /// positions are one contiguous run of codes (`kw·cin` bytes in the interior), copied
+    /// whole; outside the image, and in the padding up to `kPadded`, the value 0's byte.
     static func im2colBytes(_ codes: [UInt8], signed: Bool, geometry g: Conv2DGeometry, images: Range<Int>) -> [UInt8] {
         let kp = padded(g.patch), pixels = g.outHeight * g.outWidth, c = g.inChannels
         let zero = kernelByte(0, signed: signed)
@@ -80,22 +80,22 @@ enum Int8GEMM {
                 for item in range {
                     let local = item / g.outHeight, oy = item % g.outHeight, image = images.lowerBound + local
                     for ox in 0..<g.outWidth {
-                        var o = ((local * g.outHeight + oy) * g.outWidth + ox) * kp
+                        let row = ((local * g.outHeight + oy) * g.outWidth + ox) * kp
+                        let ix0 = ox * g.stride - g.padLeft
+                        let kxLow = max(0, -ix0), kxHigh = min(g.kernelWidth, g.width - ix0)
+                        guard kxLow < kxHigh else { continue }
                         for ky in 0..<g.kernelHeight {
                             let iy = oy * g.stride + ky - g.padTop
-                            for kx in 0..<g.kernelWidth {
-                                let ix = ox * g.stride + kx - g.padLeft
-                                if iy >= 0 && iy < g.height && ix >= 0 && ix < g.width {
-                                    let i = ((image * g.height + iy) * g.width + ix) * c
-                                    if signed {
-                                        for ch in 0..<c { d[o + ch] = s[i + ch] ^ 0x80 }
-                                    } else if c == 1 {
-                                        d[o] = s[i]
-                                    } else {
-                                        (d + o).update(from: s + i, count: c)
-                                    }
-                                }
-                                o += c
+                            guard iy >= 0 && iy < g.height else { continue }
+                            let from = s + ((image * g.height + iy) * g.width + ix0 + kxLow) * c
+                            let to = d + row + (ky * g.kernelWidth + kxLow) * c
+                            let count = (kxHigh - kxLow) * c
+                            if signed {
+                                for i in 0..<count { to[i] = from[i] ^ 0x80 }
+                            } else if count < 32 {
+                                for i in 0..<count { to[i] = from[i] }
+                            } else {
+                                to.update(from: from, count: count)
                             }
                         }
                     }
@@ -160,10 +160,16 @@ enum Int8GEMM {
     static func quantize(_ x: Tensor, step: Float, range: QuantRange) -> [UInt8] {
         [UInt8](unsafeUninitializedCapacity: x.count) { out, initialized in
             x.withUnsafeBufferPointer { xp in
-                if range.signed {
+                if range.isBinary {
                     for i in xp.indices { out[i] = UInt8(bitPattern: Int8(range.level(xp[i] / step))) }
                 } else {
-                    for i in xp.indices { out[i] = UInt8(range.level(xp[i] / step)) }
+                    // level()'s own rounding, x + 1.5·2²³ (nearest, ties to even), read off the
+                    // sum's low mantissa byte: that byte is the code in two's complement, with
+                    // no Float → Int conversion (and its range check) per element — vectorizes.
+                    let lowest = -range.qn, highest = range.qp, magic: Float = 12_582_912
+                    for i in xp.indices {
+                        out[i] = UInt8(truncatingIfNeeded: (min(max(xp[i] / step, lowest), highest) + magic).bitPattern)
+                    }
                 }
             }
             initialized = x.count
