@@ -36,7 +36,37 @@ void cint8_gemm_u8s8(const uint8_t *a, int rows, int kp, const int8_t *packed, i
     // from memory once per block.)
     for (; i + 4 <= rows; i += 4) {
         const uint8_t *a0 = a + (long)i * kp, *a1 = a0 + kp, *a2 = a1 + kp, *a3 = a2 + kp;
-        for (int nb = 0; nb < blocks; nb++) {
+        int nb = 0;
+        // Four full blocks (64 outputs) at a time: 16 accumulators; each group loads four weight
+        // vectors and four activation words for 16 dot products.
+        for (; nb + 4 <= blocks && (nb + 4) * 16 <= n; nb += 4) {
+            const int8_t *b0 = packed + (long)nb * groups * 64, *b1 = b0 + (long)groups * 64;
+            const int8_t *b2 = b1 + (long)groups * 64, *b3 = b2 + (long)groups * 64;
+            __m512i acc[4][4];
+            for (int r = 0; r < 4; r++) for (int q = 0; q < 4; q++) acc[r][q] = _mm512_setzero_si512();
+            for (int g = 0; g < groups; g++) {
+                __m512i w0 = _mm512_loadu_si512((const void *)(b0 + (long)g * 64));
+                __m512i w1 = _mm512_loadu_si512((const void *)(b1 + (long)g * 64));
+                __m512i w2 = _mm512_loadu_si512((const void *)(b2 + (long)g * 64));
+                __m512i w3 = _mm512_loadu_si512((const void *)(b3 + (long)g * 64));
+                const uint8_t *rows4[4] = {a0, a1, a2, a3};
+                for (int r = 0; r < 4; r++) {
+                    int32_t x;
+                    memcpy(&x, rows4[r] + 4 * g, 4);
+                    __m512i xv = _mm512_set1_epi32(x);
+                    acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], xv, w0);
+                    acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], xv, w1);
+                    acc[r][2] = _mm512_dpbusd_epi32(acc[r][2], xv, w2);
+                    acc[r][3] = _mm512_dpbusd_epi32(acc[r][3], xv, w3);
+                }
+            }
+            for (int q = 0; q < 4; q++) {
+                __m512i corr = correction ? _mm512_loadu_si512((const void *)(correction + (nb + q) * 16)) : _mm512_setzero_si512();
+                for (int r = 0; r < 4; r++)
+                    _mm512_storeu_si512((void *)(c + (long)(i + r) * n + (nb + q) * 16), _mm512_sub_epi32(acc[r][q], corr));
+            }
+        }
+        for (; nb < blocks; nb++) {
             const int8_t *bb = packed + (long)nb * groups * 64;
             int lanes = n - nb * 16 < 16 ? n - nb * 16 : 16;
             __mmask16 mask = (__mmask16)((1u << lanes) - 1u);
