@@ -91,14 +91,14 @@ public struct Int8Layer: Equatable, Sendable {
 
     /// The layer's output for `x` (`[N, H, W, cin]` for Conv2D, `[N, in]` for MatMul), with
     /// `relu` applied, then — for a Conv2D followed by max pooling — pooled with `pool`;
-    /// processed in chunks of at most `chunkImages` images to bound im2col.
+    /// processed in chunks of `chunkImages` images, each through every stage while in cache.
     ///
     /// The pooling runs on the Int32 sums, before dequantization, on a quarter of the values
     /// for 2×2 pooling. It is exact: dequantization (`acc·s_a·s_w[c] + b[c]` with a positive
     /// scale), ReLU and the post-quant rounding are non-decreasing per channel, so they commute
     /// with the max — the result is bit for bit that of pooling the dequantized output.
     func forward(_ x: Tensor, stride: Int, padding: Padding, relu: Bool, pool: (size: Int, stride: Int)? = nil,
-                 chunkImages: Int = 64) -> Tensor {
+                 chunkImages: Int = 8) -> Tensor {
         let codes = Int8GEMM.quantize(x, step: inputScale, range: inputRange)
         let c = weightShape.last!, signed = inputRange.signed
         if opType == "MatMul" {
@@ -116,65 +116,82 @@ public struct Int8Layer: Equatable, Sendable {
         }
         let g = Conv2DGeometry(input: x.shape, kernel: weightShape, stride: stride, padding: padding)
         let pixels = g.outHeight * g.outWidth
-        var acc = [Int32](repeating: 0, count: g.batch * pixels * c)
-        acc.withUnsafeMutableBufferPointer { out in
+        let pooledGeometry = pool.map { (size: $0.size, stride: $0.stride,
+                                         height: (g.outHeight - $0.size) / $0.stride + 1, width: (g.outWidth - $0.size) / $0.stride + 1) }
+        if let p = pooledGeometry {
+            precondition(g.outHeight >= p.size && g.outWidth >= p.size, "\(name): \(g.outHeight)×\(g.outWidth) output is smaller than the pool")
+        }
+        let outPixels = pooledGeometry.map { $0.height * $0.width } ?? pixels
+        var y = Tensor(uninitializedShape: [g.batch, pooledGeometry?.height ?? g.outHeight, pooledGeometry?.width ?? g.outWidth, c])
+        let chunk = min(chunkImages, g.batch)
+        // One chunk of images at a time, each through every stage while it is in cache; the
+        // sums' buffers are reused from chunk to chunk.
+        var acc = [Int32](unsafeUninitializedCapacity: chunk * pixels * c) { _, n in n = chunk * pixels * c }
+        var pooled = [Int32](unsafeUninitializedCapacity: pooledGeometry == nil ? 0 : chunk * outPixels * c) { _, n in
+            n = pooledGeometry == nil ? 0 : chunk * outPixels * c
+        }
+        y.withUnsafeMutableBufferPointer { yp in acc.withUnsafeMutableBufferPointer { ap in pooled.withUnsafeMutableBufferPointer { pp in
             var first = 0
             while first < g.batch {
-                let images = first..<min(g.batch, first + chunkImages)
-                let into = out.baseAddress! + first * pixels * c
+                let images = first..<min(g.batch, first + chunk)
                 if vnniWeights != nil {
-                    multiply(Int8GEMM.im2colBytes(codes, signed: signed, geometry: g, images: images), rows: images.count * pixels, into: into)
+                    multiply(Int8GEMM.im2colBytes(codes, signed: signed, geometry: g, images: images), rows: images.count * pixels,
+                             into: ap.baseAddress!)
                 } else {
-                    multiply(Int8GEMM.im2col(codes, signed: signed, geometry: g, images: images), rows: images.count * pixels, into: into)
+                    multiply(Int8GEMM.im2col(codes, signed: signed, geometry: g, images: images), rows: images.count * pixels,
+                             into: ap.baseAddress!)
                 }
+                var sums = UnsafeBufferPointer(start: ap.baseAddress!, count: images.count * pixels * c)
+                if let p = pooledGeometry {
+                    Self.maxPool(sums, images: images.count, height: g.outHeight, width: g.outWidth, channels: c,
+                                 size: p.size, stride: p.stride, into: pp.baseAddress!)
+                    sums = UnsafeBufferPointer(start: pp.baseAddress!, count: images.count * outPixels * c)
+                }
+                dequantize(sums, relu: relu, into: yp.baseAddress! + first * outPixels * c)
                 first = images.upperBound
             }
-        }
-        let shape = [g.batch, g.outHeight, g.outWidth, c]
-        guard let pool else { return dequantize(acc, shape: shape, relu: relu) }
-        let (pooled, pooledShape) = Self.maxPool(acc, shape: shape, size: pool.size, stride: pool.stride)
-        return dequantize(pooled, shape: pooledShape, relu: relu)
+        } } }
+        return y
     }
 
-    /// Max pooling (`valid`) of NHWC Int32 sums.
-    static func maxPool(_ acc: [Int32], shape: [Int], size: Int, stride: Int) -> ([Int32], [Int]) {
-        let (n, h, w, c) = (shape[0], shape[1], shape[2], shape[3])
-        precondition(h >= size && w >= size, "maxPool: \(h)×\(w) is smaller than the \(size)×\(size) window")
+    /// Max pooling (`valid`) of NHWC Int32 sums `[images, height, width, channels]` into `out`.
+    static func maxPool(_ a: UnsafeBufferPointer<Int32>, images n: Int, height h: Int, width w: Int, channels c: Int,
+                        size: Int, stride: Int, into o: UnsafeMutablePointer<Int32>) {
         let oh = (h - size) / stride + 1, ow = (w - size) / stride + 1
-        var out = [Int32](repeating: .min, count: n * oh * ow * c)
-        acc.withUnsafeBufferPointer { a in out.withUnsafeMutableBufferPointer { o in
-            Parallel.forEach(n * oh, costPerItem: ow * c * size * size) { range in
-                for item in range {
-                    let img = item / oh, oy = item % oh
-                    if size == 2 && stride == 2 && c % 16 == 0 {  // the common case, 16 lanes at a time
-                        for ox in 0..<ow {
-                            let dst = ((img * oh + oy) * ow + ox) * c
-                            let r0 = ((img * h + 2 * oy) * w + 2 * ox) * c, r1 = r0 + w * c
-                            var ch = 0
-                            while ch < c {
-                                let m0 = pointwiseMax(load16(a, r0 + ch), load16(a, r0 + c + ch))
-                                let m1 = pointwiseMax(load16(a, r1 + ch), load16(a, r1 + c + ch))
-                                UnsafeMutableRawPointer(o.baseAddress! + dst + ch).storeBytes(of: pointwiseMax(m0, m1),
-                                                                                              as: SIMD16<Int32>.self)
-                                ch += 16
-                            }
-                        }
-                        continue
-                    }
+        Parallel.forEach(n * oh, costPerItem: ow * c * size * size) { range in
+            for item in range {
+                let img = item / oh, oy = item % oh
+                if size == 2 && stride == 2 && c % 16 == 0 {  // the common case, 16 lanes at a time
                     for ox in 0..<ow {
                         let dst = ((img * oh + oy) * ow + ox) * c
-                        for ky in 0..<size {
-                            for kx in 0..<size {
-                                let src = ((img * h + oy * stride + ky) * w + ox * stride + kx) * c
-                                for ch in 0..<c { o[dst + ch] = max(o[dst + ch], a[src + ch]) }
-                            }
+                        let r0 = ((img * h + 2 * oy) * w + 2 * ox) * c, r1 = r0 + w * c
+                        var ch = 0
+                        while ch < c {
+                            let m0 = max16(load16(a, r0 + ch), load16(a, r0 + c + ch))
+                            let m1 = max16(load16(a, r1 + ch), load16(a, r1 + c + ch))
+                            UnsafeMutableRawPointer(o + dst + ch).storeBytes(of: max16(m0, m1), as: SIMD16<Int32>.self)
+                            ch += 16
+                        }
+                    }
+                    continue
+                }
+                for ox in 0..<ow {
+                    let dst = ((img * oh + oy) * ow + ox) * c
+                    for ch in 0..<c { o[dst + ch] = .min }
+                    for ky in 0..<size {
+                        for kx in 0..<size {
+                            let src = ((img * h + oy * stride + ky) * w + ox * stride + kx) * c
+                            for ch in 0..<c { o[dst + ch] = max(o[dst + ch], a[src + ch]) }
                         }
                     }
                 }
             }
-        } }
-        return (out, [n, oh, ow, c])
+        }
     }
+
+    /// Lane-wise max, written out so it inlines (the generic `pointwiseMax` did not).
+    @inline(__always)
+    private static func max16(_ x: SIMD16<Int32>, _ y: SIMD16<Int32>) -> SIMD16<Int32> { x.replacing(with: y, where: y .> x) }
 
     @inline(__always)
     private static func load16(_ p: UnsafeBufferPointer<Int32>, _ i: Int) -> SIMD16<Int32> {
@@ -198,23 +215,26 @@ public struct Int8Layer: Equatable, Sendable {
 
     /// `y = acc·(s_a·s_w[c]) + bias[c]`, then ReLU and the post-quant output grid.
     private func dequantize(_ acc: [Int32], shape: [Int], relu: Bool) -> Tensor {
-        let c = shape.last!
+        var y = Tensor(uninitializedShape: shape)
+        y.withUnsafeMutableBufferPointer { yp in acc.withUnsafeBufferPointer { dequantize($0, relu: relu, into: yp.baseAddress!) } }
+        return y
+    }
+
+    /// `dequantize` of the sums `acc` (rows of C channels) into `y`.
+    private func dequantize(_ acc: UnsafeBufferPointer<Int32>, relu: Bool, into y: UnsafeMutablePointer<Float>) {
+        let c = weightShape.last!
         let scale = (0..<c).map { inputScale * weightScale[weightScale.count == 1 ? 0 : $0] }
         let b = bias ?? [Float](repeating: 0, count: c)
-        var y = Tensor(uninitializedShape: shape)
         let floor: Float = relu ? 0 : -.infinity
-        y.withUnsafeMutableBufferPointer { yp in acc.withUnsafeBufferPointer { ap in
-            scale.withUnsafeBufferPointer { sp in b.withUnsafeBufferPointer { bp in
-                // Row by row (one output pixel or sample): no division per element, vectorised.
-                for r in 0..<(yp.count / c) {
-                    let o = r * c
-                    for j in 0..<c { yp[o + j] = max(Float(ap[o + j]) * sp[j] + bp[j], floor) }
-                }
-            } }
-            if let output {
-                for i in yp.indices { yp[i] = output.range.level(yp[i] / output.scale) * output.scale }
+        scale.withUnsafeBufferPointer { sp in b.withUnsafeBufferPointer { bp in
+            // Row by row (one output pixel or sample): no division per element, vectorised.
+            for r in 0..<(acc.count / c) {
+                let o = r * c
+                for j in 0..<c { y[o + j] = max(Float(acc[o + j]) * sp[j] + bp[j], floor) }
             }
         } }
-        return y
+        if let output {
+            for i in 0..<acc.count { y[i] = output.range.level(y[i] / output.scale) * output.scale }
+        }
     }
 }
