@@ -69,7 +69,9 @@ enum Int8GEMM {
 
     /// `im2col` in the VNNI kernel's byte form: for each kernel row, the window's in-image
     /// positions are one contiguous run of codes (`kw·cin` bytes in the interior), copied
-    /// whole; outside the image, and in the padding up to `kPadded`, the value 0's byte.
+    /// whole; outside the image, the value 0's byte. The k padding (`patch..<kPadded`) is left
+    /// unspecified — the packed weights there are zero and the signed-offset correction sums
+    /// the weights only, so it never reaches a result.
     static func im2colBytes(_ codes: [UInt8], signed: Bool, geometry g: Conv2DGeometry, images: Range<Int>) -> [UInt8] {
         let kp = padded(g.patch), pixels = g.outHeight * g.outWidth, c = g.inChannels
         let zero = kernelByte(0, signed: signed)
@@ -84,6 +86,19 @@ enum Int8GEMM {
                         let ix0 = ox * g.stride - g.padLeft
                         let kxLow = max(0, -ix0), kxHigh = min(g.kernelWidth, g.width - ix0)
                         guard kxLow < kxHigh else { continue }
+                        let iy0 = oy * g.stride - g.padTop
+                        if c == 1 && g.kernelWidth == 3 && g.kernelHeight == 3 && g.patch < kp && ix0 >= 0 && ix0 + 3 < g.width
+                            && iy0 >= 0 && iy0 + 3 <= g.height {
+                            // A single-channel 3×3 window inside the image: each kernel row as one
+                            // 4-byte word (its 4th byte is overwritten by the next row's, the last
+                            // one lands in the k padding, which meets zero weights).
+                            let flip: UInt32 = signed ? 0x8080_8080 : 0
+                            for ky in 0..<3 {
+                                let word = UnsafeRawPointer(s + (image * g.height + iy0 + ky) * g.width + ix0).loadUnaligned(as: UInt32.self)
+                                UnsafeMutableRawPointer(d + row + ky * 3).storeBytes(of: word ^ flip, as: UInt32.self)
+                            }
+                            continue
+                        }
                         for ky in 0..<g.kernelHeight {
                             let iy = oy * g.stride + ky - g.padTop
                             guard iy >= 0 && iy < g.height else { continue }
