@@ -12,7 +12,8 @@ import ECTensor
 /// sparsifier masks applied to weights and int8 zero codes all show without knowing who made
 /// them. The compressor parts add columns to the layer they belong to:
 /// - `pruner/keep/<group>` → `channels` kept / total, on every tensor of the group's producers;
-/// - `quantizer/step/weight:<layer>` (or an int8 export's `<layer>/weight_scale`) and
+/// - `quantizer/step/weight:<layer>` (`winograd_weight:<layer>` for an `int8_winograd` layer;
+///   an int8 export's `<layer>/weight_scale` / `winograd_weight_scale`) and
 ///   `…input:<layer>` → weight and activation step sizes; bit widths come from the save_dir's
 ///   `summary.json` (`quantizer.layers`) or the int8 export's plan, when present.
 public struct CheckpointInspection: Codable, Equatable {
@@ -98,6 +99,11 @@ public struct CheckpointInspection: Codable, Equatable {
         for name in st.names {
             guard let values = st[name]?.tensor?.scalars.map(Double.init) else { continue }
             if name.hasPrefix("quantizer/step/weight:") { weightScales[String(name.dropFirst("quantizer/step/weight:".count))] = values }
+            // Winograd layers (int8_winograd): the step of the kernel in the Winograd domain.
+            if name.hasPrefix("quantizer/step/winograd_weight:") {
+                weightScales[String(name.dropFirst("quantizer/step/winograd_weight:".count))] = values
+            }
+            if name.hasSuffix("/winograd_weight_scale") { weightScales[String(name.dropLast("/winograd_weight_scale".count))] = values }
             if name.hasPrefix("quantizer/step/input:") { activationScales[String(name.dropFirst("quantizer/step/input:".count))] = values.first }
             if name.hasSuffix("/weight_scale") { weightScales[String(name.dropLast("/weight_scale".count))] = values }
             if name.hasSuffix("/input_scale") { activationScales[String(name.dropLast("/input_scale".count))] = values.first }
@@ -113,7 +119,7 @@ public struct CheckpointInspection: Codable, Equatable {
             }
             let zeros = zeroCount(entry)
             let layer = name.split(separator: "/").dropLast().joined(separator: "/")
-            let isKernel = name.hasSuffix("/weight") || name.hasSuffix("/weight_int8")
+            let isKernel = name.hasSuffix("/weight") || name.hasSuffix("/weight_int8") || name.hasSuffix("/winograd_weight_int8")
             rows.append(Row(name: name, shape: entry.shape, dtype: entry.dtype.rawValue, elements: entry.elementCount, zeros: zeros,
                             sparsity: entry.elementCount == 0 ? 0 : Double(zeros) / Double(entry.elementCount),
                             channels: channels[layer], wbits: isKernel ? bits[layer]?.wbits : nil,

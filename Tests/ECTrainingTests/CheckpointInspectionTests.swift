@@ -86,6 +86,20 @@ final class CheckpointInspectionTests: XCTestCase {
         XCTAssertGreaterThan(codes.sparsity, 0, "4-bit codes of small weights are often 0")
     }
 
+    /// An `int8_winograd` layer shows its Winograd-domain kernel step (in the run and in the
+    /// int8 export's `winograd_weight_int8` row).
+    func testWinogradLayersShowTheirKernelStep() throws {
+        let (config, dir) = try trainJob("wino", compression: "quantizer: {bits: 8, wbits: 8, signed: false, int8_winograd: true, step_interval: 2, num_trials: 2}")
+        let conv2 = try XCTUnwrap(try json(dir).rows.first { $0.name == "conv2/weight" })
+        XCTAssertEqual(conv2.wbits, 8)
+        XCTAssertEqual(conv2.weightScale?.count, 1)
+        let int8 = work.appendingPathComponent("wino.safetensors").path
+        XCTAssertEqual(try cli(["export", "--format", "int8", "--from", dir, "--config", config, "--out", int8]).status, 0)
+        let codes = try XCTUnwrap(try json(int8).rows.first { $0.name == "conv2/winograd_weight_int8" })
+        XCTAssertEqual(codes.shape, [16, 32, 64])
+        XCTAssertEqual(codes.weightScale, conv2.weightScale)
+    }
+
     /// Sparsity counts exact zeros of any dtype (−0.0 included), whoever made them.
     func testSparsityOfAnyFile() throws {
         let url = work.appendingPathComponent("w.safetensors")
