@@ -112,4 +112,18 @@ final class KillResumeTests: XCTestCase {
         let found = try WeightLoader.readTensors(from: run.saveDir)
         for name in expected.names { XCTAssertEqual(found[name], expected[name], name) }
     }
+
+    /// Resuming on another number of ranks continues the job (the data position and the
+    /// global batch do not depend on it) and says that the result is not bit-identical.
+    func testResumingOnAnotherWorldSizeContinuesWithAWarning() throws {
+        let run = try job("resize", compression: Self.pruner)
+        let crash = try TrainCommand.run(run.config, environment: ["EC_FAULT_KILL": "0:5"], timeoutSeconds: 60)
+        XCTAssertNotEqual(crash.status, 0)
+        let resumed = try TrainCommand.run(run.config, ranks: 2, args: ["--resume"])
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertTrue(resumed.stderr.contains("was written by a job on 1 rank(s), this one runs on 2"), resumed.stderr)
+        XCTAssertTrue(resumed.stderr.contains("resumed from step 3"), resumed.stderr)
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: run.saveDir + "/summary.json")))
+        XCTAssertEqual((summary as? [String: Any])?["steps"] as? Int, 8)
+    }
 }

@@ -111,6 +111,12 @@ public final class CheckpointHook: SessionRunHook {
                 reason: "it was written by a job with model \(state.model), batch_size \(state.batchSize), seed \(state.seed); "
                     + "this job has \(model.name), \(batchSize), \(seed)")
         }
+        if state.worldSize != worldSize {
+            // The data position and the global batch are world-size independent, so the job
+            // continues correctly; only bit-identity with an uninterrupted run needs the same N.
+            log.warning("\(checkpoint.url.path) was written by a job on \(state.worldSize) rank(s), this one runs on "
+                        + "\(worldSize): training continues from it, but not bit for bit as the original world size would")
+        }
         let weights = try WeightLoader.weights(for: model, from: checkpoint.tensors, file: checkpoint.tensorsPath)
         try optimizer.importState(checkpoint.tensors, for: model.parameters)
         var saved: [String: CompressorState] = [:]
