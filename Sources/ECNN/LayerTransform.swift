@@ -18,12 +18,21 @@ public protocol LayerTransform: AnyObject {
     func transformWinogradTiles(_ v: Variable, layer: String, ctx: ForwardContext) -> Variable
     /// The transformed kernel `U [16, cin, cout]` of a Winograd layer.
     func transformWinogradKernel(_ u: Variable, layer: String, ctx: ForwardContext) -> Variable
+    /// Whether several passes may run through this transform at once (thread replicas): it
+    /// then only reads shared state during a pass and sends gradients of its own values to the
+    /// pass's `ForwardContext.gradients`. Default: false.
+    var supportsReplicas: Bool { get }
+    /// After replicated passes: takes in the gradients each pass left for the transform's own
+    /// values (`GradientAccumulator.extras`), in replica order.
+    func absorbReplicaGradients(_ accumulators: [GradientAccumulator])
 }
 
 extension LayerTransform {
     public func usesWinograd(layer: String) -> Bool { false }
     public func transformWinogradTiles(_ v: Variable, layer: String, ctx: ForwardContext) -> Variable { v }
     public func transformWinogradKernel(_ u: Variable, layer: String, ctx: ForwardContext) -> Variable { u }
+    public var supportsReplicas: Bool { false }
+    public func absorbReplicaGradients(_ accumulators: [GradientAccumulator]) {}
 }
 
 extension ForwardContext {

@@ -44,6 +44,8 @@ public final class ForwardContext {
 public final class GradientAccumulator {
     /// Gradient by parameter identity (only parameters the pass used).
     public private(set) var gradients: [ObjectIdentifier: Tensor] = [:]
+    /// Gradients of values that are not parameters (a layer transform's step sizes), by key.
+    public private(set) var extras: [String: Tensor] = [:]
 
     public init() {}
 
@@ -55,6 +57,15 @@ public final class GradientAccumulator {
             gradients[key] = g
         } else {
             gradients[key]!.addScaled(g)
+        }
+    }
+
+    /// Adds `g` to the gradient kept under `key` (for values that are not parameters).
+    public func add(_ g: Tensor, key: String) {
+        if extras[key] == nil {
+            extras[key] = g
+        } else {
+            extras[key]!.addScaled(g)
         }
     }
 

@@ -20,6 +20,7 @@ struct QATBenchmark {
                                                               learningRate: 0.01)))
             }
             let s = try MonitoredSession(model: model, optimizer: try SGD(learningRate: 0.01, momentum: 0.9), hooks: hooks)
+            s.threadReplicas = options.threads  // as the trainer does (the calibrated quantizer supports them)
             return (s, try BatchSchedule(dataset: data, batchSize: 64, seed: 1).makeIterator())
         }
         var (fp32, fp32Batches) = try session(quantized: false)

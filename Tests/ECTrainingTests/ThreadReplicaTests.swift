@@ -37,6 +37,16 @@ final class ThreadReplicaTests: XCTestCase {
     /// same single-threaded kernels, gradients summed g₀ + g₁): the CLI job on one process
     /// with `thread_replicas: 2` and under `mpirun -np 2` end with bit-identical weights.
     func testTwoThreadReplicasEqualTwoRanksBitForBit() throws {
+        try assertTwoThreadReplicasEqualTwoRanks(compression: "pruner: {compression_ratio: 0.3, step_interval: 3, num_trials: 2}")
+    }
+
+    /// The quantizer too: each replica's step-size gradients go to its own accumulator and are
+    /// summed in replica order, as the chief's reduce sums the ranks'.
+    func testQuantizationWithTwoThreadReplicasEqualsTwoRanksBitForBit() throws {
+        try assertTwoThreadReplicasEqualTwoRanks(compression: "quantizer: {step_interval: 3, num_trials: 2, signed: false}")
+    }
+
+    func assertTwoThreadReplicasEqualTwoRanks(compression: String, file: StaticString = #filePath, line: UInt = #line) throws {
         let work = try TestPaths.temporaryDirectory(name)
         defer { try? FileManager.default.removeItem(at: work) }
         func job(_ name: String, replicas: Int) throws -> (String, String) {
@@ -51,18 +61,18 @@ final class ThreadReplicaTests: XCTestCase {
                 thread_replicas: \(replicas)
                 save_dir: \(dir)
                 compression:
-                  pruner: {compression_ratio: 0.3, step_interval: 3, num_trials: 2}
+                  \(compression)
                 """.write(toFile: file, atomically: true, encoding: .utf8)
             return (file, dir)
         }
         let (replicated, replicatedDir) = try job("replicas", replicas: 2)
         let (ranks, ranksDir) = try job("ranks", replicas: 1)
         let a = try TrainCommand.run(replicated), b = try TrainCommand.run(ranks, ranks: 2)
-        XCTAssertEqual(a.status, 0, a.stderr)
-        XCTAssertEqual(b.status, 0, b.stderr)
+        XCTAssertEqual(a.status, 0, a.stderr, file: file, line: line)
+        XCTAssertEqual(b.status, 0, b.stderr, file: file, line: line)
         let x = try WeightLoader.readTensors(from: replicatedDir), y = try WeightLoader.readTensors(from: ranksDir)
-        XCTAssertEqual(x.names, y.names)
-        for name in x.names { XCTAssertEqual(x[name], y[name], name) }
+        XCTAssertEqual(x.names, y.names, file: file, line: line)
+        for name in x.names { XCTAssertEqual(x[name], y[name], name, file: file, line: line) }
     }
 
     func testReplicatedTrainingIsDeterministic() throws {
@@ -92,6 +102,9 @@ final class ThreadReplicaTests: XCTestCase {
         XCTAssertEqual(plain.replicaCount(batch: 15), 1, "fewer than 8 samples per replica")
         let quantizer = try LSQQuantizer(config: QuantizerConfig(), calibration: nil, learningRate: 0.01)
         try quantizer.prepare(model: cnn, communicator: SingleProcessCommunicator())
-        XCTAssertEqual(plain.replicaCount(batch: 64), 1, "the quantizer's step-size gradients would race")
+        XCTAssertEqual(plain.replicaCount(batch: 64), 1, "uncalibrated: the first pass would set step sizes")
+        let calibrated = try LSQQuantizer(config: QuantizerConfig(), calibration: try batch(64).images, learningRate: 0.01)
+        try calibrated.prepare(model: cnn, communicator: SingleProcessCommunicator())
+        XCTAssertEqual(plain.replicaCount(batch: 64), 2, "calibrated: passes only read the step sizes")
     }
 }

@@ -187,6 +187,17 @@ public final class LSQQuantizer: Compressor, LayerTransform {
 
     public func usesWinograd(layer: String) -> Bool { winogradLayers.contains(layer) }
 
+    /// Once every planned step size exists (calibrated, or restored): passes then only read
+    /// them, and send their step-size gradients to their replica's accumulator.
+    public var supportsReplicas: Bool { ranges.keys.allSatisfy { steps[$0] != nil } }
+
+    /// Adds each replica's step-size gradients to this rank's, in replica order.
+    public func absorbReplicaGradients(_ accumulators: [GradientAccumulator]) {
+        for accumulator in accumulators {
+            for (key, g) in accumulator.extras where localGradients[key] != nil { localGradients[key]!.addScaled(g) }
+        }
+    }
+
     public func transformWinogradTiles(_ v: Variable, layer: String, ctx: ForwardContext) -> Variable {
         quantize(v, key: "tiles:\(layer)", ctx: ctx)
     }
@@ -204,7 +215,14 @@ public final class LSQQuantizer: Compressor, LayerTransform {
         }
         let s = steps[key]!
         let learning = ctx.tape != nil && updatesDone < config.numTrials
-        let step = learning ? ctx.tape!.leaf(s) { [unowned self] g in self.localGradients[key]!.addScaled(g) } : Variable(s)
+        let step: Variable
+        if learning, let replica = ctx.gradients {  // a thread replica's pass: its own accumulator
+            step = ctx.tape!.leaf(s) { g in replica.add(g, key: key) }
+        } else if learning {
+            step = ctx.tape!.leaf(s) { [unowned self] g in self.localGradients[key]!.addScaled(g) }
+        } else {
+            step = Variable(s)
+        }
         return v.fakeQuantLSQ(stepSize: step, range: range, channelAxisSize: channels[key] ?? nil)
     }
 }

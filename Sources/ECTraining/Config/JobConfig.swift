@@ -32,7 +32,7 @@ public struct JobConfig {
     /// OpenBLAS threads per rank (default: cores / ranks on this node).
     public var threads: Int?
     /// Forward/backward passes run at once per rank, each on a slice of the shard (default:
-    /// one per thread; models with batch norm or a quantizer use 1).
+    /// one per thread; models with batch norm use 1).
     public var threadReplicas: Int?
     /// Cross-rank consistency check interval in steps (0 = off; `--debug` sets it).
     public var debugCheckEvery: Int = 0

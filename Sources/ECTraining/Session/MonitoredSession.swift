@@ -99,10 +99,10 @@ public final class MonitoredSession {
 
     /// How many thread replicas this step may use: `threadReplicas`, unless the model keeps
     /// per-batch state a concurrent pass would race on (batch norm statistics, a layer
-    /// transform such as the quantizer's step-size gradients) or the shard is too small to
-    /// give every replica 8 samples.
+    /// transform that does not support replicas — the quantizer does once its step sizes
+    /// exist) or the shard is too small to give every replica 8 samples.
     func replicaCount(batch: Int) -> Int {
-        guard threadReplicas > 1, model.transform == nil, !hasBatchStatistics else { return 1 }
+        guard threadReplicas > 1, model.transform?.supportsReplicas ?? true, !hasBatchStatistics else { return 1 }
         return min(threadReplicas, batch / 8)
     }
 
@@ -130,6 +130,7 @@ public final class MonitoredSession {
         for p in model.parameters where p.isTrainable {
             for a in accumulators { if let g = a.gradient(of: p) { p.grad.addScaled(g) } }
         }
+        model.transform?.absorbReplicaGradients(accumulators)
         return losses.reduce(0, +)
     }
 
