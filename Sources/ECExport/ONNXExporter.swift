@@ -270,6 +270,9 @@ struct ONNXWalk {
         let perChannel = planned.weight.perChannel
         let scale = try quantization!.scales("weight:\(layer)", layer: layer, count: perChannel ? channels : 1)
         let range = QuantRange(bits: planned.weight.bits, signed: true)
+        guard w.value.scalars.allSatisfy(\.isFinite) else {
+            throw ONNXExportError.unsupportedQuantization(layer: layer, reason: "its weights hold NaN or infinity (a diverged run?)")
+        }
         let codes = Int8Layer.quantizeWeights(w.value, scale: scale, range: range)
         let shape = perChannel ? [channels] : []
         let inputs = [graph.int8s(scopePath(layer, "weight_int8"), shape: onnxShape, permute(codes, shape: w.shape, permutation)),

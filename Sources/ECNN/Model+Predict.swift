@@ -15,10 +15,7 @@ extension Model {
         let batch = images.shape.first ?? 0
         let slices = min(Parallel.workers, batch / 8)
         guard slices > 1, transform == nil else { return self(Variable(images), .inference()).value }
-        // Shared lazily-built state (block-sparse forms of the kernels) is built once, before
-        // the threads read it.
-        let warmup = ForwardContext.inference()
-        for p in parameters where p.role == .weight { _ = SparseInference.matrix(for: p, ctx: warmup) }
+        SparseInference.prepare(self)  // the cache is written here, only read by the threads
 
         return Parallel.mapBatchSlices(images, slices) { self(Variable($0), .inference()).value }
     }

@@ -21,10 +21,19 @@ public enum SparseInference {
     /// Off: every kernel runs dense (benchmarks compare both paths on one model).
     public nonisolated(unsafe) static var enabled = true
 
+    /// Builds (or confirms) the cached inference form of every kernel of `model` — call it
+    /// before passes run on several threads at once: building the cache writes the parameters.
+    public static func prepare(_ model: Model) {
+        let ctx = ForwardContext.inference()
+        for p in model.parameters where p.role == .weight { _ = matrix(for: p, ctx: ctx) }
+    }
+
     /// The block-sparse form of `weight` to use in this pass, or nil to run dense.
     static func matrix(for weight: Parameter, ctx: ForwardContext) -> BlockSparseMatrix? {
         guard enabled, ctx.tape == nil, ctx.transform == nil, weight.value.rank >= 2 else { return nil }
-        if let cached = weight.sparseForm, cached.source.sharesStorage(with: weight.value) { return cached.matrix }
+        if let cached = weight.sparseForm, cached.source.sharesStorage(with: weight.value), cached.source.shape == weight.value.shape {
+            return cached.matrix
+        }
         let value = weight.value
         let fraction = zeroBlockFraction(value)
         let matrix = fraction >= minimumZeroBlockFraction

@@ -64,6 +64,7 @@ public enum Int8Export {
                 entries["\(q.layer)/tile_scale"] = SafeTensorsEntry(shape: [1], values: [l.tileScale])
                 entries["\(q.layer)/input_scale"] = SafeTensorsEntry(shape: [1], values: [l.inputScale])
                 if let b = l.bias { entries["\(q.layer)/bias"] = SafeTensorsEntry(shape: [b.count], values: b) }
+                if let o = l.outputScale { entries["\(q.layer)/output_scale"] = SafeTensorsEntry(shape: [1], values: [o]) }
                 continue
             }
             let l = int8.layers[q.layer]!
@@ -103,10 +104,10 @@ extension Int8Model {
                                            + "is not supported (this build reads \(Int8Export.formatVersion))")
         }
         let plan: QuantizationPlan
-        do {
-            plan = try JSONDecoder().decode(QuantizationPlan.self, from: Data((st.metadata["quantization_plan"] ?? "").utf8))
+        do {  // decoded and checked (bit widths 1…8, layers, signedness) before any layer is built
+            plan = try QuantizationPlan.decode(Data((st.metadata["quantization_plan"] ?? "").utf8), path: "quantization_plan")
         } catch {
-            throw Int8ExportError.metadata(file: file, reason: "quantization_plan is missing or not a plan (\(error))")
+            throw Int8ExportError.metadata(file: file, reason: "quantization_plan is missing or not a valid plan (\(error))")
         }
 
         func entry<S: SafeTensorsScalar>(_ name: String, _: S.Type, shape: [Int]) throws -> [S] {
@@ -147,12 +148,15 @@ extension Int8Model {
                 let scale = try entry("\(q.layer)/winograd_weight_scale", Float.self, shape: [q.weight.perChannel ? c : 1])
                 let tile = try entry("\(q.layer)/tile_scale", Float.self, shape: [1])
                 let input = try entry("\(q.layer)/input_scale", Float.self, shape: [1])
-                try checkSteps(scale + tile + input, q.layer)
+                let output = try q.output.map { o in
+                    (scale: try entry("\(q.layer)/output_scale", Float.self, shape: [1])[0], range: QuantRange(bits: o.bits, signed: o.signed))
+                }
+                try checkSteps(scale + tile + input + (output.map { [$0.scale] } ?? []), q.layer)
                 let bias = try skeleton.parameter(named: biasName).map { _ in try entry(biasName, Float.self, shape: [c]) }
                 winograd[q.layer] = Int8WinogradLayer(
                     name: q.layer, weightShape: w.shape, inputStep: input[0], inputRange: QuantRange(bits: q.input.bits, signed: q.input.signed),
                     kernelCodes: codes, kernelScale: scale, kernelRange: wRange, tileScale: tile[0],
-                    tileRange: QuantRange(bits: q.input.bits, signed: true), bias: bias)
+                    tileRange: QuantRange(bits: q.input.bits, signed: true), bias: bias, output: output)
                 continue
             }
             let codes = try entry("\(q.layer)/weight_int8", Int8.self, shape: w.shape)

@@ -35,7 +35,8 @@ public struct QuantizedGraph {
 /// - `eval`: `modelDir` is a quantization-aware training run's save_dir; its newest
 ///   checkpoint's weights and step sizes are loaded into `model`, and fake quantization with
 ///   those frozen step sizes is installed on it — evaluating the model measures exactly what
-///   training quantized.
+///   training quantized. When the run left its `quantization_plan.json`, `config` must give
+///   the same plan (`QuantizerError.planMismatch` otherwise).
 /// - `export`: as `eval`, and the result's `int8` is the model with real integer weights,
 ///   which `Int8Export.write(_:to:)` saves.
 ///
@@ -61,7 +62,12 @@ public func quantizeGraph(_ model: Model, mode: QuantizeMode, modelDir: String, 
         guard let saved = try SavedRun.compressorState("quantizer", in: latest) else {
             throw TrainingError.incompatibleWeights(source: latest.url.path, reason: "it has no quantizer state: not a QAT run")
         }
-        let quantizer = try LSQQuantizer(config: config, calibration: nil, learningRate: 0)
+        // The plan the run trained with, when it left one: the job file given now must give
+        // the same (other widths or signedness would read the step sizes on the wrong grids).
+        let dir = URL(fileURLWithPath: modelDir)
+        let trained = FileManager.default.fileExists(atPath: dir.appendingPathComponent(QuantizationPlan.fileName).path)
+            ? (try QuantizationPlan.read(from: dir), modelDir) : nil
+        let quantizer = try LSQQuantizer(config: config, calibration: nil, learningRate: 0, expectedPlan: trained)
         try quantizer.prepare(model: model, communicator: SingleProcessCommunicator())
         try quantizer.restore(tensors: saved.tensors, state: saved.state)
         let int8 = mode == .export ? try Int8Model(model: model, quantizer: quantizer) : nil

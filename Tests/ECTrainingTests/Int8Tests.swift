@@ -120,6 +120,36 @@ final class Int8Tests: XCTestCase {
         XCTAssertThrowsError(try Int8Model.load(from: brokenURL, model: try XCTUnwrap(ModelZoo.make("fmnist-cnn", seed: 7)))) {
             XCTAssertTrue("\($0)".contains("'conv1/weight_int8' is I8 [3, 3, 1, 16], the model expects I8 [3, 3, 1, 32]"), "\($0)")
         }
+        // A plan in the metadata with an impossible bit width: an error, not a trap.
+        broken = st
+        broken.metadata["quantization_plan"] = st.metadata["quantization_plan"]!.replacingOccurrences(of: "\"bits\":8", with: "\"bits\":9")
+        try broken.write(to: brokenURL)
+        XCTAssertThrowsError(try Int8Model.load(from: brokenURL, model: try XCTUnwrap(ModelZoo.make("fmnist-cnn", seed: 7)))) {
+            XCTAssertTrue("\($0)".contains("not a valid plan") && "\($0)".contains("got 9"), "\($0)")
+        }
+    }
+
+    /// A diverged model (NaN weights) is refused by name, never trapped on.
+    func testNaNWeightsAreAClearError() throws {
+        let (model, q) = try quantizedGolden(bits: 8)
+        model.parameter(named: "conv2/weight")!.value[flat: 5] = .nan
+        XCTAssertThrowsError(try Int8Model(model: model, quantizer: q)) {
+            XCTAssertTrue("\($0)".contains("'conv2'") && "\($0)".contains("NaN"), "\($0)")
+        }
+    }
+
+    /// Binary post-quant outputs (0 ↦ +s) with Conv → ReLU → MaxPool: the integer path keeps
+    /// the fake-quant model's order (output grid, then ReLU), so it still equals it.
+    func testBinaryPostQuantOutputsMatchFakeQuant() throws {
+        let model = try XCTUnwrap(ModelZoo.make("fmnist-cnn", seed: 0))
+        try WeightLoader.load(into: model, from: TestPaths.goldenWeights.path)
+        var c = QuantizerConfig(bits: 1, wbits: 8)
+        c.signed = true; c.postQuant = true
+        let q = try LSQQuantizer(config: c, calibration: try Dataset.load(.train, limit: 256).images, learningRate: 0.01)
+        try q.prepare(model: model, communicator: SingleProcessCommunicator())
+        let r = try compare(model, try Int8Model(model: model, quantizer: q))
+        XCTAssertEqual(r.int8, r.fake, accuracy: 0.002, "binary post-quant: int8 \(r.int8) vs fake-quant \(r.fake)")
+        XCTAssertLessThan(r.relative, 1e-4)
     }
 
     /// (d) W4A4: still the fake-quant model's accuracy within 0.2 points.

@@ -48,6 +48,11 @@ final class QuantizeGraphTests: XCTestCase {
         XCTAssertNil(eval.int8)
         XCTAssertEqual(try Evaluator.evaluate(evalModel, on: test).accuracy, trained, "eval mode = the trained fake-quant model")
 
+        var other = config
+        other.bits = 4
+        XCTAssertThrowsError(try quantizeGraph(try fmnistCNN(), mode: .eval, modelDir: modelDir, config: other)) {
+            XCTAssertTrue("\($0)".contains("quantization_plan.json") && "\($0)".contains("W8 A8 unsigned"), "\($0)")
+        }
         let export = try quantizeGraph(try fmnistCNN(), mode: .export, modelDir: modelDir, config: config)
         let int8 = try XCTUnwrap(export.int8)
         XCTAssertEqual(int8.accuracy(on: test), trained, accuracy: 0.002, "true int8 path ≈ fake quant")

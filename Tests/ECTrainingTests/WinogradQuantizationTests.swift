@@ -61,6 +61,25 @@ final class WinogradQuantizationTests: XCTestCase {
         XCTAssertEqual(loaded(batch), a)
     }
 
+    /// `post_quant` on Winograd layers: the integer path applies the output grid after the
+    /// ReLU, as the fake-quant model does, and the export keeps it.
+    func testWinogradLayersWithPostQuant() throws {
+        let model = try XCTUnwrap(ModelZoo.make("fmnist-cnn", seed: 0))
+        try WeightLoader.load(into: model, from: TestPaths.goldenWeights.path)
+        var c = QuantizerConfig()
+        c.signed = false; c.int8Winograd = true; c.postQuant = true
+        let q = try LSQQuantizer(config: c, calibration: try Dataset.load(.train, limit: 256).images, learningRate: 0.01)
+        try q.prepare(model: model, communicator: SingleProcessCommunicator())
+        let int8 = try Int8Model(model: model, quantizer: q)
+        XCTAssertNotNil(int8.winogradLayers["conv2"]?.outputScale)
+        let batch = try Dataset.load(.test, limit: 200).images
+        let a = int8(batch), b = model(Variable(batch), .inference()).value
+        XCTAssertLessThan(a.maxAbsDifference(b) / (b.scalars.map(abs).max() ?? 1), 1e-4)
+        let url = work.appendingPathComponent("wino-pq.safetensors")
+        try Int8Export.write(int8, to: url)
+        XCTAssertEqual(try Int8Model.load(from: url, model: try XCTUnwrap(ModelZoo.make("fmnist-cnn", seed: 3)))(batch), a)
+    }
+
     /// ONNX cannot express Winograd-domain quantization: the QDQ export refuses it by name.
     func testONNXExportRefusesWinogradLayers() throws {
         let (_, q) = try quantizedGolden(bits: 8, winograd: true)

@@ -172,11 +172,15 @@ enum Int8GEMM {
     /// The 8-bit codes `level(x/s)` of every element, as LSQ's fake quantization computes them
     /// (`QuantRange.level`: round half to even after clipping to [−Qn, Qp]). Signed codes are
     /// stored as their two's-complement byte (`Int8` bit pattern), unsigned ones as `UInt8`.
+    /// A NaN input (where the fake-quant model would propagate NaN) becomes code 0.
     static func quantize(_ x: Tensor, step: Float, range: QuantRange) -> [UInt8] {
         [UInt8](unsafeUninitializedCapacity: x.count) { out, initialized in
             x.withUnsafeBufferPointer { xp in
-                if range.isBinary {
-                    for i in xp.indices { out[i] = UInt8(bitPattern: Int8(range.level(xp[i] / step))) }
+                if range.isBinary {  // ±1; NaN (a diverged input) as code 0, as on the other grids
+                    for i in xp.indices {
+                        let level = range.level(xp[i] / step)
+                        out[i] = level.isNaN ? 0 : UInt8(bitPattern: Int8(level))
+                    }
                 } else {
                     // level()'s own rounding, x + 1.5·2²³ (nearest, ties to even), read off the
                     // sum's low mantissa byte: that byte is the code in two's complement, with

@@ -38,7 +38,8 @@ extension Int8Model {
             let tileStep = tiles.lsqInitialStepSize(range: QuantRange(bits: q.input.bits, signed: true)).scalarValue
             winograd[q.layer] = winogradLayer(q, kernel: w.value, kernelStep: kernelStep, tileStep: tileStep,
                                               inputStep: inputStep.scalarValue,
-                                              bias: model.parameter(named: scopePath(q.layer, "bias"))?.value.scalars)
+                                              bias: model.parameter(named: scopePath(q.layer, "bias"))?.value.scalars,
+                                              outputStep: quantizer.steps["output:\(q.layer)"]?.scalarValue)
             layers[q.layer] = nil
             if let i = plan.quantized.firstIndex(where: { $0.layer == q.layer }) { plan.quantized[i].winograd = true }
         }

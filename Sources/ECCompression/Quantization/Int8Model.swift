@@ -76,6 +76,9 @@ public final class Int8Model {
             guard let w = model.parameter(named: q.weight.parameter) else {
                 throw Int8ModelError.layerMismatch(layer: q.layer, reason: "the model has no parameter \(q.weight.parameter)")
             }
+            guard w.value.scalars.allSatisfy(\.isFinite) else {
+                throw Int8ModelError.layerMismatch(layer: q.layer, reason: "its weights hold NaN or infinity (a diverged run?)")
+            }
             if q.winograd {
                 func step(_ key: String) throws -> Tensor {
                     guard let s = quantizer.steps[key] else { throw Int8ModelError.notPrepared(missing: key) }
@@ -84,7 +87,8 @@ public final class Int8Model {
                 winograd[q.layer] = Self.winogradLayer(
                     q, kernel: w.value, kernelStep: try step("winograd_weight:\(q.layer)"),
                     tileStep: try step("tiles:\(q.layer)").scalarValue, inputStep: try step("input:\(q.layer)").scalarValue,
-                    bias: model.parameter(named: scopePath(q.layer, "bias"))?.value.scalars)
+                    bias: model.parameter(named: scopePath(q.layer, "bias"))?.value.scalars,
+                    outputStep: try q.output.map { _ in try step("output:\(q.layer)").scalarValue })
                 continue
             }
             guard let sw = quantizer.steps["weight:\(q.layer)"] else { throw Int8ModelError.notPrepared(missing: "weight:\(q.layer)") }
@@ -107,14 +111,21 @@ public final class Int8Model {
     /// quantized with `kernelStep` (wbits), tiles with `tileStep` (`bits`, signed), the spatial
     /// input with `inputStep` on the plan's input grid.
     static func winogradLayer(_ q: QuantizedLayer, kernel: Tensor, kernelStep: Tensor, tileStep: Float, inputStep: Float,
-                              bias: [Float]?) -> Int8WinogradLayer {
+                              bias: [Float]?, outputStep: Float? = nil) -> Int8WinogradLayer {
         let kernelRange = QuantRange(bits: q.weight.bits, signed: true)
         let u = Variable(kernel).winogradKernel().value
         return Int8WinogradLayer(name: q.layer, weightShape: kernel.shape, inputStep: inputStep,
                                  inputRange: QuantRange(bits: q.input.bits, signed: q.input.signed),
                                  kernelCodes: Int8Layer.quantizeWeights(u, scale: kernelStep.scalars, range: kernelRange),
                                  kernelScale: kernelStep.scalars, kernelRange: kernelRange, tileScale: tileStep,
-                                 tileRange: QuantRange(bits: q.input.bits, signed: true), bias: bias)
+                                 tileRange: QuantRange(bits: q.input.bits, signed: true), bias: bias,
+                                 output: zip2(outputStep, q.output.map { QuantRange(bits: $0.bits, signed: $0.signed) }))
+    }
+
+    /// Both values, or nil.
+    static func zip2<A, B>(_ a: A?, _ b: B?) -> (A, B)? {
+        guard let a, let b else { return nil }
+        return (a, b)
     }
 
     /// Throws `unsupportedModule` for the first module of `model` the walk does not handle.
@@ -132,6 +143,7 @@ public final class Int8Model {
     /// kept in FP32 round as single-threaded BLAS does).
     public func callAsFunction(_ x: Tensor) -> Tensor {
         let slices = min(Parallel.workers, (x.shape.first ?? 0) / 8)
+        SparseInference.prepare(skeleton)  // FP32 layers may run block-sparse: build that cache before the threads
         guard slices > 1 else {
             // A few images: one thread (handing a small loop to another core costs more than it
             // saves — measured: batch 1 in 79 µs on one thread, 96 µs on two).
@@ -151,7 +163,9 @@ public final class Int8Model {
         while i < modules.count {
             let next = i + 1 < modules.count ? modules[i + 1] : nil
             if let conv = modules[i] as? Conv2D, let layer = layers[conv.name], next is ReLU,
-               i + 2 < modules.count, let pool = modules[i + 2] as? MaxPool {
+               i + 2 < modules.count, let pool = modules[i + 2] as? MaxPool, layer.output?.range.isBinary != true {
+                // (A binary post-quant grid maps 0 to +1: there the ReLU must follow the output
+                // quantization, as in the fake-quant model, so that layer takes the path below.)
                 // Conv → ReLU → MaxPool: pooled on the integer sums (Int8Layer.forward).
                 h = layer.forward(h, stride: conv.stride, padding: conv.padding, relu: true, pool: (pool.size, pool.stride))
                 i += 3

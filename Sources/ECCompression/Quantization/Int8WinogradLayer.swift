@@ -23,13 +23,17 @@ public struct Int8WinogradLayer: Equatable, Sendable {
     /// input codes of `V[ξ]` with `s_V` (signed), no bias.
     public let products: [Int8Layer]
     public let bias: [Float]?
+    /// With `post_quant`: the output's step and grid (after the ReLU, as the fake-quant model).
+    public let outputScale: Float?
+    public let outputRange: QuantRange?
 
     /// - Parameters:
     ///   - kernelCodes: `level(U/s_U)`, `[16, cin, cout]` row-major.
     ///   - kernelScale: `s_U`, `[1]` or one per output channel.
     ///   - tileScale: `s_V`; `tileRange` its (signed) grid.
     public init(name: String, weightShape: [Int], inputStep inputScale: Float, inputRange: QuantRange, kernelCodes: [Int8],
-                kernelScale: [Float], kernelRange: QuantRange, tileScale: Float, tileRange: QuantRange, bias: [Float]?) {
+                kernelScale: [Float], kernelRange: QuantRange, tileScale: Float, tileRange: QuantRange, bias: [Float]?,
+                output: (scale: Float, range: QuantRange)? = nil) {
         precondition(weightShape.count == 4 && weightShape[0] == 3 && weightShape[1] == 3,
                      "\(name): Winograd F(2×2, 3×3) needs a [3, 3, cin, cout] kernel, got \(weightShape)")
         let (cin, cout) = (weightShape[2], weightShape[3])
@@ -39,6 +43,8 @@ public struct Int8WinogradLayer: Equatable, Sendable {
         self.inputScale = inputScale
         self.inputRange = inputRange
         self.bias = bias
+        outputScale = output?.scale
+        outputRange = output?.range
         products = (0..<16).map { xi in
             Int8Layer(name: "\(name)[\(xi)]", opType: "MatMul", weightShape: [cin, cout],
                       weights: Array(kernelCodes[(xi * cin * cout)..<((xi + 1) * cin * cout)]), weightScale: kernelScale,
@@ -75,6 +81,12 @@ public struct Int8WinogradLayer: Equatable, Sendable {
         }
         let y = Variable(m).winogradOutput(height: x.shape[1], width: x.shape[2],
                                            bias: bias.map { Variable(Tensor(shape: [cout], scalars: $0)) })
-        return relu ? y.relu().value : y.value
+        var out = relu ? y.relu().value : y.value
+        if let outputScale, let outputRange {
+            out.withUnsafeMutableBufferPointer { p in
+                for i in p.indices { p[i] = outputRange.level(p[i] / outputScale) * outputScale }
+            }
+        }
+        return out
     }
 }

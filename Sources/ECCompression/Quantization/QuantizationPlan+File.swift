@@ -34,6 +34,14 @@ extension QuantizationPlan {
             let reason = FileManager.default.fileExists(atPath: url.path) ? describe(error) : "no such file"
             throw QuantizationPlanError.io(path: url.path, operation: "read", reason: reason)
         }
+        return try decode(data, path: url.path)
+    }
+
+    /// Decodes and checks a plan's JSON (a file's, or an export's metadata), `path` naming its
+    /// origin in errors.
+    ///
+    /// - Throws: `QuantizationPlanError` as `read(from:)`.
+    public static func decode(_ data: Data, path: String) throws -> QuantizationPlan {
         struct VersionProbe: Decodable {
             let version: Int
             enum CodingKeys: String, CodingKey { case version = "format_version" }
@@ -43,16 +51,16 @@ extension QuantizationPlan {
         do {
             let version = try decoder.decode(VersionProbe.self, from: data).version
             guard version == currentFormatVersion else {
-                throw QuantizationPlanError.unsupportedVersion(path: url.path, found: version,
+                throw QuantizationPlanError.unsupportedVersion(path: path, found: version,
                                                                supported: currentFormatVersion)
             }
             plan = try decoder.decode(QuantizationPlan.self, from: data)
         } catch let error as QuantizationPlanError {
             throw error
         } catch {
-            throw QuantizationPlanError.malformed(path: url.path, reason: describe(error))
+            throw QuantizationPlanError.malformed(path: path, reason: describe(error))
         }
-        try plan.check(path: url.path)
+        try plan.check(path: path)
         return plan
     }
 
