@@ -31,7 +31,8 @@ extension Parallel {
     /// Runs `body(i)` for `i` in `0..<n` on `n` threads at once, each with single-threaded BLAS
     /// and element-wise loops (the slices the callers give them are independent: a batch cut
     /// in `n`); the thread settings are restored afterwards. Thread replicas in training,
-    /// `Model.predict` and the int8 path's batches run through it.
+    /// `Model.predict` and the int8 path's batches run through it. The thread settings are
+    /// process-wide: call it from one thread at a time (the trainer and the engine do).
     public static func replicas(_ n: Int, _ body: (Int) -> Void) {
         let blasThreads = BLAS.threads, saved = workers
         BLAS.setThreads(1)

@@ -49,10 +49,13 @@ public struct CheckpointInspection: Codable, Equatable {
     public var totalElements: Int
     public var totalZeros: Int
     public var sparsity: Double
+    /// Newer checkpoints of the save_dir that failed verification, with the reason (the one
+    /// shown is the newest valid one).
+    public var skippedCheckpoints: [String] = []
 
     enum CodingKeys: String, CodingKey {
         case file, step, model, rows = "tensors", otherTensors = "other_tensors", totalElements = "total_elements"
-        case totalZeros = "total_zeros", sparsity
+        case totalZeros = "total_zeros", sparsity, skippedCheckpoints = "skipped_checkpoints"
     }
 
     static let statePrefixes = ["optimizer/", "pruner/", "quantizer/", "sparsifier/"]
@@ -70,10 +73,11 @@ public struct CheckpointInspection: Codable, Equatable {
         }
         var checkpoint: Checkpoint?
         var saveDir: URL?
+        var skipped: [String] = []
         if isDirectory.boolValue {
             let fm = FileManager.default
             if fm.fileExists(atPath: url.appendingPathComponent("checkpoints").path) {
-                checkpoint = try SavedRun.requireLatestCheckpoint(in: path)
+                checkpoint = try SavedRun.requireLatestCheckpoint(in: path) { skipped.append("\($0.url.path): \($1)") }
                 saveDir = url
             } else if fm.fileExists(atPath: url.appendingPathComponent("manifest.json").path) {
                 checkpoint = try CheckpointStore(directory: url.deletingLastPathComponent()).load(url)
@@ -127,9 +131,11 @@ public struct CheckpointInspection: Codable, Equatable {
                             activationScale: isKernel ? activationScales[layer] : nil))
         }
         let elements = rows.reduce(0) { $0 + $1.elements }, zeros = rows.reduce(0) { $0 + $1.zeros }
-        return CheckpointInspection(file: file, step: checkpoint?.step, model: state?.model, rows: rows, otherTensors: other,
+        var inspection = CheckpointInspection(file: file, step: checkpoint?.step, model: state?.model, rows: rows, otherTensors: other,
                                     totalElements: elements, totalZeros: zeros,
                                     sparsity: elements == 0 ? 0 : Double(zeros) / Double(elements))
+        inspection.skippedCheckpoints = skipped
+        return inspection
     }
 
     /// Exact zeros among the entry's values (any numeric dtype).
@@ -180,6 +186,7 @@ public struct CheckpointInspection: Codable, Equatable {
         if let model { header += ", \(model)" }
         let total = String(format: "%d tensors, %d elements, %d zeros (sparsity %.2f%%); %d optimizer/compressor tensors not listed",
                            rows.count, totalElements, totalZeros, sparsity * 100, otherTensors)
-        return header + "\n" + TextTable.render(lines) + "\n" + total
+        let warnings = skippedCheckpoints.map { "skipped (failed verification) \($0)\n" }.joined()
+        return warnings + header + "\n" + TextTable.render(lines) + "\n" + total
     }
 }

@@ -49,7 +49,7 @@ public enum ExportJob {
     /// its test accuracy (block-sparse inference) is reported beside the dense path's.
     public static func runBlockSparse(_ config: JobConfig, from dir: String, output: String, log: Logger) throws
         -> (file: URL, blockSparseAccuracy: Double, denseAccuracy: Double) {
-        let latest = try SavedRun.requireLatestCheckpoint(in: dir)
+        let latest = try SavedRun.requireLatestCheckpoint(in: dir, log: log)
         let model = try config.makeModel()
         WeightLoader.assign(try WeightLoader.weights(for: model, from: latest.tensors, file: latest.tensorsPath), to: model)
         let url = URL(fileURLWithPath: output)
@@ -58,8 +58,9 @@ public enum ExportJob {
         try BlockSparseExport.load(from: url, into: loaded)
         let test = try Dataset.load(.test, directory: config.dataset.path, limit: config.dataset.limitTest)
         let sparseAccuracy = try Evaluator.evaluate(loaded, on: test).accuracy
+        let sparseWasEnabled = SparseInference.enabled
         SparseInference.enabled = false
-        defer { SparseInference.enabled = true }
+        defer { SparseInference.enabled = sparseWasEnabled }
         let denseAccuracy = try Evaluator.evaluate(model, on: test).accuracy
         let kernels = sparse.map { String(format: "%@ (%.0f%% zero blocks)", $0.kernel, $0.zeroBlockFraction * 100) }
         log.info("wrote \(url.path): block-sparse kernels: " + (kernels.isEmpty ? "none" : kernels.joined(separator: ", "))
@@ -74,7 +75,7 @@ public enum ExportJob {
     ///   - from: the job's save_dir (its newest checkpoint holds weights and step sizes).
     ///   - output: the safetensors file to write.
     public static func run(_ config: JobConfig, from dir: String, output: String, log: Logger) throws -> Result {
-        let source = try ExportSource.load(config, from: dir, requireQuantizer: true)
+        let source = try ExportSource.load(config, from: dir, requireQuantizer: true, log: log)
         let model = source.model, quantizer = source.quantizer!
         let url = URL(fileURLWithPath: output)
         let exported = try Int8Model(model: model, quantizer: quantizer)
@@ -103,7 +104,7 @@ public enum ExportJob {
     ///   - from: the save_dir (its newest checkpoint).
     ///   - output: the `.onnx` file to write (atomically).
     public static func runONNX(_ config: JobConfig, from dir: String, output: String, log: Logger) throws -> ONNXResult {
-        let source = try ExportSource.load(config, from: dir)
+        let source = try ExportSource.load(config, from: dir, log: log)
         let onnx = try ONNXExporter.export(source.model, quantization: try source.quantizer.map { try ONNXQuantization($0) })
         let url = URL(fileURLWithPath: output)
         try AtomicFile.write(onnx.data, to: url)

@@ -35,9 +35,11 @@ public struct ExportSource {
     /// - Throws: `ConfigError` when the job and the save_dir disagree (model name, quantizer
     ///   missing on either side); `TrainingError` / `CheckpointError` for a missing, corrupt or
     ///   unfitting checkpoint.
-    public static func load(_ config: JobConfig, from dir: String, requireQuantizer: Bool = false) throws -> ExportSource {
+    /// - Parameter log: where newer checkpoints that failed verification are warned about.
+    public static func load(_ config: JobConfig, from dir: String, requireQuantizer: Bool = false,
+                            log: Logger? = nil) throws -> ExportSource {
         if requireQuantizer && config.quantizer == nil { throw ConfigError.missingKey(path: "compression.quantizer") }
-        let latest = try SavedRun.requireLatestCheckpoint(in: dir)
+        let latest = try SavedRun.requireLatestCheckpoint(in: dir, log: log)
         let state = try SavedRun.jobState(of: latest)
         guard state.model == config.model else {
             throw ConfigError.invalid(path: "model", reason: "\(dir) holds a \(state.model), the job names \(config.model)")
@@ -46,7 +48,7 @@ public struct ExportSource {
         let savedQuantizer = try SavedRun.compressorState("quantizer", in: latest)
 
         if let qconfig = config.quantizer {
-            let graph = try quantizeGraph(model, mode: .eval, modelDir: dir, config: qconfig)
+            let graph = try quantizeGraph(model, mode: .eval, modelDir: dir, config: qconfig)  // warned above
             return ExportSource(model: model, kind: .quantized, quantizer: graph.quantizer, checkpoint: latest.url)
         }
         if savedQuantizer != nil {

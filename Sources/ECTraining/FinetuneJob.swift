@@ -97,7 +97,7 @@ public enum FinetuneJob {
             object["gap_finetune"] = try JSONSerialization.jsonObject(with: encoder.encode(report))
             try AtomicFile.write(JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys]), to: url)
             log.info(report.table)
-            if config.report { try RunReport.write(saveDir: outcome.saveDir, log: log) }
+            if config.report { RunReport.write(saveDir: outcome.saveDir, log: log) }
         }
         return (outcome, report)
     }

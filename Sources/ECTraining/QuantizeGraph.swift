@@ -40,15 +40,17 @@ public struct QuantizedGraph {
 /// - `export`: as `eval`, and the result's `int8` is the model with real integer weights,
 ///   which `Int8Export.write(_:to:)` saves.
 ///
-/// - Parameter writePlan: `train` mode writes the plan file only when true (the chief of a
-///   multi-rank job; the others plan identically without writing).
+/// - Parameters:
+///   - writePlan: `train` mode writes the plan file only when true (the chief of a multi-rank
+///     job; the others plan identically without writing).
+///   - log: where `eval`/`export` warn about newer checkpoints that failed verification.
 /// - Throws: `CompressionConfigError` (a config that does not fit the model), `TrainingError`
 ///   (unreadable or incompatible pretrained weights, a `modelDir` without a checkpoint or
 ///   without quantizer state), `QuantizationPlanError` (the plan file cannot be written),
 ///   `Int8ModelError` (export of a model the integer path does not support).
 @discardableResult
 public func quantizeGraph(_ model: Model, mode: QuantizeMode, modelDir: String, config: QuantizerConfig,
-                          writePlan: Bool = true) throws -> QuantizedGraph {
+                          writePlan: Bool = true, log: Logger? = nil) throws -> QuantizedGraph {
     try config.validate()
     switch mode {
     case .train:
@@ -57,7 +59,7 @@ public func quantizeGraph(_ model: Model, mode: QuantizeMode, modelDir: String, 
         if writePlan { try plan.write(to: URL(fileURLWithPath: modelDir)) }
         return QuantizedGraph(mode: mode, plan: plan, quantizer: nil, int8: nil)
     case .eval, .export:
-        let latest = try SavedRun.requireLatestCheckpoint(in: modelDir)
+        let latest = try SavedRun.requireLatestCheckpoint(in: modelDir, log: log)
         WeightLoader.assign(try WeightLoader.weights(for: model, from: latest.tensors, file: latest.tensorsPath), to: model)
         guard let saved = try SavedRun.compressorState("quantizer", in: latest) else {
             throw TrainingError.incompatibleWeights(source: latest.url.path, reason: "it has no quantizer state: not a QAT run")

@@ -14,14 +14,30 @@ public enum SavedRun {
         return try store.loadLatest(onSkip: onSkip)
     }
 
-    /// As `latestCheckpoint(in:)`, but a missing checkpoint is an error naming the folder.
-    public static func requireLatestCheckpoint(in saveDir: String) throws -> Checkpoint {
+    /// As `latestCheckpoint(in:onSkip:)`, but a missing checkpoint is an error naming the folder
+    /// (and, when every checkpoint failed verification, why the newest one did).
+    public static func requireLatestCheckpoint(in saveDir: String,
+                                               onSkip: (CheckpointReference, CheckpointError) -> Void = { _, _ in }) throws -> Checkpoint {
         let dir = URL(fileURLWithPath: saveDir)
-        guard let latest = try latestCheckpoint(in: dir) else {
-            throw TrainingError.incompatibleWeights(source: saveDir,
-                                                    reason: "no checkpoint in \(dir.appendingPathComponent("checkpoints").path)")
+        var firstSkipped: String?
+        let latest = try latestCheckpoint(in: dir) { reference, error in
+            if firstSkipped == nil { firstSkipped = "\(reference.url.path): \(error)" }
+            onSkip(reference, error)
+        }
+        guard let latest else {
+            let checkpoints = dir.appendingPathComponent("checkpoints").path
+            throw TrainingError.incompatibleWeights(
+                source: saveDir, reason: firstSkipped.map { "no valid checkpoint in \(checkpoints) (newest: \($0))" }
+                    ?? "no checkpoint in \(checkpoints)")
         }
         return latest
+    }
+
+    /// `requireLatestCheckpoint`, warning through `log` about each newer checkpoint skipped.
+    static func requireLatestCheckpoint(in saveDir: String, log: Logger?) throws -> Checkpoint {
+        try requireLatestCheckpoint(in: saveDir) { reference, error in
+            log?.warning("skipping checkpoint \(reference.url.path): \(error)")
+        }
     }
 
     /// The checkpoint's job state (`state.json`).

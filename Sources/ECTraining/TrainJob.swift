@@ -70,7 +70,7 @@ public enum TrainJob {
                                  maxSteps: config.steps),
             evalSpec: EvalSpec(data: test, everySteps: config.evalEvery),
             compressors: try config.makeCompressors(calibration: calibration))
-        if config.report && communicator.isChief { try RunReport.write(saveDir: outcome.saveDir, log: log) }
+        if config.report && communicator.isChief { RunReport.write(saveDir: outcome.saveDir, log: log) }
         return outcome
     }
 

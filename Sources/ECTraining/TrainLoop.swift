@@ -47,6 +47,7 @@ struct TrainLoop {
             start = (restored.step, restored.position)
             for hook in compressionHooks { hook.pendingRestore = restored.compressors[hook.compressor.kind] }
             checkpoints.position = restored.position
+            metrics.discardLines(after: restored.step)
             log.info("resumed from step \(restored.step) of \(saveDir.path)")
         }
         log.info("training \(model.name) (\(model.parameterCount) params) on \(trainSpec.data.count) samples, "

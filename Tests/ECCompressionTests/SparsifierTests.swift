@@ -128,7 +128,23 @@ final class SparsifierTests: XCTestCase {
 
     func testNoKernelInScopeIsAClearError() throws {
         XCTAssertThrowsError(try prepared(SparsifierConfig(includeScopes: ["conv9"]))) { error in
-            XCTAssertTrue("\(error)".contains("no Conv2D/MatMul kernel of fmnist-cnn is inside include_scopes [\"conv9\"]"), "\(error)")
+            XCTAssertTrue("\(error)".contains("include_scopes: 'conv9' matches no Conv2D/MatMul kernel of fmnist-cnn"), "\(error)")
+        }
+        // Every scope must name a kernel: a typo beside a good scope is not silently ignored,
+        // in exclude_scopes neither (it would sparsify the layer meant to be protected).
+        XCTAssertThrowsError(try prepared(SparsifierConfig(includeScopes: ["conv2", "fc_1"]))) { error in
+            XCTAssertEqual("\(error)", "sparsifier.include_scopes: 'fc_1' matches no Conv2D/MatMul kernel of fmnist-cnn "
+                           + "(kernels: conv1/weight, conv2/weight, fc1/weight, fc2/weight)")
+        }
+        XCTAssertThrowsError(try prepared(SparsifierConfig(excludeScopes: ["fc3"]))) { error in
+            XCTAssertTrue("\(error)".contains("exclude_scopes: 'fc3'"), "\(error)")
+        }
+        XCTAssertThrowsError(try SparsifierConfig(includeScopes: ["/"]).validate()) { error in
+            XCTAssertTrue("\(error)".contains("include_scopes"), "\(error)")
+        }
+        // Everything excluded: no kernel left.
+        XCTAssertThrowsError(try prepared(SparsifierConfig(excludeScopes: ["conv1", "conv2", "fc1", "fc2"]))) { error in
+            XCTAssertTrue("\(error)".contains("no Conv2D/MatMul kernel of fmnist-cnn"), "\(error)")
         }
     }
 

@@ -17,7 +17,7 @@ final class CheckpointInspectionTests: XCTestCase {
         return r
     }
 
-    func trainJob(_ name: String, compression: String) throws -> (String, String) {
+    func trainJob(_ name: String, compression: String, extra: String = "") throws -> (String, String) {
         let saveDir = work.appendingPathComponent(name).path, config = work.appendingPathComponent("\(name).yaml").path
         try """
             model: fmnist-cnn
@@ -29,6 +29,7 @@ final class CheckpointInspectionTests: XCTestCase {
             log_every: 100
             save_dir: \(saveDir)
             init_from: \(TestPaths.goldenWeights.path)
+            \(extra)
             compression:
               \(compression)
             """.write(toFile: config, atomically: true, encoding: .utf8)
@@ -98,6 +99,29 @@ final class CheckpointInspectionTests: XCTestCase {
         let codes = try XCTUnwrap(try json(int8).rows.first { $0.name == "conv2/winograd_weight_int8" })
         XCTAssertEqual(codes.shape, [16, 32, 64])
         XCTAssertEqual(codes.weightScale, conv2.weightScale)
+    }
+
+    /// A corrupt newest checkpoint is not silently replaced by an older one: inspect names it
+    /// and why; if none is valid, the error says why the newest failed.
+    func testCorruptNewestCheckpointIsReported() throws {
+        let (_, dir) = try trainJob("corrupt", compression: "pruner: {compression_ratio: 0.5, step_interval: 2, num_trials: 2}",
+                                    extra: "checkpoint_every: 3")
+        let checkpoints = URL(fileURLWithPath: dir).appendingPathComponent("checkpoints")
+        let older = checkpoints.appendingPathComponent("step-00000003")
+        let newest = checkpoints.appendingPathComponent("step-00000006")
+        var bytes = try Data(contentsOf: newest.appendingPathComponent("tensors.safetensors"))
+        bytes[bytes.count - 3] ^= 0x10
+        try bytes.write(to: newest.appendingPathComponent("tensors.safetensors"))
+        let table = try cli(["inspect", dir])
+        XCTAssertTrue(table.stdout.contains("skipped (failed verification) \(newest.path)"), table.stdout + table.stderr)
+        let inspection = try json(dir)
+        XCTAssertEqual(inspection.skippedCheckpoints.count, 1)
+        XCTAssertEqual(inspection.step, 3, "the newest valid one is shown")
+
+        try FileManager.default.removeItem(at: older)
+        let none = try cli(["inspect", dir])
+        XCTAssertNotEqual(none.status, 0)
+        XCTAssertTrue(none.stderr.contains("no valid checkpoint in") && none.stderr.contains("checksum"), none.stderr)
     }
 
     /// Sparsity counts exact zeros of any dtype (−0.0 included), whoever made them.

@@ -56,6 +56,15 @@ final class KillResumeTests: XCTestCase {
         XCTAssertEqual(resumed.status, 0, resumed.stderr, file: file, line: line)
         XCTAssertTrue(resumed.stderr.contains("resumed from step 3"), resumed.stderr, file: file, line: line)
 
+        // The metrics log has each step once, as the uninterrupted run's.
+        func lines(_ dir: String) throws -> [String] {
+            try String(contentsOfFile: dir + "/metrics.jsonl", encoding: .utf8).split(separator: "\n").map { line in
+                let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+                return "\(object["event"]!) \(object["step"]!) \(object["compressor"] ?? "")"
+            }
+        }
+        XCTAssertEqual(try lines(killed.saveDir), try lines(straight.saveDir), file: file, line: line)
+
         let expected = try WeightLoader.readTensors(from: straight.saveDir)
         let found = try WeightLoader.readTensors(from: killed.saveDir)
         XCTAssertEqual(found.names, expected.names, file: file, line: line)

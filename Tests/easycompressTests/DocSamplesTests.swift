@@ -160,7 +160,7 @@ final class DocSamplesTests: XCTestCase {
             evalSpec: EvalSpec(data: try Dataset.load(.test, limit: 200)),  // docs: evalSpec: EvalSpec(data: try Dataset.load(.test)),
             compressors: [pruner])
         print(outcome.summary.table)                                     // output/summary.json, metrics.jsonl, checkpoints/
-        try RunReport.write(saveDir: outcome.saveDir, log: Logger())     // output/report.html
+        RunReport.write(saveDir: outcome.saveDir, log: Logger())     // output/report.html
         // end sample
         XCTAssertEqual(outcome.summary.steps, 4)
         XCTAssertTrue(FileManager.default.fileExists(atPath: output + "/report.html"))

@@ -67,9 +67,17 @@ public final class Sparsifier: Compressor {
 
     /// Finds the kernels and starts with every block kept.
     ///
-    /// - Throws: `SparsifierError.nothingToSparsify` when the scopes select no kernel.
+    /// - Throws: `SparsifierError.unmatchedScope` for a scope that names no kernel,
+    ///   `.nothingToSparsify` when the scopes select none.
     public func prepare(model: Model, communicator: Communicator) throws {
         let scopes = config.scopes
+        let candidates = model.root.allModules.filter { SparsifierConfig.sparsifiableOpTypes.contains($0.opType) }
+            .flatMap { $0.ownParameters.filter { $0.role == .weight && $0.shape.count >= 2 }.map(\.name) }
+        for (key, list) in [("include_scopes", config.includeScopes), ("exclude_scopes", config.excludeScopes)] {
+            if let unmatched = list.first(where: { scope in !candidates.contains { ScopeFilter.scope(scope, matches: $0) } }) {
+                throw SparsifierError.unmatchedScope(key: key, scope: unmatched, model: model.name, kernels: candidates.sorted())
+            }
+        }
         var found: [Kernel] = []
         var byName: [String: Parameter] = [:]
         for module in model.root.allModules where SparsifierConfig.sparsifiableOpTypes.contains(module.opType) {

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Where blocks are ranked (the seed's `sort_range`): within each layer, or across layers.
 ///
 /// An open set of strings rather than an enum so that a job file's value always decodes and
@@ -98,7 +100,9 @@ public struct SparsifierConfig: Codable, Equatable, Sendable {
     public var excludeScopes: [String]
     /// `.local` (default) or `.global`.
     public var sortRange: SparseSortRange
-    /// An N:M pattern instead of blocks (our addition). Default none.
+    /// An N:M pattern instead of blocks (our addition). Default none. With a pattern the target
+    /// is the pattern's (M − N)/M and `targetSparseRatio` / `sparseBlockShape` are not used (a
+    /// job file that gives them together with `pattern` is refused).
     public var pattern: NMPattern?
 
     /// The op types whose kernels are sparsified.
@@ -149,9 +153,13 @@ public struct SparsifierConfig: Codable, Equatable, Sendable {
             throw CompressionConfigError.outOfRange(key: "sparsifier.num_trials", value: String(numTrials), allowed: "> 0")
         }
         for (key, scopes) in [("sparsifier.include_scopes", includeScopes), ("sparsifier.exclude_scopes", excludeScopes)] {
-            if let index = scopes.firstIndex(where: { $0.isEmpty }) {
+            // "" and "/" (empty once its slashes go) would match every layer.
+            if let index = scopes.firstIndex(where: { $0.trimmingCharacters(in: CharacterSet(charactersIn: "/")).isEmpty }) {
                 throw CompressionConfigError.emptyScope(key: key, index: index)
             }
+        }
+        if let pattern, !(pattern.n > 0 && pattern.n < pattern.m && pattern.m <= NMPattern.maxGroup) {
+            throw CompressionConfigError.outOfRange(key: "sparsifier.pattern", value: "\"\(pattern)\"", allowed: NMPattern.allowedText)
         }
         guard SparseSortRange.allowed.contains(sortRange) else {
             throw CompressionConfigError.notOneOf(key: "sparsifier.sort_range", value: sortRange.rawValue,

@@ -34,4 +34,20 @@ public final class MetricsLog {
         handle.write(data)
         handle.write(Data([0x0A]))
     }
+
+    /// On resume from the checkpoint of `step`: drops the lines written after it (the resumed
+    /// job writes them again) and a last line cut off by the interruption, so every step is
+    /// logged once.
+    public func discardLines(after step: Int) {
+        guard let handle, let data = try? Data(contentsOf: url) else { return }
+        var kept = Data()
+        for line in data.split(separator: 0x0A, omittingEmptySubsequences: true) {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
+                  let lineStep = object["step"] as? Int, lineStep <= step else { continue }
+            kept.append(contentsOf: line)
+            kept.append(0x0A)
+        }
+        handle.truncateFile(atOffset: 0)
+        handle.write(kept)
+    }
 }

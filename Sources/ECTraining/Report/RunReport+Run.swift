@@ -12,7 +12,7 @@ extension RunReport {
         if let model = s["model"] as? String { figures.append(("model", model)) }
         if let n = s.int("world_size") { figures.append(("world size", "\(n) rank\(n == 1 ? "" : "s")")) }
         if let steps = s.int("steps") {
-            figures.append(("steps", "\(steps)" + (s.double("epochs").map { String(format: " (%.2g epochs)", $0) } ?? "")))
+            figures.append(("steps", "\(steps)" + (s.double("epochs").map { " (\(SVGChart.number($0)) epochs)" } ?? "")))
         }
         if let b = s.int("batch_size") { figures.append(("global batch", "\(b)")) }
         if let t = s.double("train_samples_per_second") {
@@ -37,7 +37,7 @@ extension RunReport {
             let values = e.values.map { "\($0.name) \(SVGChart.number($0.value))" }.joined(separator: ", ")
             return SVGChart.Marker(x: Double(e.step), label: "\(e.compressor.prefix(1).uppercased())\(e.trial)",
                                    tooltip: "\(e.compressor) decision \(e.trial) at step \(e.step)" + (values.isEmpty ? "" : ": \(values)"),
-                                   cssClass: "ev-\(e.compressor)")
+                                   cssClass: "ev-" + String(e.compressor.lowercased().map { $0.isLetter || $0.isNumber ? $0 : "-" }))
         }
     }
 
@@ -47,7 +47,7 @@ extension RunReport {
         if !inputs.events.isEmpty {
             let kinds = Array(Set(inputs.events.map(\.compressor))).sorted()
             html += "<p class=\"lead\">Dashed lines: compression decisions ("
-                + kinds.map { "\($0.prefix(1).uppercased())n = \($0) decision n" }.joined(separator: "; ") + ").</p>"
+                + kinds.map { HTML.escape("\($0.prefix(1).uppercased())n = \($0) decision n") }.joined(separator: "; ") + ").</p>"
         }
         let nonFinite = train.filter { $0.loss == nil }.map(\.step)
         if !nonFinite.isEmpty {
