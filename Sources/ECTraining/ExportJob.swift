@@ -83,7 +83,7 @@ public enum ExportJob {
         let test = try Dataset.load(.test, directory: config.dataset.path, limit: config.dataset.limitTest)
         let int8 = try Int8Model.load(from: url, model: try config.makeModel())
         let calibration = try Dataset.load(.train, directory: config.dataset.path, limit: 256).images
-        let deployed = try Int8Model.postTrainingWinograd(model: model, quantizer: quantizer, calibration: calibration)
+        let deployed = try exported.postTrainingWinograd(model: model, quantizer: quantizer, calibration: calibration)
         let winograd = deployed.winogradLayers.count > exported.winogradLayers.count ? deployed.accuracy(on: test) : nil
         let result = Result(file: url, fakeQuantAccuracy: try Evaluator.evaluate(model, on: test).accuracy,
                             int8Accuracy: int8.accuracy(on: test), postTrainingWinogradAccuracy: winograd)

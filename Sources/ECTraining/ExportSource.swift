@@ -48,8 +48,8 @@ public struct ExportSource {
         let savedQuantizer = try SavedRun.compressorState("quantizer", in: latest)
 
         if let qconfig = config.quantizer {
-            let graph = try quantizeGraph(model, mode: .eval, modelDir: dir, config: qconfig)  // warned above
-            return ExportSource(model: model, kind: .quantized, quantizer: graph.quantizer, checkpoint: latest.url)
+            let quantizer = try restoreQuantized(model, from: latest, modelDir: dir, config: qconfig)  // quantizeGraph's eval mode
+            return ExportSource(model: model, kind: .quantized, quantizer: quantizer, checkpoint: latest.url)
         }
         if savedQuantizer != nil {
             throw ConfigError.invalid(path: "compression.quantizer",

@@ -58,21 +58,21 @@ public enum Int8Export {
         var kernels = Set<String>()
         for q in int8.plan.quantized {
             kernels.insert(q.weight.parameter)
+            let inputScale: Float, bias: [Float]?, outputScale: Float?
             if let l = int8.winogradLayers[q.layer] {
                 entries["\(q.layer)/winograd_weight_int8"] = SafeTensorsEntry(shape: [16] + l.weightShape.suffix(2), values: l.kernelCodes)
                 entries["\(q.layer)/winograd_weight_scale"] = SafeTensorsEntry(shape: [l.kernelScale.count], values: l.kernelScale)
                 entries["\(q.layer)/tile_scale"] = SafeTensorsEntry(shape: [1], values: [l.tileScale])
-                entries["\(q.layer)/input_scale"] = SafeTensorsEntry(shape: [1], values: [l.inputScale])
-                if let b = l.bias { entries["\(q.layer)/bias"] = SafeTensorsEntry(shape: [b.count], values: b) }
-                if let o = l.outputScale { entries["\(q.layer)/output_scale"] = SafeTensorsEntry(shape: [1], values: [o]) }
-                continue
+                (inputScale, bias, outputScale) = (l.inputScale, l.bias, l.outputScale)
+            } else {
+                let l = int8.layers[q.layer]!
+                entries["\(q.layer)/weight_int8"] = SafeTensorsEntry(shape: l.weightShape, values: l.weights)
+                entries["\(q.layer)/weight_scale"] = SafeTensorsEntry(shape: [l.weightScale.count], values: l.weightScale)
+                (inputScale, bias, outputScale) = (l.inputScale, l.bias, l.output?.scale)
             }
-            let l = int8.layers[q.layer]!
-            entries["\(q.layer)/weight_int8"] = SafeTensorsEntry(shape: l.weightShape, values: l.weights)
-            entries["\(q.layer)/weight_scale"] = SafeTensorsEntry(shape: [l.weightScale.count], values: l.weightScale)
-            entries["\(q.layer)/input_scale"] = SafeTensorsEntry(shape: [1], values: [l.inputScale])
-            if let o = l.output { entries["\(q.layer)/output_scale"] = SafeTensorsEntry(shape: [1], values: [o.scale]) }
-            if let b = l.bias { entries["\(q.layer)/bias"] = SafeTensorsEntry(shape: [b.count], values: b) }
+            entries["\(q.layer)/input_scale"] = SafeTensorsEntry(shape: [1], values: [inputScale])
+            if let o = outputScale { entries["\(q.layer)/output_scale"] = SafeTensorsEntry(shape: [1], values: [o]) }
+            if let b = bias { entries["\(q.layer)/bias"] = SafeTensorsEntry(shape: [b.count], values: b) }
         }
         for p in int8.skeleton.parameters where !kernels.contains(p.name) && entries[p.name] == nil {
             entries[p.name] = SafeTensorsEntry(p.value)
@@ -137,40 +137,36 @@ extension Int8Model {
             }
             kernels.insert(w.name)
             let c = w.shape.last!, wRange = QuantRange(bits: q.weight.bits, signed: true)
-            let biasName = scopePath(q.layer, "bias")
             if q.winograd {
                 guard w.shape.count == 4, w.shape[0] == 3, w.shape[1] == 3 else {
                     throw Int8ModelError.layerMismatch(layer: q.layer, reason: "a Winograd layer needs a 3×3 kernel, the model's is \(w.shape)")
                 }
-                let name = "\(q.layer)/winograd_weight_int8"
-                let codes = try entry(name, Int8.self, shape: [16] + w.shape.suffix(2))
-                try checkCodes(codes, name, wRange)
-                let scale = try entry("\(q.layer)/winograd_weight_scale", Float.self, shape: [q.weight.perChannel ? c : 1])
-                let tile = try entry("\(q.layer)/tile_scale", Float.self, shape: [1])
-                let input = try entry("\(q.layer)/input_scale", Float.self, shape: [1])
-                let output = try q.output.map { o in
-                    (scale: try entry("\(q.layer)/output_scale", Float.self, shape: [1])[0], range: QuantRange(bits: o.bits, signed: o.signed))
-                }
-                try checkSteps(scale + tile + input + (output.map { [$0.scale] } ?? []), q.layer)
-                let bias = try skeleton.parameter(named: biasName).map { _ in try entry(biasName, Float.self, shape: [c]) }
-                winograd[q.layer] = Int8WinogradLayer(
-                    name: q.layer, weightShape: w.shape, inputStep: input[0], inputRange: QuantRange(bits: q.input.bits, signed: q.input.signed),
-                    kernelCodes: codes, kernelScale: scale, kernelRange: wRange, tileScale: tile[0],
-                    tileRange: QuantRange(bits: q.input.bits, signed: true), bias: bias, output: output)
-                continue
             }
-            let codes = try entry("\(q.layer)/weight_int8", Int8.self, shape: w.shape)
-            try checkCodes(codes, "\(q.layer)/weight_int8", wRange)
-            let scale = try entry("\(q.layer)/weight_scale", Float.self, shape: [q.weight.perChannel ? c : 1])
+            // A Winograd layer stores its kernel in the Winograd domain ([16, cin, cout]) and the
+            // step of its tiles; the rest is the same for both kinds.
+            let kernelName = q.winograd ? "\(q.layer)/winograd_weight_int8" : "\(q.layer)/weight_int8"
+            let codes = try entry(kernelName, Int8.self, shape: q.winograd ? [16] + w.shape.suffix(2) : w.shape)
+            try checkCodes(codes, kernelName, wRange)
+            let scale = try entry(q.winograd ? "\(q.layer)/winograd_weight_scale" : "\(q.layer)/weight_scale", Float.self,
+                                  shape: [q.weight.perChannel ? c : 1])
+            let tile = q.winograd ? try entry("\(q.layer)/tile_scale", Float.self, shape: [1]) : []
             let input = try entry("\(q.layer)/input_scale", Float.self, shape: [1])
             let output = try q.output.map { o in
                 (scale: try entry("\(q.layer)/output_scale", Float.self, shape: [1])[0], range: QuantRange(bits: o.bits, signed: o.signed))
             }
+            let biasName = scopePath(q.layer, "bias")
             let bias = try skeleton.parameter(named: biasName).map { _ in try entry(biasName, Float.self, shape: [c]) }
-            try checkSteps(scale + input + (output.map { [$0.scale] } ?? []), q.layer)
-            layers[q.layer] = Int8Layer(name: q.layer, opType: q.opType, weightShape: w.shape, weights: codes, weightScale: scale,
-                                        weightRange: wRange, inputScale: input[0],
-                                        inputRange: QuantRange(bits: q.input.bits, signed: q.input.signed), bias: bias, output: output)
+            try checkSteps(scale + tile + input + (output.map { [$0.scale] } ?? []), q.layer)
+            let inputRange = QuantRange(bits: q.input.bits, signed: q.input.signed)
+            if q.winograd {
+                winograd[q.layer] = Int8WinogradLayer(
+                    name: q.layer, weightShape: w.shape, inputStep: input[0], inputRange: inputRange, kernelCodes: codes,
+                    kernelScale: scale, kernelRange: wRange, tileScale: tile[0],
+                    tileRange: QuantRange(bits: q.input.bits, signed: true), bias: bias, output: output)
+            } else {
+                layers[q.layer] = Int8Layer(name: q.layer, opType: q.opType, weightShape: w.shape, weights: codes, weightScale: scale,
+                                            weightRange: wRange, inputScale: input[0], inputRange: inputRange, bias: bias, output: output)
+            }
         }
         for p in skeleton.parameters where !kernels.contains(p.name) {
             p.value = Tensor(shape: p.shape, scalars: try entry(p.name, Float.self, shape: p.shape))

@@ -1,4 +1,5 @@
 import Foundation
+import ECCheckpoint
 import ECCollective
 import ECCompression
 import ECNN
@@ -60,21 +61,28 @@ public func quantizeGraph(_ model: Model, mode: QuantizeMode, modelDir: String, 
         return QuantizedGraph(mode: mode, plan: plan, quantizer: nil, int8: nil)
     case .eval, .export:
         let latest = try SavedRun.requireLatestCheckpoint(in: modelDir, log: log)
-        WeightLoader.assign(try WeightLoader.weights(for: model, from: latest.tensors, file: latest.tensorsPath), to: model)
-        guard let saved = try SavedRun.compressorState("quantizer", in: latest) else {
-            throw TrainingError.incompatibleWeights(source: latest.url.path, reason: "it has no quantizer state: not a QAT run")
-        }
-        // The plan the run trained with, when it left one: the job file given now must give
-        // the same (other widths or signedness would read the step sizes on the wrong grids).
-        let dir = URL(fileURLWithPath: modelDir)
-        let trained = FileManager.default.fileExists(atPath: dir.appendingPathComponent(QuantizationPlan.fileName).path)
-            ? (try QuantizationPlan.read(from: dir), modelDir) : nil
-        let quantizer = try LSQQuantizer(config: config, calibration: nil, learningRate: 0, expectedPlan: trained)
-        try quantizer.prepare(model: model, communicator: SingleProcessCommunicator())
-        try quantizer.restore(tensors: saved.tensors, state: saved.state)
+        let quantizer = try restoreQuantized(model, from: latest, modelDir: modelDir, config: config)
         let int8 = mode == .export ? try Int8Model(model: model, quantizer: quantizer) : nil
         return QuantizedGraph(mode: mode, plan: quantizer.plan!, quantizer: quantizer, int8: int8)
     }
+}
+
+/// `eval` mode on a checkpoint already loaded from `modelDir`: its weights into `model`, and the
+/// quantizer with its trained step sizes installed on it (checked against the run's plan).
+func restoreQuantized(_ model: Model, from latest: Checkpoint, modelDir: String, config: QuantizerConfig) throws -> LSQQuantizer {
+    WeightLoader.assign(try WeightLoader.weights(for: model, from: latest.tensors, file: latest.tensorsPath), to: model)
+    guard let saved = try SavedRun.compressorState("quantizer", in: latest) else {
+        throw TrainingError.incompatibleWeights(source: latest.url.path, reason: "it has no quantizer state: not a QAT run")
+    }
+    // The plan the run trained with, when it left one: the job file given now must give the
+    // same (other widths or signedness would read the step sizes on the wrong grids).
+    let dir = URL(fileURLWithPath: modelDir)
+    let trained = FileManager.default.fileExists(atPath: dir.appendingPathComponent(QuantizationPlan.fileName).path)
+        ? (try QuantizationPlan.read(from: dir), modelDir) : nil
+    let quantizer = try LSQQuantizer(config: config, calibration: nil, learningRate: 0, expectedPlan: trained)
+    try quantizer.prepare(model: model, communicator: SingleProcessCommunicator())
+    try quantizer.restore(tensors: saved.tensors, state: saved.state)
+    return quantizer
 }
 
 extension LSQQuantizer {

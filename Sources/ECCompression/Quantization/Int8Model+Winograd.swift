@@ -13,10 +13,16 @@ extension Int8Model {
     ///
     /// - Throws: as `init(model:quantizer:)`.
     public static func postTrainingWinograd(model: Model, quantizer: LSQQuantizer, calibration: Tensor) throws -> Int8Model {
-        let base = try Int8Model(model: model, quantizer: quantizer)
+        try Int8Model(model: model, quantizer: quantizer).postTrainingWinograd(model: model, quantizer: quantizer,
+                                                                               calibration: calibration)
+    }
+
+    /// `postTrainingWinograd(model:quantizer:calibration:)` from this model, the integer form
+    /// of `model` as `quantizer` quantizes it (no need to build it again).
+    public func postTrainingWinograd(model: Model, quantizer: LSQQuantizer, calibration: Tensor) throws -> Int8Model {
         let capable = Set(QuantizableLayer.all(in: model).filter(\.winogradCapable).map(\.name))
-        let converted = base.plan.quantized.filter { capable.contains($0.layer) && !$0.winograd }
-        guard !converted.isEmpty else { return base }
+        let converted = plan.quantized.filter { capable.contains($0.layer) && !$0.winograd }
+        guard !converted.isEmpty else { return self }
 
         // The spatial inputs the quantized model feeds these layers (already on their grids).
         let recorder = QuantizedInputRecorder(inner: quantizer)
@@ -25,7 +31,7 @@ extension Int8Model {
         _ = model(Variable(calibration), .inference())
         model.transform = saved
 
-        var layers = base.layers, winograd = base.winogradLayers, plan = base.plan
+        var layers = layers, winograd = winogradLayers, plan = plan
         for q in converted {
             guard let w = model.parameter(named: q.weight.parameter), let x = recorder.seen[q.layer],
                   let inputStep = quantizer.steps["input:\(q.layer)"] else {
@@ -36,7 +42,7 @@ extension Int8Model {
                                                   channelAxisSize: q.weight.perChannel ? w.shape.last : nil)
             let tiles = Variable(x).winogradInputTiles().value
             let tileStep = tiles.lsqInitialStepSize(range: QuantRange(bits: q.input.bits, signed: true)).scalarValue
-            winograd[q.layer] = winogradLayer(q, kernel: w.value, kernelStep: kernelStep, tileStep: tileStep,
+            winograd[q.layer] = Self.winogradLayer(q, kernel: w.value, kernelStep: kernelStep, tileStep: tileStep,
                                               inputStep: inputStep.scalarValue,
                                               bias: model.parameter(named: scopePath(q.layer, "bias"))?.value.scalars,
                                               outputStep: quantizer.steps["output:\(q.layer)"]?.scalarValue)

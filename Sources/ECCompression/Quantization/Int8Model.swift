@@ -119,13 +119,7 @@ public final class Int8Model {
                                  kernelCodes: Int8Layer.quantizeWeights(u, scale: kernelStep.scalars, range: kernelRange),
                                  kernelScale: kernelStep.scalars, kernelRange: kernelRange, tileScale: tileStep,
                                  tileRange: QuantRange(bits: q.input.bits, signed: true), bias: bias,
-                                 output: zip2(outputStep, q.output.map { QuantRange(bits: $0.bits, signed: $0.signed) }))
-    }
-
-    /// Both values, or nil.
-    static func zip2<A, B>(_ a: A?, _ b: B?) -> (A, B)? {
-        guard let a, let b else { return nil }
-        return (a, b)
+                                 output: outputStep.flatMap { step in q.output.map { (step, QuantRange(bits: $0.bits, signed: $0.signed)) } })
     }
 
     /// Throws `unsupportedModule` for the first module of `model` the walk does not handle.
