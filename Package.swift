@@ -29,18 +29,18 @@ let package = Package(
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
-        // Our one C kernel: the int8 GEMM on AVX-512 VNNI (runtime-checked); its only importer
-        // is Int8GEMM.swift. Optimised in debug builds too, like the Swift engine.
-        .target(name: "CInt8", path: "Sources/CInt8", cSettings: [.unsafeFlags(["-O2"])]),
-        .target(name: "CSparse", path: "Sources/CSparse", cSettings: [.unsafeFlags(["-O2"])]),
+        // The engine's own C kernels (int8 GEMM on AVX-512 VNNI, the block-sparse matmul), each
+        // compiled for its instruction set per function and checked at run time. Imported only
+        // by ECTensor/Kernels. Optimised in debug builds too, like the Swift engine.
+        .target(name: "CKernels", path: "Sources/CKernels", cSettings: [.unsafeFlags(["-O2"])]),
 
         // Libraries, arrows pointing down only.
-        .target(name: "ECTensor", dependencies: ["CBLAS", "CSparse"], swiftSettings: optimised),
+        .target(name: "ECTensor", dependencies: ["CBLAS", "CKernels"], swiftSettings: optimised),
         .target(name: "ECNN", dependencies: ["ECTensor"], swiftSettings: optimised),
         .target(name: "ECOptim", dependencies: ["ECNN", "ECTensor"], swiftSettings: optimised),
         .target(name: "ECCollective", dependencies: ["CMPI", "ECTensor"], swiftSettings: optimised),
         .target(name: "ECCheckpoint", dependencies: ["ECTensor"]),
-        .target(name: "ECCompression", dependencies: ["ECTensor", "ECNN", "ECCollective", "CZstd", "CInt8"],
+        .target(name: "ECCompression", dependencies: ["ECTensor", "ECNN", "ECCollective", "CZstd"],
                 swiftSettings: optimised),
         // ONNX export: walks a model (FP32, pruned, or LSQ-quantized as QDQ) into an ONNX graph
         // serialised with swift-protobuf. Knows models and quantization plans, not training.

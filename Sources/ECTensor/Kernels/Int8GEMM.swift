@@ -1,5 +1,4 @@
-import CInt8
-import ECTensor
+import CKernels
 import Foundation
 
 /// The integer kernels of `Int8Model`: activation quantization to 8-bit codes, im2col on those
@@ -11,23 +10,23 @@ import Foundation
 /// load 16 Int16, widen to `SIMD16<Int32>`, multiply-add into an Int32 accumulator. Each A row
 /// is loaded once per four B rows (a 1×4 register block). No overflow is possible: a product is
 /// at most 255·128 in magnitude, so K < 65 536 keeps every sum inside Int32 (a precondition).
-enum Int8GEMM {
+package enum Int8GEMM {
     /// Whether the AVX-512 VNNI kernel (`vpdpbusd`: 64 uint8×int8 products per instruction)
     /// runs here; `EC_INT8_KERNEL=simd` forces the portable Swift kernel (for comparisons).
-    static let vnni: Bool = cint8_vnni_available() != 0
+    package static let vnni: Bool = cint8_vnni_available() != 0
         && ProcessInfo.processInfo.environment["EC_INT8_KERNEL"] != "simd"
 
     /// Weights packed for the VNNI kernel, with the correction that signed activations need.
-    struct VNNIWeights {
-        let packed: [Int8]
-        let n: Int, kp: Int
+    package struct VNNIWeights {
+        package let packed: [Int8]
+        package let n: Int, kp: Int
         /// 128·Σ_k b[j][k]: signed activation codes enter the kernel offset by +128 (it takes
         /// uint8), which adds exactly this to every output j.
-        let offsetCorrection: [Int32]
+        package let offsetCorrection: [Int32]
     }
 
     /// Packs `[n, kp]` Int16 weight rows (the Swift kernel's layout) for the VNNI kernel.
-    static func packVNNI(_ rows: [Int16], n: Int, kp: Int) -> VNNIWeights {
+    package static func packVNNI(_ rows: [Int16], n: Int, kp: Int) -> VNNIWeights {
         let b = rows.map { Int8(truncatingIfNeeded: $0) }
         var packed = [Int8](repeating: 0, count: Int(cint8_packed_size(Int32(n), Int32(kp))))
         b.withUnsafeBufferPointer { bp in packed.withUnsafeMutableBufferPointer { pp in
@@ -40,7 +39,7 @@ enum Int8GEMM {
     /// The VNNI kernel on rows in its byte form (`im2colBytes`, `packRowsBytes`: uint8, signed
     /// codes offset by +128 and corrected exactly by `offsetCorrection`), rows split across
     /// workers.
-    static func multiplyVNNI(bytes a: UnsafePointer<UInt8>, rows: Int, signed: Bool, weights w: VNNIWeights,
+    package static func multiplyVNNI(bytes a: UnsafePointer<UInt8>, rows: Int, signed: Bool, weights w: VNNIWeights,
                              into c: UnsafeMutablePointer<Int32>) {
         w.packed.withUnsafeBufferPointer { bp in w.offsetCorrection.withUnsafeBufferPointer { corr in
             Parallel.forEach(rows, costPerItem: w.n * w.kp / 8) { range in
@@ -53,10 +52,10 @@ enum Int8GEMM {
     /// The byte the VNNI kernel reads for an 8-bit code: the code itself when unsigned, the
     /// code + 128 when signed (two's complement: flip the top bit); the correction undoes it.
     @inline(__always)
-    static func kernelByte(_ code: UInt8, signed: Bool) -> UInt8 { signed ? code ^ 0x80 : code }
+    package static func kernelByte(_ code: UInt8, signed: Bool) -> UInt8 { signed ? code ^ 0x80 : code }
 
     /// `packRows` in the VNNI kernel's byte form (the padding holds the value 0's byte).
-    static func packRowsBytes(_ codes: [UInt8], rows: Int, k: Int, signed: Bool) -> [UInt8] {
+    package static func packRowsBytes(_ codes: [UInt8], rows: Int, k: Int, signed: Bool) -> [UInt8] {
         let kp = padded(k), zero = kernelByte(0, signed: signed)
         var out = [UInt8](repeating: zero, count: rows * kp)
         codes.withUnsafeBufferPointer { src in out.withUnsafeMutableBufferPointer { dst in
@@ -72,7 +71,7 @@ enum Int8GEMM {
     /// whole; outside the image, the value 0's byte. The k padding (`patch..<kPadded`) is left
     /// unspecified — the packed weights there are zero and the signed-offset correction sums
     /// the weights only, so it never reaches a result.
-    static func im2colBytes(_ codes: [UInt8], signed: Bool, geometry g: Conv2DGeometry, images: Range<Int>) -> [UInt8] {
+    package static func im2colBytes(_ codes: [UInt8], signed: Bool, geometry g: Conv2DGeometry, images: Range<Int>) -> [UInt8] {
         let kp = padded(g.patch), pixels = g.outHeight * g.outWidth, c = g.inChannels
         let zero = kernelByte(0, signed: signed)
         var out = [UInt8](repeating: zero, count: images.count * pixels * kp)
@@ -121,10 +120,10 @@ enum Int8GEMM {
     }
 
     /// The inner dimension rounded up to whole 16-lane vectors.
-    static func padded(_ k: Int) -> Int { (k + 15) / 16 * 16 }
+    package static func padded(_ k: Int) -> Int { (k + 15) / 16 * 16 }
 
     /// `C[rows, n] = A[rows, kPadded]·B[n, kPadded]ᵀ` in Int32, rows split across workers.
-    static func multiply(a: UnsafePointer<Int16>, rows: Int, b: UnsafePointer<Int16>, n: Int, kPadded: Int,
+    package static func multiply(a: UnsafePointer<Int16>, rows: Int, b: UnsafePointer<Int16>, n: Int, kPadded: Int,
                          into c: UnsafeMutablePointer<Int32>) {
         precondition(kPadded % 16 == 0 && kPadded < 65_536, "Int8GEMM: inner dimension \(kPadded) must be a multiple of 16 below 65536")
         Parallel.forEach(rows, costPerItem: n * kPadded) { range in
@@ -173,7 +172,7 @@ enum Int8GEMM {
     /// (`QuantRange.level`: round half to even after clipping to [−Qn, Qp]). Signed codes are
     /// stored as their two's-complement byte (`Int8` bit pattern), unsigned ones as `UInt8`.
     /// A NaN input (where the fake-quant model would propagate NaN) becomes code 0.
-    static func quantize(_ x: Tensor, step: Float, range: QuantRange) -> [UInt8] {
+    package static func quantize(_ x: Tensor, step: Float, range: QuantRange) -> [UInt8] {
         [UInt8](unsafeUninitializedCapacity: x.count) { out, initialized in
             x.withUnsafeBufferPointer { xp in
                 if range.isBinary {  // ±1; NaN (a diverged input) as code 0, as on the other grids
@@ -197,12 +196,12 @@ enum Int8GEMM {
 
     /// Widens 8-bit codes to Int16 (sign-extending signed ones).
     @inline(__always)
-    static func widen(_ byte: UInt8, signed: Bool) -> Int16 {
+    package static func widen(_ byte: UInt8, signed: Bool) -> Int16 {
         signed ? Int16(Int8(bitPattern: byte)) : Int16(byte)
     }
 
     /// Packs `rows` rows of `k` codes (a dense layer's input `[rows, k]`) into `[rows, kPadded]`.
-    static func packRows(_ codes: [UInt8], rows: Int, k: Int, signed: Bool) -> [Int16] {
+    package static func packRows(_ codes: [UInt8], rows: Int, k: Int, signed: Bool) -> [Int16] {
         let kp = padded(k)
         var out = [Int16](repeating: 0, count: rows * kp)
         codes.withUnsafeBufferPointer { src in out.withUnsafeMutableBufferPointer { dst in
@@ -216,7 +215,7 @@ enum Int8GEMM {
     /// im2col on 8-bit NHWC codes: one row per output pixel of images `images`, holding the
     /// `kh·kw·cin` patch in (kh, kw, cin) order — the HWIO kernel's row order — with the
     /// padding as code 0 (the value 0, as the fake-quant model pads its quantized input).
-    static func im2col(_ codes: [UInt8], signed: Bool, geometry g: Conv2DGeometry, images: Range<Int>) -> [Int16] {
+    package static func im2col(_ codes: [UInt8], signed: Bool, geometry g: Conv2DGeometry, images: Range<Int>) -> [Int16] {
         let kp = padded(g.patch), pixels = g.outHeight * g.outWidth
         var out = [Int16](repeating: 0, count: images.count * pixels * kp)
         codes.withUnsafeBufferPointer { src in out.withUnsafeMutableBufferPointer { dst in

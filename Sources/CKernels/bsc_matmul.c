@@ -1,4 +1,4 @@
-#include "csparse.h"
+#include "bsc_matmul.h"
 #include <immintrin.h>
 
 int csparse_avx512_available(void) {

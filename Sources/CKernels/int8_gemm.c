@@ -1,4 +1,4 @@
-#include "cint8.h"
+#include "int8_gemm.h"
 #include <immintrin.h>
 #include <string.h>
 

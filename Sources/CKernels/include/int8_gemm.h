@@ -1,5 +1,5 @@
-#ifndef EC_CINT8_H
-#define EC_CINT8_H
+#ifndef EC_INT8_GEMM_H
+#define EC_INT8_GEMM_H
 // The int8 GEMM kernel of the integer inference path (Int8Model): uint8 activations × int8
 // weights → int32, on AVX-512 VNNI (vpdpbusd) when the CPU has it. Everything else of the
 // integer path is Swift; this is the one loop Swift cannot express with VNNI.

@@ -1,5 +1,5 @@
-#ifndef EC_CSPARSE_H
-#define EC_CSPARSE_H
+#ifndef EC_BSC_MATMUL_H
+#define EC_BSC_MATMUL_H
 // The block-sparse inference kernel (BlockSparseMatrix in ECTensor): y = x · W + bias with W
 // stored by block columns (BSC), skipping zero blocks. Blocks 16 outputs wide run on AVX-512
 // when the CPU has it (checked at run time; compiled with a function-level target attribute, so

@@ -1,4 +1,4 @@
-import CSparse
+import CKernels
 
 /// A matrix `[rows, columns]` = `[inputs, outputs]` stored block-sparse: only its non-zero
 /// blocks of `[blockRows, blockColumns]`, grouped by block column (BSC — BSR of the
