@@ -45,16 +45,20 @@ let package = Package(
         // ONNX export: walks a model (FP32, pruned, or LSQ-quantized as QDQ) into an ONNX graph
         // serialised with swift-protobuf. Knows models and quantization plans, not training.
         .target(name: "ECExport",
-                dependencies: ["ECTensor", "ECNN", "ECCompression",
+                dependencies: ["ECTensor", "ECNN", "ECCompression", "ECCheckpoint",
                                .product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 exclude: ["Proto/onnx.proto"]),
+        // The run report (report.html) and plain-text tables: reads what a run left in its
+        // save_dir; knows files, not training.
+        .target(name: "ECReport", dependencies: ["ECCheckpoint"]),
         .target(name: "ECTraining",
-                dependencies: ["ECTensor", "ECNN", "ECOptim", "ECCollective", "ECCheckpoint", "ECCompression", "ECExport", "CZlib",
+                dependencies: ["ECTensor", "ECNN", "ECOptim", "ECCollective", "ECCheckpoint", "ECCompression", "ECExport",
+                               "ECReport", "CZlib",
                                .product(name: "Yams", package: "Yams")],
                 swiftSettings: optimised),
         .target(name: "EasyCompression",
                 dependencies: ["ECTensor", "ECNN", "ECOptim", "ECCollective", "ECCheckpoint", "ECCompression",
-                               "ECExport", "ECTraining"]),
+                               "ECExport", "ECReport", "ECTraining"]),
 
         // Executables: argument parsing only.
         .executableTarget(name: "easycompress",
@@ -74,6 +78,7 @@ let package = Package(
         .testTarget(name: "ECCheckpointTests", dependencies: ["ECTestSupport", "ECCheckpoint", "ECTensor"]),
         .testTarget(name: "ECCompressionTests", dependencies: ["ECTestSupport", "ECCompression", "ECTensor", "ECNN"]),
         .testTarget(name: "ECExportTests", dependencies: ["ECTestSupport", "ECExport", "ECCheckpoint", "ECCollective", "ECCompression", "ECNN", "ECTensor"]),
+        .testTarget(name: "ECReportTests", dependencies: ["ECTestSupport", "ECReport"]),
         .testTarget(name: "ECTrainingTests", dependencies: ["ECTestSupport", "ECTraining", "EasyCompression"]),
         .testTarget(name: "easycompressTests", dependencies: ["ECTestSupport", "EasyCompression"]),
     ],

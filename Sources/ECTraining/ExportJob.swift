@@ -74,7 +74,7 @@ public enum ExportJob {
     ///   - config: the QAT job (its `compression.quantizer` gives the plan; its data the test set).
     ///   - from: the job's save_dir (its newest checkpoint holds weights and step sizes).
     ///   - output: the safetensors file to write.
-    public static func run(_ config: JobConfig, from dir: String, output: String, log: Logger) throws -> Result {
+    public static func runInt8(_ config: JobConfig, from dir: String, output: String, log: Logger) throws -> Result {
         let source = try ExportSource.load(config, from: dir, requireQuantizer: true, log: log)
         let model = source.model, quantizer = source.quantizer!
         let url = URL(fileURLWithPath: output)

@@ -1,3 +1,4 @@
+import ECReport
 import Foundation
 import ECCheckpoint
 import ECCollective

@@ -5,5 +5,6 @@
 @_exported import ECExport
 @_exported import ECNN
 @_exported import ECOptim
+@_exported import ECReport
 @_exported import ECTensor
 @_exported import ECTraining

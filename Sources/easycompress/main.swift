@@ -149,8 +149,8 @@ struct Export: ParsableCommand {
               --out runs/fmnist-cnn-sparse/bsr.safetensors
         """)
 
-    @Option(name: .long, help: "Export format: \(ExportJob.Format.allCases.map(\.rawValue).joined(separator: ", ")).")
-    var format: String
+    @Option(name: .long, help: "Export format: int8 (weights + scales for the engine), onnx (FP32, pruned or QDQ), bsr (block-sparse kernels).")
+    var format: ExportJob.Format
 
     @Option(name: .long, help: "The save_dir of the job (training, pruning, fine-tuning, quantization-aware or sparsity).")
     var from: String
@@ -161,17 +161,11 @@ struct Export: ParsableCommand {
     @Option(name: .long, help: "The file to write.")
     var out: String
 
-    func validate() throws {
-        guard ExportJob.Format(rawValue: format) != nil else {
-            throw ValidationError("--format must be one of \(ExportJob.Format.allCases.map(\.rawValue).joined(separator: ", ")), got '\(format)'")
-        }
-    }
-
     func run() throws {
         try runJob(quiet: false) { _, log in
             let job = try JobConfig.load(file: config)
-            switch ExportJob.Format(rawValue: format)! {
-            case .int8: _ = try ExportJob.run(job, from: from, output: out, log: log)
+            switch format {
+            case .int8: _ = try ExportJob.runInt8(job, from: from, output: out, log: log)
             case .onnx: _ = try ExportJob.runONNX(job, from: from, output: out, log: log)
             case .bsr: _ = try ExportJob.runBlockSparse(job, from: from, output: out, log: log)
             }
@@ -261,5 +255,7 @@ func runJob(quiet: Bool, _ body: (Communicator, Logger) throws -> Void) throws {
         throw ExitCode(error is ConfigError ? 2 : 1)
     }
 }
+
+extension ExportJob.Format: ExpressibleByArgument {}
 
 EasyCompress.main()

@@ -1,3 +1,4 @@
+import ECReport
 import EasyCompression
 import Foundation
 

@@ -5,35 +5,6 @@ import ECNN
 import ECOptim
 import ECTensor
 
-/// The JSON half of a checkpoint (`state.json`): where training stands.
-public struct JobState: Codable, Equatable {
-    public static let formatVersion = 1
-    public var formatVersion: Int
-    public var step: Int
-    /// The next batch to train on.
-    public var position: BatchPosition
-    public var seed: UInt64
-    public var worldSize: Int
-    public var model: String
-    public var batchSize: Int
-
-    enum CodingKeys: String, CodingKey {
-        case formatVersion = "format_version", step, position, seed, worldSize = "world_size", model
-        case batchSize = "batch_size"
-    }
-
-    public init(formatVersion: Int, step: Int, position: BatchPosition, seed: UInt64, worldSize: Int, model: String,
-                batchSize: Int) {
-        self.formatVersion = formatVersion
-        self.step = step
-        self.position = position
-        self.seed = seed
-        self.worldSize = worldSize
-        self.model = model
-        self.batchSize = batchSize
-    }
-}
-
 /// Writes a checkpoint (model tensors, optimizer state and each compressor's tensors in
 /// safetensors; `JobState` plus each compressor's JSON state in `state.json`, under
 /// `"compressors": {kind: state}`) every `every` steps and at the end, on the chief only,

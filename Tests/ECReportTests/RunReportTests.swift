@@ -1,7 +1,7 @@
 import ECTestSupport
 import Foundation
 import XCTest
-@testable import ECTraining
+@testable import ECReport
 
 /// The run report on synthetic save_dirs: partial runs, one point, a diverged loss, every
 /// compressor section (the sparsifier's with its agreed schema), and plots drawn from the data.
@@ -163,15 +163,5 @@ final class RunReportTests: XCTestCase {
         XCTAssertTrue(html.contains("<td>parameters (extracted model)</td><td class=\"num\">421642</td><td class=\"num\">210821</td>"))
         XCTAssertTrue(html.contains("16 of 32 kept (50%)"))
         XCTAssertTrue(html.contains("&quot;init_from&quot; : &quot;runs/fp32&quot;"), "the job config, escaped")
-    }
-
-    func testMetricsLogWritesNonFiniteNumbersAsNull() throws {
-        let url = work.appendingPathComponent("metrics.jsonl")
-        let log = try MetricsLog(url: url, enabled: true)
-        log.write("train", step: 3, ["loss": Double.nan, "samples_per_second": 10.0])
-        log.write("train", step: 4, ["loss": Double.infinity, "samples_per_second": 10.0])
-        let lines = try String(contentsOf: url, encoding: .utf8).split(separator: "\n")
-        XCTAssertEqual(lines, [#"{"event":"train","loss":null,"samples_per_second":10,"step":3}"#,
-                               #"{"event":"train","loss":null,"samples_per_second":10,"step":4}"#])
     }
 }
