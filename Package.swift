@@ -40,7 +40,7 @@ let package = Package(
         .target(name: "ECOptim", dependencies: ["ECNN", "ECTensor"], swiftSettings: optimised),
         .target(name: "ECCollective", dependencies: ["CMPI", "ECTensor"], swiftSettings: optimised),
         .target(name: "ECCheckpoint", dependencies: ["ECTensor"]),
-        .target(name: "ECCompression", dependencies: ["ECTensor", "ECNN", "ECCollective", "CZstd"],
+        .target(name: "ECCompression", dependencies: ["ECTensor", "ECNN", "ECCollective", "ECCheckpoint", "CZstd"],
                 swiftSettings: optimised),
         // ONNX export: walks a model (FP32, pruned, or LSQ-quantized as QDQ) into an ONNX graph
         // serialised with swift-protobuf. Knows models and quantization plans, not training.

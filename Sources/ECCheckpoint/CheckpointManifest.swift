@@ -47,9 +47,7 @@ struct CheckpointManifest: Codable, Equatable {
     }
 
     func encoded() throws -> Data {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return try encoder.encode(self)
+        try VersionedJSON.encode(self, pretty: true)
     }
 
     /// Decodes and sanity-checks a manifest read from `file`.
@@ -58,20 +56,13 @@ struct CheckpointManifest: Codable, Equatable {
     ///   anything else that is wrong (not JSON, missing keys, a file name that leaves the
     ///   directory, a step different from `expectedStep`).
     static func decode(_ data: Data, file: String, expectedStep: Int?) throws -> CheckpointManifest {
-        struct VersionProbe: Decodable { var format_version: Int }
-        let decoder = JSONDecoder()
         let manifest: CheckpointManifest
         do {
-            let version = try decoder.decode(VersionProbe.self, from: data).format_version
-            guard version == currentFormatVersion else {
-                throw CheckpointError.unsupportedManifestVersion(file: file, version: version,
-                                                                 supported: currentFormatVersion)
-            }
-            manifest = try decoder.decode(CheckpointManifest.self, from: data)
-        } catch let error as CheckpointError {
-            throw error
-        } catch {
-            throw CheckpointError.invalidManifest(file: file, reason: describe(error))
+            manifest = try VersionedJSON.decode(CheckpointManifest.self, from: data, version: currentFormatVersion)
+        } catch let .unsupportedVersion(found, supported) {
+            throw CheckpointError.unsupportedManifestVersion(file: file, version: found, supported: supported)
+        } catch let .malformed(reason) {
+            throw CheckpointError.invalidManifest(file: file, reason: reason)
         }
         if let expectedStep, manifest.step != expectedStep {
             throw CheckpointError.invalidManifest(
@@ -87,20 +78,5 @@ struct CheckpointManifest: Codable, Equatable {
             }
         }
         return manifest
-    }
-
-    /// A one-line account of a `DecodingError` (Foundation's descriptions are multi-line dumps).
-    private static func describe(_ error: Error) -> String {
-        func path(_ context: DecodingError.Context) -> String {
-            let keys = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
-            return keys.isEmpty ? "" : " at \(keys)"
-        }
-        switch error {
-        case let DecodingError.keyNotFound(key, context): return "missing \"\(key.stringValue)\"\(path(context))"
-        case let DecodingError.typeMismatch(type, context): return "expected \(type)\(path(context))"
-        case let DecodingError.valueNotFound(type, context): return "expected \(type)\(path(context))"
-        case let DecodingError.dataCorrupted(context): return "not valid JSON\(path(context))"
-        default: return "\(error)"
-        }
     }
 }

@@ -68,6 +68,6 @@ final class PrunerMasksTests: XCTestCase {
         pruner.applyMasks(to: &tensor, parameter: "conv1/weight")
         pruner.applyMasks(to: &tensor, parameter: "not/a/parameter")
         XCTAssertEqual(tensor, Tensor(shape: [3, 3, 1, 4], repeating: 2))
-        XCTAssertTrue(pruner.elementMasks.isEmpty)
+        XCTAssertTrue(pruner.masks.byParameter.isEmpty)
     }
 }

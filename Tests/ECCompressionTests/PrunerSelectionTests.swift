@@ -84,7 +84,7 @@ final class PrunerSelectionTests: XCTestCase {
             }
             XCTAssertEqual(pruner.keepFlags(group: "conv1"), [false, false, false, true])
             XCTAssertNil(pruner.keepFlags(group: "fc2"))
-            XCTAssertNil(pruner.elementMasks["fc2/bias"], "the classifier's outputs are never pruned")
+            XCTAssertNil(pruner.masks.byParameter["fc2/bias"], "the classifier's outputs are never pruned")
             var bias = fc2Bias
             pruner.applyMasks(to: &bias, parameter: "fc2/bias")
             XCTAssertEqual(bias, fc2Bias)

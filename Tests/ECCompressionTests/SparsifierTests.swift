@@ -22,7 +22,7 @@ final class SparsifierTests: XCTestCase {
         let (s, model, channel) = try prepared(config)
         XCTAssertEqual(s.kernels.map(\.parameter), ["conv1/weight", "conv2/weight", "fc1/weight", "fc2/weight"])
         var events: [CompressionEvent] = []
-        for step in 1...8 { if let e = try s.afterStep(step, model: model, channel: channel) { events.append(e) } }
+        for step in 1...8 { if let e = try hookStep(s, step, model: model, channel: channel) { events.append(e) } }
         XCTAssertEqual(events.map(\.step), [2, 4, 6])
         XCTAssertEqual(events.last?.values["target_sparsity"], 0.6)
         XCTAssertLessThan(events[0].values["sparsity"]!, events[1].values["sparsity"]!, "the sparsity rises gradually")
@@ -39,7 +39,7 @@ final class SparsifierTests: XCTestCase {
         let config = SparsifierConfig(targetSparseRatio: 0.8, sparseBlockShape: [4, 4], stepInterval: 1, numTrials: 2,
                                       sortRange: .global)
         let (s, model, channel) = try prepared(config)
-        for step in 1...2 { try s.afterStep(step, model: model, channel: channel) }
+        for step in 1...2 { try hookStep(s, step, model: model, channel: channel) }
         let kernels = s.kernels.map { model.parameter(named: $0.parameter)!.value }
         let total = kernels.reduce(0) { $0 + $1.count }, zero = kernels.reduce(0) { $0 + $1.scalars.filter { $0 == 0 }.count }
         XCTAssertLessThanOrEqual(Double(zero) / Double(total), 0.8 + 1e-9)
@@ -51,7 +51,7 @@ final class SparsifierTests: XCTestCase {
     func testNMPatternHoldsInEveryGroup() throws {
         let config = SparsifierConfig(stepInterval: 1, numTrials: 3, pattern: NMPattern(n: 2, m: 4))
         let (s, model, channel) = try prepared(config)
-        for step in 1...3 { try s.afterStep(step, model: model, channel: channel) }
+        for step in 1...3 { try hookStep(s, step, model: model, channel: channel) }
         for k in s.kernels {
             let w = model.parameter(named: k.parameter)!.value.scalars
             let rows = k.grid.rows, columns = k.grid.columns
@@ -71,7 +71,7 @@ final class SparsifierTests: XCTestCase {
         let config = SparsifierConfig(targetSparseRatio: 0.5, sparseBlockShape: [1, 16], stepInterval: 1, numTrials: 1,
                                       excludeScopes: ["conv1", "fc1"])
         let (s, _, channel) = try prepared(config, model: model)
-        try s.afterStep(1, model: model, channel: channel)
+        try hookStep(s, 1, model: model, channel: channel)
         XCTAssertEqual(s.kernels.map(\.parameter), ["conv2/weight", "fc2/weight"])
         for name in ["conv1/weight", "fc1/weight", "conv1/bias", "conv2/bias"] {
             XCTAssertEqual(model.parameter(named: name)!.value, before[name], "\(name) untouched")
@@ -91,7 +91,7 @@ final class SparsifierTests: XCTestCase {
         for step in 1...4 {
             // Weights move between decisions (zeroed ones too, as an update would before the mask).
             for p in model.parameters { p.value.addScaled(Tensor.uniform(shape: p.shape, low: -0.05, high: 0.05, rng: &rng)) }
-            try s.afterStep(step, model: model, channel: channel)
+            try hookStep(s, step, model: model, channel: channel)
             let now = s.keepFlags(parameter: "fc1/weight")!
             XCTAssertFalse(zip(now, previous).contains { $0 && !$1 }, "step \(step): no zeroed block comes back")
             previous = now
@@ -107,7 +107,7 @@ final class SparsifierTests: XCTestCase {
     func testCheckpointRestoresTheMasksAndRefusesAnotherModel() throws {
         let config = SparsifierConfig(targetSparseRatio: 0.6, sparseBlockShape: [1, 16], stepInterval: 1, numTrials: 3)
         let (s, model, channel) = try prepared(config)
-        for step in 1...2 { try s.afterStep(step, model: model, channel: channel) }
+        for step in 1...2 { try hookStep(s, step, model: model, channel: channel) }
         let tensors = s.checkpointTensors(), state = try s.checkpointState()
         XCTAssertEqual(tensors.names.sorted(), s.kernels.map { "sparsifier/mask/\($0.parameter)" })
         let (r, _, _) = try prepared(config)
@@ -151,7 +151,7 @@ final class SparsifierTests: XCTestCase {
     func testSummarySectionHasTheReportSchema() throws {
         let config = SparsifierConfig(targetSparseRatio: 0.6, sparseBlockShape: [1, 16], stepInterval: 1, numTrials: 1)
         let (s, model, channel) = try prepared(config)
-        try s.afterStep(1, model: model, channel: channel)
+        try hookStep(s, 1, model: model, channel: channel)
         let json = try JSONSerialization.jsonObject(with: s.summarySection(model: model)) as! [String: Any]
         XCTAssertEqual(Set(json.keys), ["kind", "target_sparse_ratio", "sparse_block_shape", "pattern", "sort_range",
                                         "achieved_sparsity", "layers"])

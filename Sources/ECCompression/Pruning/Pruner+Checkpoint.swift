@@ -1,3 +1,4 @@
+import ECCheckpoint
 import ECTensor
 import Foundation
 
@@ -34,12 +35,9 @@ extension Pruner {
     /// `{"format_version", "trials_done", "last_decision_step", "importance_initialized",
     /// "groups"}` as JSON.
     public func checkpointState() throws -> Data {
-        let state = PrunerState(formatVersion: PrunerState.currentVersion, trialsDone: trialsDone,
-                                lastDecisionStep: lastDecisionStep, importanceInitialized: importanceInitialized,
-                                groups: prunableGroups.map(\.id))
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return try encoder.encode(state)
+        try VersionedJSON.encode(PrunerState(formatVersion: PrunerState.currentVersion, trialsDone: trialsDone,
+                                             lastDecisionStep: lastDecisionStep, importanceInitialized: importanceInitialized,
+                                             groups: prunableGroups.map(\.id)))
     }
 
     /// Restores what `checkpointTensors`/`checkpointState` saved, after `prepare` on the same
@@ -52,25 +50,19 @@ extension Pruner {
         guard communicator != nil else { throw PrunerError.notPrepared(operation: "restore") }
         let saved: PrunerState
         do {
-            saved = try JSONDecoder().decode(PrunerState.self, from: state)
-        } catch {
-            throw PrunerError.checkpointState(reason: "unreadable JSON (\(error))")
-        }
-        guard saved.formatVersion == PrunerState.currentVersion else {
-            throw PrunerError.checkpointUnsupportedVersion(found: saved.formatVersion, supported: PrunerState.currentVersion)
+            saved = try VersionedJSON.decode(PrunerState.self, from: state, version: PrunerState.currentVersion)
+        } catch let .unsupportedVersion(found, supported) {
+            throw PrunerError.checkpointUnsupportedVersion(found: found, supported: supported)
+        } catch let .malformed(reason) {
+            throw PrunerError.checkpointState(reason: "unreadable JSON (\(reason))")
         }
         let prunable = prunableGroups
         guard saved.groups == prunable.map(\.id) else {
             throw PrunerError.checkpointState(reason: "written for prunable groups \(saved.groups), "
                                               + "this model has \(prunable.map(\.id))")
         }
-        guard (0...config.numTrials).contains(saved.trialsDone) else {
-            throw PrunerError.checkpointState(reason: "trials_done is \(saved.trialsDone), expected 0...\(config.numTrials)")
-        }
-        guard (saved.trialsDone == 0) == (saved.lastDecisionStep == nil) else {
-            throw PrunerError.checkpointState(reason: "trials_done \(saved.trialsDone) and last_decision_step "
-                                              + "\(saved.lastDecisionStep.map(String.init) ?? "null") disagree")
-        }
+        let progress = TrialProgress(trialsDone: saved.trialsDone, lastDecisionStep: saved.lastDecisionStep)
+        if let problem = progress.problem(numTrials: config.numTrials) { throw PrunerError.checkpointState(reason: problem) }
         let expected = Set(prunable.flatMap { [Self.importanceName($0.id), Self.keepName($0.id)] })
         if let unexpected = tensors.names.first(where: { $0.hasPrefix(kind + "/") && !expected.contains($0) }) {
             throw PrunerError.checkpointUnexpectedTensor(name: unexpected)
@@ -91,8 +83,7 @@ extension Pruner {
         }
         importance = newImportance
         importanceInitialized = saved.importanceInitialized
-        trialsDone = saved.trialsDone
-        lastDecisionStep = saved.lastDecisionStep
+        self.progress = progress
         setKeep(newKeep)
     }
 

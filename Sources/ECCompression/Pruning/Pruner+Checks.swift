@@ -59,17 +59,4 @@ extension Pruner {
         guard let slash = parameter.lastIndex(of: "/") else { return "" }
         return parameter[..<slash]
     }
-
-    /// ANDs `mask`'s bit patterns into `tensor`'s Float storage: kept elements keep their exact
-    /// bits (NaN included), removed ones become +0.
-    static func zero(_ tensor: inout Tensor, mask: [UInt32]) {
-        precondition(tensor.count == mask.count, "tensor of \(tensor.count) elements for a mask of \(mask.count)")
-        tensor.withUnsafeMutableBufferPointer { values in
-            values.withMemoryRebound(to: UInt32.self) { bits in
-                mask.withUnsafeBufferPointer { m in
-                    for i in 0..<bits.count { bits[i] &= m[i] }
-                }
-            }
-        }
-    }
 }

@@ -54,11 +54,7 @@ extension Pruner {
     ///
     /// - Throws: `PrunerError.notPrepared`; encoding errors.
     public func summarySection(model: Model) throws -> Data {
-        guard communicator != nil else { throw PrunerError.notPrepared(operation: "summarySection") }
-        let summary = summary(model: model)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return try encoder.encode(summary)
+        try summaryJSON { summary(model: model) }
     }
 
     func summary(model: Model) -> PrunerSummary {

@@ -9,19 +9,18 @@ import ECTensor
 ///   first score and updated after every step until the last trial — on the chief only
 ///   (SPEC §2); `importanceUpdates` counts the updates this process made (0 on workers).
 /// - Schedule: after step k·stepInterval, k = 1…numTrials, the pruned fraction rises to
-///   r_k = R·(1 − (1 − k/n)³) (Zhu & Gupta 2017, see `PruningSchedule`).
+///   r_k = R·(1 − (1 − k/n)³) (Zhu & Gupta 2017, see `GradualSchedule`).
 /// - Unit: the fraction of the prunable layers' parameters removed (`PrunerConfig`): the
 ///   denominator is the element count of the kernels and biases of every Conv2D/MatMul layer
 ///   holding a slice of a prunable group (producers and consumers); the numerator counts the
 ///   elements of those parameters that the pruned channels cover, each once.
 /// - Selection: `ChannelSelection.global` / `.local`; monotone; ≥ 1 channel kept per group;
 ///   non-prunable groups are never touched.
-/// - Decisions: at a trial the chief selects, broadcasts one `.masks` payload (group id → a
-///   `Mask` over the group's channels), and every rank, the chief included, adopts the
-///   *decoded* payload, so keep flags are bit-identical everywhere; then the pruned elements of
-///   every slice are zeroed in the parameters' values. `applyMasks` re-applies them (the hook
-///   calls it on values and optimizer slots after each update) from per-parameter element
-///   masks computed once per decision.
+/// - Decisions (`MaskCompressor`): at a trial the chief selects, broadcasts one `.masks`
+///   payload (group id → a `Mask` over the group's channels), and every rank, the chief
+///   included, adopts the *decoded* payload, so keep flags are bit-identical everywhere.
+///   `applyMasks` zeroes the pruned elements (the hook calls it on values and optimizer slots
+///   after every step) from per-parameter element masks computed once per decision.
 ///
 /// The groups come from `groupsProvider`, called once by `prepare` with the model. The
 /// training side passes the graph analysis, e.g.
@@ -32,10 +31,10 @@ import ECTensor
 ///     }
 ///
 /// so scopes and op types are applied there (`ChannelGroup.prunable`), not here.
-public final class Pruner: Compressor {
+public final class Pruner: MaskCompressor {
     public let kind = "pruner"
     public let config: PrunerConfig
-    public let schedule: PruningSchedule
+    public let schedule: GradualSchedule
     private let groupsProvider: (Model) throws -> [ChannelGroup]
 
     /// Every channel group of the model, in id order (empty before `prepare`).
@@ -44,21 +43,23 @@ public final class Pruner: Compressor {
     public var prunableGroups: [ChannelGroup] { groups.filter(\.prunable) }
     /// Importance EMA updates computed by this process; always 0 on a worker.
     public private(set) var importanceUpdates = 0
+    /// How far the schedule has run.
+    package var progress = TrialProgress()
     /// Trials done (0…numTrials).
-    public internal(set) var trialsDone = 0
+    public var trialsDone: Int { progress.trialsDone }
     /// The step of the last decision, nil before the first.
-    public internal(set) var lastDecisionStep: Int?
+    public var lastDecisionStep: Int? { progress.lastDecisionStep }
 
     var importance: [String: [Float]] = [:]
     var importanceInitialized = false
     var keep: [String: [Bool]] = [:]
     var elements = PrunedElements(elementCounts: [:], counted: [])
-    var elementMasks: [String: [UInt32]] = [:]
+    package private(set) var masks = ElementMasks()
     var parameters: [String: Parameter] = [:]
     var elementCounts: [String: Int] = [:]
     private var scoredSlices: [String: [(ChannelSlice, Parameter)]] = [:]
     /// The world given to `prepare` (nil before).
-    var communicator: Communicator?
+    package private(set) var communicator: Communicator?
 
     /// - Parameters:
     ///   - config: validated here.
@@ -67,7 +68,8 @@ public final class Pruner: Compressor {
     public init(config: PrunerConfig, groupsProvider: @escaping (Model) throws -> [ChannelGroup]) throws {
         try config.validate()
         self.config = config
-        schedule = PruningSchedule(config)
+        schedule = GradualSchedule(finalRatio: config.compressionRatio, stepInterval: config.stepInterval,
+                                   numTrials: config.numTrials)
         self.groupsProvider = groupsProvider
     }
 
@@ -116,42 +118,35 @@ public final class Pruner: Compressor {
         })
         importanceInitialized = false
         importanceUpdates = 0
-        trialsDone = 0
-        lastDecisionStep = nil
+        progress = TrialProgress()
         elements = PrunedElements(elementCounts: elementCounts, counted: Set(counted.map(\.name)))
-        elementMasks = [:]
+        masks = ElementMasks()
     }
 
     /// Chief: updates the importance EMA. At a trial step, every rank: the chief selects and
-    /// broadcasts, all adopt the decoded decision and zero the pruned elements.
+    /// broadcasts, all adopt the decoded decision (`MaskCompressor.decideOnSchedule`).
     ///
     /// - Throws: `PrunerError.notPrepared`; the channel's `CollectiveError`/`PayloadError`;
     ///   `PrunerError.decisionMismatch` for a payload that does not fit the groups. Any throw
     ///   must end the job (`failJob`).
     @discardableResult
     public func afterStep(_ step: Int, model: Model, channel: PayloadChannel) throws -> CompressionEvent? {
-        guard let communicator else { throw PrunerError.notPrepared(operation: "afterStep") }
-        precondition(channel.communicator === communicator, "the payload channel must use the world given to prepare")
-        let isChief = communicator.isChief
-        if isChief && trialsDone < config.numTrials { updateImportance() }
-        guard let trial = schedule.trial(atStep: step), trial > trialsDone else { return nil }
-        let entries = isChief ? decide(trial: trial) : nil
-        let payload = try channel.broadcast(kind: .masks, step: step, entries: entries)
-        try adopt(payload)
-        trialsDone = trial
-        lastDecisionStep = step
-        for (name, mask) in elementMasks { Self.zero(&parameters[name]!.value, mask: mask) }
-        return CompressionEvent(kind: kind, step: step, trial: trial,
-                                values: ["target_ratio": schedule.targetFraction(afterTrial: trial),
-                                         "achieved_ratio": achievedRatio])
+        try decideOnSchedule(step, channel: channel)
     }
 
     /// Zeroes the pruned elements of `tensor` (parameter `parameter`'s value or an optimizer
     /// slot of the same shape) in one pass; a no-op for a parameter with nothing pruned.
     public func applyMasks(to tensor: inout Tensor, parameter: String) {
-        guard let mask = elementMasks[parameter] else { return }
-        Self.zero(&tensor, mask: mask)
+        applyElementMasks(to: &tensor, parameter: parameter)
     }
+
+    package func observe() { updateImportance() }
+
+    package func eventValues(trial: Int) -> [String: Double] {
+        ["target_ratio": schedule.targetFraction(afterTrial: trial), "achieved_ratio": achievedRatio]
+    }
+
+    package func notPrepared(_ operation: String) -> Error { PrunerError.notPrepared(operation: operation) }
 
     /// I ← α·I + (1−α)·score for every prunable group (I ← score the first time).
     func updateImportance() {
@@ -169,7 +164,7 @@ public final class Pruner: Compressor {
     }
 
     /// The chief's selection for `trial`: group id → keep mask over its channels.
-    func decide(trial: Int) -> [String: PayloadValue] {
+    package func decide(trial: Int) -> [String: PayloadValue] {
         let prunable = prunableGroups
         var newKeep = keep, newElements = elements
         let target = schedule.targetFraction(afterTrial: trial) * Double(prunableParameterCount)
@@ -184,7 +179,7 @@ public final class Pruner: Compressor {
     }
 
     /// Adopts decoded decisions after checking they fit the prunable groups and only prune.
-    func adopt(_ payload: Payload) throws {
+    package func adopt(_ payload: Payload) throws {
         let prunable = prunableGroups
         if let extra = payload.names.first(where: { keep[$0] == nil }) {
             throw PrunerError.decisionMismatch(group: extra, reason: "no prunable group has this id")
@@ -205,6 +200,6 @@ public final class Pruner: Compressor {
         keep = flags
         elements = PrunedElements(elementCounts: elementCounts, counted: elements.counted, groups: prunableGroups,
                                   keep: flags)
-        elementMasks = elements.elementMasks()
+        masks = ElementMasks(elements.elementMasks())
     }
 }

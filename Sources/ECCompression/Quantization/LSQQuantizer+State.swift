@@ -1,3 +1,4 @@
+import ECCheckpoint
 import Foundation
 import ECNN
 import ECTensor
@@ -52,15 +53,17 @@ extension LSQQuantizer {
     }
 
     public func checkpointState() throws -> Data {
-        try JSONSerialization.data(withJSONObject: ["format_version": 1, "updates_done": updatesDone], options: [.sortedKeys])
+        try VersionedJSON.encode(QuantizerState(formatVersion: QuantizerState.currentVersion, updatesDone: updatesDone))
     }
 
     public func restore(tensors: NamedTensors, state: Data) throws {
-        guard let object = try? JSONSerialization.jsonObject(with: state) as? [String: Any],
-              object["format_version"] as? Int == 1, let done = object["updates_done"] as? Int, done >= 0 else {
-            throw QuantizerError.checkpointState(reason: "expected {format_version: 1, updates_done: n ≥ 0}, got "
-                                                 + String(decoding: state, as: UTF8.self))
+        let done: Int
+        do {
+            done = try VersionedJSON.decode(QuantizerState.self, from: state, version: QuantizerState.currentVersion).updatesDone
+        } catch {
+            throw QuantizerError.checkpointState(reason: error.description)
         }
+        guard done >= 0 else { throw QuantizerError.checkpointState(reason: "updates_done is \(done), expected ≥ 0") }
         var restored: [String: Tensor] = [:], restoredAccumulated: [String: Tensor] = [:]
         // Every planned step size, including activations not calibrated yet (per tensor: [1]).
         for key in ranges.keys.sorted() {
@@ -77,4 +80,15 @@ extension LSQQuantizer {
         for (key, s) in steps where localGradients[key] == nil { localGradients[key] = Tensor(shape: s.shape) }
         updatesDone = done
     }
+}
+
+/// The quantizer's JSON state beside its checkpoint tensors: how many step-size updates the
+/// chief has applied.
+struct QuantizerState: Codable, Equatable {
+    static let currentVersion = 1
+
+    let formatVersion: Int
+    let updatesDone: Int
+
+    enum CodingKeys: String, CodingKey { case formatVersion = "format_version", updatesDone = "updates_done" }
 }

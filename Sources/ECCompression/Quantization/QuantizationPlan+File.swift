@@ -1,3 +1,4 @@
+import ECCheckpoint
 import Foundation
 
 extension QuantizationPlan {
@@ -8,14 +9,12 @@ extension QuantizationPlan {
     /// - Throws: `QuantizationPlanError.io` when the directory or the file cannot be written.
     public func write(to dir: URL) throws {
         let url = dir.appendingPathComponent(Self.fileName)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         do {
-            let data = try encoder.encode(self)
+            let data = try VersionedJSON.encode(self, pretty: true)
             try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-            try data.write(to: url, options: .atomic)
+            try AtomicFile.write(data, to: url)
         } catch {
-            throw QuantizationPlanError.io(path: url.path, operation: "write", reason: Self.describe(error))
+            throw QuantizationPlanError.io(path: url.path, operation: "write", reason: VersionedJSON.describe(error))
         }
     }
 
@@ -31,7 +30,7 @@ extension QuantizationPlan {
         do {
             data = try Data(contentsOf: url)
         } catch {
-            let reason = FileManager.default.fileExists(atPath: url.path) ? describe(error) : "no such file"
+            let reason = FileManager.default.fileExists(atPath: url.path) ? VersionedJSON.describe(error) : "no such file"
             throw QuantizationPlanError.io(path: url.path, operation: "read", reason: reason)
         }
         return try decode(data, path: url.path)
@@ -42,23 +41,13 @@ extension QuantizationPlan {
     ///
     /// - Throws: `QuantizationPlanError` as `read(from:)`.
     public static func decode(_ data: Data, path: String) throws -> QuantizationPlan {
-        struct VersionProbe: Decodable {
-            let version: Int
-            enum CodingKeys: String, CodingKey { case version = "format_version" }
-        }
-        let decoder = JSONDecoder()
         let plan: QuantizationPlan
         do {
-            let version = try decoder.decode(VersionProbe.self, from: data).version
-            guard version == currentFormatVersion else {
-                throw QuantizationPlanError.unsupportedVersion(path: path, found: version,
-                                                               supported: currentFormatVersion)
-            }
-            plan = try decoder.decode(QuantizationPlan.self, from: data)
-        } catch let error as QuantizationPlanError {
-            throw error
-        } catch {
-            throw QuantizationPlanError.malformed(path: path, reason: describe(error))
+            plan = try VersionedJSON.decode(QuantizationPlan.self, from: data, version: currentFormatVersion)
+        } catch let .unsupportedVersion(found, supported) {
+            throw QuantizationPlanError.unsupportedVersion(path: path, found: found, supported: supported)
+        } catch let .malformed(reason) {
+            throw QuantizationPlanError.malformed(path: path, reason: reason)
         }
         try plan.check(path: path)
         return plan
@@ -107,22 +96,6 @@ extension QuantizationPlan {
         }
         for (i, entry) in fp32.enumerated() {
             try checkLayer("fp32[\(i)]", entry.layer, entry.opType)
-        }
-    }
-
-    /// A one-line account of a decoding or file error (Foundation's descriptions are dumps).
-    static func describe(_ error: Error) -> String {
-        func at(_ context: DecodingError.Context) -> String {
-            let keys = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
-            return keys.isEmpty ? "" : " at \(keys.hasPrefix(".") ? String(keys.dropFirst()) : keys)"
-        }
-        switch error {
-        case let DecodingError.keyNotFound(key, context): return "missing \"\(key.stringValue)\"\(at(context))"
-        case let DecodingError.typeMismatch(type, context): return "expected \(type)\(at(context))"
-        case let DecodingError.valueNotFound(type, context): return "expected \(type)\(at(context))"
-        case let DecodingError.dataCorrupted(context):
-            return context.codingPath.isEmpty ? "not valid JSON" : "invalid value\(at(context))"
-        default: return (error as NSError).localizedDescription
         }
     }
 }

@@ -1,3 +1,4 @@
+import ECCheckpoint
 import ECTensor
 import Foundation
 
@@ -22,11 +23,8 @@ extension Sparsifier {
 
     /// `{"format_version", "trials_done", "last_decision_step", "kernels"}` as JSON.
     public func checkpointState() throws -> Data {
-        let state = SparsifierState(formatVersion: SparsifierState.currentVersion, trialsDone: trialsDone,
-                                    lastDecisionStep: lastDecisionStep, kernels: kernels.map(\.parameter))
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return try encoder.encode(state)
+        try VersionedJSON.encode(SparsifierState(formatVersion: SparsifierState.currentVersion, trialsDone: trialsDone,
+                                                 lastDecisionStep: lastDecisionStep, kernels: kernels.map(\.parameter)))
     }
 
     /// Restores what `checkpointTensors`/`checkpointState` saved, after `prepare` on the same
@@ -35,23 +33,16 @@ extension Sparsifier {
         guard communicator != nil else { throw SparsifierError.notPrepared(operation: "restore") }
         let saved: SparsifierState
         do {
-            saved = try JSONDecoder().decode(SparsifierState.self, from: state)
+            saved = try VersionedJSON.decode(SparsifierState.self, from: state, version: SparsifierState.currentVersion)
         } catch {
-            throw SparsifierError.checkpointState(reason: "unreadable JSON (\(error))")
-        }
-        guard saved.formatVersion == SparsifierState.currentVersion else {
-            throw SparsifierError.checkpointState(reason: "format version \(saved.formatVersion) is not supported, "
-                                                  + "this build reads version \(SparsifierState.currentVersion)")
+            throw SparsifierError.checkpointState(reason: error.description)
         }
         guard saved.kernels == kernels.map(\.parameter) else {
             throw SparsifierError.checkpointState(reason: "written for kernels \(saved.kernels), "
                                                   + "this model and scopes have \(kernels.map(\.parameter))")
         }
-        guard (0...config.numTrials).contains(saved.trialsDone), (saved.trialsDone == 0) == (saved.lastDecisionStep == nil) else {
-            throw SparsifierError.checkpointState(reason: "trials_done \(saved.trialsDone) and last_decision_step "
-                                                  + "\(saved.lastDecisionStep.map(String.init) ?? "null") do not fit "
-                                                  + "num_trials \(config.numTrials)")
-        }
+        let progress = TrialProgress(trialsDone: saved.trialsDone, lastDecisionStep: saved.lastDecisionStep)
+        if let problem = progress.problem(numTrials: config.numTrials) { throw SparsifierError.checkpointState(reason: problem) }
         let expected = Set(kernels.map { Self.maskName($0.parameter) })
         if let unexpected = tensors.names.first(where: { $0.hasPrefix(kind + "/") && !expected.contains($0) }) {
             throw SparsifierError.checkpointUnexpectedTensor(name: unexpected)
@@ -69,8 +60,7 @@ extension Sparsifier {
             }
             flags[k.parameter] = values.map { $0 == 1 }
         }
-        trialsDone = saved.trialsDone
-        lastDecisionStep = saved.lastDecisionStep
+        self.progress = progress
         setKeep(flags)
     }
 }

@@ -50,10 +50,7 @@ extension Sparsifier {
     /// "zero_block_fraction"}]}`. With a pattern, blocks are single weights and
     /// `target_sparse_ratio` is the pattern's (M − N)/M.
     public func summarySection(model: Model) throws -> Data {
-        guard communicator != nil else { throw SparsifierError.notPrepared(operation: "summarySection") }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        return try encoder.encode(summary())
+        try summaryJSON { summary() }
     }
 
     func summary() -> SparsifierSummary {

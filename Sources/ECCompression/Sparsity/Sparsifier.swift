@@ -10,20 +10,21 @@ import ECTensor
 /// - Criterion: a block's mean |w| at the decision step (magnitude, as Zhu & Gupta 2017); a
 ///   zeroed block stays zeroed (masks only grow).
 /// - Schedule: after step k·step_interval, k = 1…num_trials, the sparsity rises to
-///   s_k = S·(1 − (1 − k/n)³) (Zhu & Gupta's cubic, `PruningSchedule`), S = target_sparse_ratio
+///   s_k = S·(1 − (1 − k/n)³) (Zhu & Gupta's cubic, `GradualSchedule`), S = target_sparse_ratio
 ///   or (M − N)/M for an N:M pattern.
 /// - Ranking: `local` — every kernel reaches s_k of its own elements; `global` — s_k of all the
 ///   kernels' elements, blocks ranked together; in both, short of the target by less than one
 ///   block, never above (`SparsitySelection`). N:M: every group of M consecutive inputs of one
 ///   output zeroes its ⌊s_k·M⌋ smallest |w| (after the last trial: keeps exactly N).
-/// - Decisions: the chief scores and selects; one `.masks` payload (kernel name → block mask
-///   `[gridRows, gridColumns]`, bit-packed, zstd) is broadcast; every rank, the chief included,
-///   adopts the *decoded* masks, so they are bit-identical everywhere, then zeroes the kernels.
-///   `applyMasks` re-applies them to values and optimizer slots after every step.
-public final class Sparsifier: Compressor {
+/// - Decisions (`MaskCompressor`): the chief scores and selects; one `.masks` payload (kernel
+///   name → block mask `[gridRows, gridColumns]`, bit-packed, zstd) is broadcast; every rank,
+///   the chief included, adopts the *decoded* masks, so they are bit-identical everywhere.
+///   `applyMasks` zeroes the kernels' removed elements in values and optimizer slots (the hook
+///   calls it after every step).
+public final class Sparsifier: MaskCompressor {
     public let kind = "sparsifier"
     public let config: SparsifierConfig
-    public let schedule: PruningSchedule
+    public let schedule: GradualSchedule
 
     /// One sparsified kernel.
     public struct Kernel: Equatable, Sendable {
@@ -36,22 +37,24 @@ public final class Sparsifier: Compressor {
 
     /// The sparsified kernels in name order (empty before `prepare`).
     public private(set) var kernels: [Kernel] = []
+    /// How far the schedule has run.
+    package var progress = TrialProgress()
     /// Trials done (0…numTrials).
-    public internal(set) var trialsDone = 0
+    public var trialsDone: Int { progress.trialsDone }
     /// The step of the last decision, nil before the first.
-    public internal(set) var lastDecisionStep: Int?
+    public var lastDecisionStep: Int? { progress.lastDecisionStep }
     /// Block keep flags per kernel (`true` = kept), row-major over its grid.
     var keep: [String: [Bool]] = [:]
     /// Per kernel with a zeroed block: the element mask to AND into the storage.
-    var elementMasks: [String: [UInt32]] = [:]
+    package private(set) var masks = ElementMasks()
     var parameters: [String: Parameter] = [:]
-    var communicator: Communicator?
+    package private(set) var communicator: Communicator?
 
     /// - Throws: `CompressionConfigError` for a bad config.
     public init(config: SparsifierConfig) throws {
         try config.validate()
         self.config = config
-        schedule = PruningSchedule(finalRatio: config.finalSparsity, stepInterval: config.stepInterval,
+        schedule = GradualSchedule(finalRatio: config.finalSparsity, stepInterval: config.stepInterval,
                                    numTrials: config.numTrials)
     }
 
@@ -95,39 +98,33 @@ public final class Sparsifier: Compressor {
         parameters = byName
         self.communicator = communicator
         keep = Dictionary(uniqueKeysWithValues: kernels.map { ($0.parameter, [Bool](repeating: true, count: $0.grid.blockCount)) })
-        elementMasks = [:]
-        trialsDone = 0
-        lastDecisionStep = nil
+        masks = ElementMasks()
+        progress = TrialProgress()
     }
 
     /// At a trial step, every rank: the chief selects and broadcasts, all adopt the decoded
-    /// masks and zero the kernels. Returns the trial's event (`target_sparsity`, `sparsity`).
+    /// masks (`MaskCompressor.decideOnSchedule`). Returns the trial's event
+    /// (`target_sparsity`, `sparsity`).
     ///
     /// - Throws: `SparsifierError.notPrepared`; the channel's errors;
     ///   `SparsifierError.decisionMismatch` for a payload that does not fit the kernels.
     @discardableResult
     public func afterStep(_ step: Int, model: Model, channel: PayloadChannel) throws -> CompressionEvent? {
-        guard let communicator else { throw SparsifierError.notPrepared(operation: "afterStep") }
-        precondition(channel.communicator === communicator, "the payload channel must use the world given to prepare")
-        guard let trial = schedule.trial(atStep: step), trial > trialsDone else { return nil }
-        let entries = communicator.isChief ? decide(trial: trial) : nil
-        let payload = try channel.broadcast(kind: .masks, step: step, entries: entries)
-        try adopt(payload)
-        trialsDone = trial
-        lastDecisionStep = step
-        for (name, mask) in elementMasks { Self.zero(&parameters[name]!.value, mask: mask) }
-        return CompressionEvent(kind: kind, step: step, trial: trial,
-                                values: ["target_sparsity": schedule.targetFraction(afterTrial: trial),
-                                         "sparsity": achievedSparsity])
+        try decideOnSchedule(step, channel: channel)
     }
 
     public func applyMasks(to tensor: inout Tensor, parameter: String) {
-        guard let mask = elementMasks[parameter] else { return }
-        Self.zero(&tensor, mask: mask)
+        applyElementMasks(to: &tensor, parameter: parameter)
     }
 
+    package func eventValues(trial: Int) -> [String: Double] {
+        ["target_sparsity": schedule.targetFraction(afterTrial: trial), "sparsity": achievedSparsity]
+    }
+
+    package func notPrepared(_ operation: String) -> Error { SparsifierError.notPrepared(operation: operation) }
+
     /// The chief's masks for `trial`: kernel name → block mask.
-    func decide(trial: Int) -> [String: PayloadValue] {
+    package func decide(trial: Int) -> [String: PayloadValue] {
         let target = schedule.targetFraction(afterTrial: trial)
         var chosen: [[Bool]]
         if let pattern = config.pattern {
@@ -149,7 +146,7 @@ public final class Sparsifier: Compressor {
     }
 
     /// Adopts decoded masks after checking they fit the kernels and only add zeros.
-    func adopt(_ payload: Payload) throws {
+    package func adopt(_ payload: Payload) throws {
         if let extra = payload.names.first(where: { keep[$0] == nil }) {
             throw SparsifierError.decisionMismatch(parameter: extra, reason: "no sparsified kernel has this name")
         }
@@ -173,10 +170,11 @@ public final class Sparsifier: Compressor {
     /// Replaces the keep flags and recomputes the element masks.
     func setKeep(_ flags: [String: [Bool]]) {
         keep = flags
-        elementMasks = [:]
+        var byKernel: [String: [UInt32]] = [:]
         for k in kernels where flags[k.parameter]!.contains(false) {
-            elementMasks[k.parameter] = k.grid.elementMask(keep: flags[k.parameter]!)
+            byKernel[k.parameter] = k.grid.elementMask(keep: flags[k.parameter]!)
         }
+        masks = ElementMasks(byKernel)
     }
 
     public var decisionTensors: NamedTensors {
@@ -187,7 +185,4 @@ public final class Sparsifier: Compressor {
     static func maskTensor(_ flags: [Bool], grid: BlockGrid) -> Tensor {
         Tensor(shape: grid.maskShape, scalars: flags.map { $0 ? 1 : 0 })
     }
-
-    /// ANDs `mask` into `tensor`'s Float storage (the pruner's kernel: zeroed elements become +0).
-    static func zero(_ tensor: inout Tensor, mask: [UInt32]) { Pruner.zero(&tensor, mask: mask) }
 }

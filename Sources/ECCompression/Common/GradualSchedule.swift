@@ -1,5 +1,6 @@
-/// When gradual pruning acts and how much it has removed by then (Zhu & Gupta 2017, "To prune,
-/// or not to prune", eq. 1, with the trial index as the time axis).
+/// When a gradual compressor acts and how much it has removed by then (Zhu & Gupta 2017, "To
+/// prune, or not to prune", eq. 1, with the trial index as the time axis) — the schedule of the
+/// Pruner (fraction of parameters) and of the Sparsifier (fraction of kernel elements).
 ///
 /// Trial `k` (k = 1…n, n = `numTrials`) happens after step `k · stepInterval`; its target
 /// fraction is the cubic
@@ -9,8 +10,8 @@
 /// which prunes fast while the network has redundancy and slowly near the end, and reaches
 /// exactly R at k = n (the cube of 0 is 0). Between two trials the network fine-tunes for
 /// `stepInterval` steps. After trial n nothing more is pruned.
-public struct PruningSchedule: Equatable, Sendable {
-    /// R, the final fraction (`compression_ratio`).
+public struct GradualSchedule: Equatable, Sendable {
+    /// R, the final fraction (`compression_ratio`, `target_sparse_ratio`).
     public let finalRatio: Double
     public let stepInterval: Int
     public let numTrials: Int
@@ -21,11 +22,6 @@ public struct PruningSchedule: Equatable, Sendable {
         self.finalRatio = finalRatio
         self.stepInterval = stepInterval
         self.numTrials = numTrials
-    }
-
-    /// The schedule of a validated config.
-    public init(_ config: PrunerConfig) {
-        self.init(finalRatio: config.compressionRatio, stepInterval: config.stepInterval, numTrials: config.numTrials)
     }
 
     /// The trial (1…n) that happens after `step`, or nil if `step` is not a pruning step.
