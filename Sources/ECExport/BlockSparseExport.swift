@@ -19,7 +19,7 @@ public enum BlockSparseExportError: Error, Equatable, CustomStringConvertible {
 }
 
 /// `easycompress export --format bsr`: a model's weights with every kernel that the engine runs
-/// block-sparse (`SparseInference`: ≥ `minimumZeroBlockFraction` zero [1, 16] blocks) stored as
+/// block-sparse (`SparseInference.runsBlockSparse`: ≥ `InferenceOptions.minimumZeroBlockFraction` zero [1, 16] blocks) stored as
 /// a `BlockSparseMatrix`, the other parameters dense (safetensors; docs/formats.md):
 ///
 /// - `<kernel>/bsr_column_pointers` I32 `[gridColumns + 1]`, `<kernel>/bsr_row_indices` I32
@@ -42,8 +42,7 @@ public enum BlockSparseExport {
         var info: [String: KernelInfo] = [:]
         var sparse: [(String, Double)] = []
         for p in model.parameters {
-            let fraction = p.role == .weight && p.shape.count >= 2 ? SparseInference.zeroBlockFraction(p.value) : 0
-            guard fraction >= SparseInference.minimumZeroBlockFraction else {
+            guard p.role == .weight, SparseInference.runsBlockSparse(p.value) else {
                 entries[p.name] = SafeTensorsEntry(p.value)
                 continue
             }
@@ -53,7 +52,7 @@ public enum BlockSparseExport {
             entries["\(p.name)/bsr_row_indices"] = SafeTensorsEntry(shape: [m.rowIndices.count], values: m.rowIndices)
             entries["\(p.name)/bsr_values"] = SafeTensorsEntry(shape: [m.storedBlocks, br, bc], values: m.values)
             info[p.name] = KernelInfo(shape: p.shape, block: [br, bc])
-            sparse.append((p.name, fraction))
+            sparse.append((p.name, SparseInference.zeroBlockFraction(p.value)))
         }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]

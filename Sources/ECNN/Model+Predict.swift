@@ -11,12 +11,12 @@ extension Model {
     ///
     /// One pass as usual when there is one worker, fewer than 16 images, or a `transform`
     /// (a quantizer's transform may calibrate lazily on its first batch).
-    public func predict(_ images: Tensor) -> Tensor {
+    public func predict(_ images: Tensor, options: InferenceOptions = .standard) -> Tensor {
         let batch = images.shape.first ?? 0
         let slices = min(Parallel.workers, batch / 8)
-        guard slices > 1, transform == nil else { return self(Variable(images), .inference()).value }
-        SparseInference.prepare(self)  // the cache is written here, only read by the threads
+        guard slices > 1, transform == nil else { return self(Variable(images), .inference(options)).value }
+        SparseInference.prepare(self, options: options)  // the cache is written here, only read by the threads
 
-        return Parallel.mapBatchSlices(images, slices) { self(Variable($0), .inference()).value }
+        return Parallel.mapBatchSlices(images, slices) { self(Variable($0), .inference(options)).value }
     }
 }

@@ -9,18 +9,24 @@ public final class ForwardContext {
     /// Where this pass's parameter gradients go: each `Parameter.grad` when nil, else this
     /// accumulator — so several passes can run on one model at once (thread replicas).
     public let gradients: GradientAccumulator?
+    /// Settings of an inference pass (which kernels may run block-sparse); ignored when recording.
+    public let inferenceOptions: InferenceOptions
     private var bound: [ObjectIdentifier: Variable] = [:]
 
-    public init(tape: Tape?, training: Bool, gradients: GradientAccumulator? = nil) {
+    public init(tape: Tape?, training: Bool, gradients: GradientAccumulator? = nil,
+                inferenceOptions: InferenceOptions = .standard) {
         self.tape = tape
         self.training = training
         self.gradients = gradients
+        self.inferenceOptions = inferenceOptions
     }
 
     /// A training context recording on a fresh tape.
     public static func training() -> ForwardContext { ForwardContext(tape: Tape(), training: true) }
     /// An inference context: nothing recorded, batch norm uses running statistics.
-    public static func inference() -> ForwardContext { ForwardContext(tape: nil, training: false) }
+    public static func inference(_ options: InferenceOptions = .standard) -> ForwardContext {
+        ForwardContext(tape: nil, training: false, inferenceOptions: options)
+    }
 
     /// The graph node for `parameter`: a leaf whose gradient accumulates into `parameter.grad`
     /// when recording, else a constant. A parameter used twice in one pass is bound once.

@@ -16,8 +16,9 @@ public final class Parameter {
     public var value: Tensor
     /// Accumulated gradient (same shape as `value`); zeroed by `zeroGrad()` each step.
     public var grad: Tensor
-    /// The block-sparse form of `source` (nil: not sparse enough), see `SparseInference`.
-    var sparseForm: (source: Tensor, matrix: BlockSparseMatrix?)?
+    /// The block-sparse form of `source` (nil: not sparse enough for `threshold`), see
+    /// `SparseInference`.
+    var sparseForm: (source: Tensor, threshold: Double, matrix: BlockSparseMatrix?)?
 
     public init(name: String, role: ParameterRole, value: Tensor) {
         self.name = name

@@ -58,10 +58,7 @@ public enum ExportJob {
         try BlockSparseExport.load(from: url, into: loaded)
         let test = try Dataset.load(.test, directory: config.dataset.path, limit: config.dataset.limitTest)
         let sparseAccuracy = try Evaluator.evaluate(loaded, on: test).accuracy
-        let sparseWasEnabled = SparseInference.enabled
-        SparseInference.enabled = false
-        defer { SparseInference.enabled = sparseWasEnabled }
-        let denseAccuracy = try Evaluator.evaluate(model, on: test).accuracy
+        let denseAccuracy = try Evaluator.evaluate(model, on: test, options: .dense).accuracy
         let kernels = sparse.map { String(format: "%@ (%.0f%% zero blocks)", $0.kernel, $0.zeroBlockFraction * 100) }
         log.info("wrote \(url.path): block-sparse kernels: " + (kernels.isEmpty ? "none" : kernels.joined(separator: ", "))
                  + String(format: "; test accuracy block-sparse %.4f, dense %.4f", sparseAccuracy, denseAccuracy))

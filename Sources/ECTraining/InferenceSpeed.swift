@@ -15,10 +15,11 @@ public struct InferenceSpeed: Codable, Equatable {
 
     /// Times `model` on `data`'s first samples: 5 warm-up calls, then batches of 256 for about
     /// `seconds`, then single samples for about `seconds` (median of 5 rounds).
-    public static func measure(_ model: Model, on data: Dataset, seconds: Double = 0.5) -> InferenceSpeed {
+    public static func measure(_ model: Model, on data: Dataset, seconds: Double = 0.5,
+                               options: InferenceOptions = .standard) -> InferenceSpeed {
         let (big, _) = data.gather(0..<min(256, data.count))
         let (one, _) = data.gather(0..<1)
-        func run(_ x: Tensor) { _ = model.predict(x) }
+        func run(_ x: Tensor) { _ = model.predict(x, options: options) }
         for _ in 0..<5 { run(big); run(one) }
         func rate(_ x: Tensor, budget: Double) -> Double {
             var rounds: [Double] = []

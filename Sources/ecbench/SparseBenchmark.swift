@@ -88,9 +88,7 @@ struct SparseBenchmark {
             }
             var dense: [InferenceSpeed] = [], sparse: [InferenceSpeed] = []
             for _ in 0..<options.repeats {
-                SparseInference.enabled = false
-                dense.append(InferenceSpeed.measure(model, on: test))
-                SparseInference.enabled = true
+                dense.append(InferenceSpeed.measure(model, on: test, options: .dense))
                 sparse.append(InferenceSpeed.measure(model, on: test))
             }
             let d256 = median(dense.map(\.batch256SamplesPerSecond)), s256 = median(sparse.map(\.batch256SamplesPerSecond))

@@ -14,11 +14,12 @@ public struct EvaluationResult: Codable, Equatable {
 /// every rank gets the totals.
 public enum Evaluator {
     public static func evaluate(_ model: Model, on data: Dataset, batchSize: Int = 500,
-                                communicator: Communicator = SingleProcessCommunicator()) throws -> EvaluationResult {
+                                communicator: Communicator = SingleProcessCommunicator(),
+                                options: InferenceOptions = .standard) throws -> EvaluationResult {
         var correct = 0.0, lossSum = 0.0, count = 0.0
         for (x, y) in try EvaluationBatches(dataset: data, batchSize: batchSize, rank: communicator.rank,
                                             worldSize: communicator.size) where !y.isEmpty {
-            let logits = Variable(model.predict(x))
+            let logits = Variable(model.predict(x, options: options))
             lossSum += Double(logits.softmaxCrossEntropy(labels: y, normalizer: 1).value.scalarValue)
             let predicted = logits.value.argmaxRows()
             for i in 0..<y.count where predicted[i] == y[i] { correct += 1 }
