@@ -16,7 +16,7 @@ import SwiftProtobuf
 /// the next Dense's rows are in that order). Kernels are transposed offline: Conv2D HWIO →
 /// OIHW; Dense `[in, out]` is Gemm's B as it is.
 ///
-/// The walk follows `Sequential.forward`, fusions included, because `post_quant` quantizes a
+/// The walk follows the engine's fusions (`Fusion.steps`), because `post_quant` quantizes a
 /// layer's output after its fused activation: a Conv2D/Dense directly followed by a ReLU that
 /// is not then pooled emits `Conv → Relu → Q → DQ`, else `Conv → Q → DQ` and the ReLU later.
 ///
@@ -115,22 +115,14 @@ struct ONNXWalk {
         self.quantization = quantization
     }
 
-    /// The layers in order, with `Sequential.forward`'s fusions.
+    /// The layers in order, fused as the engine runs them (`Fusion.steps`).
     mutating func sequential(_ s: Sequential, _ x: ONNXValue) throws -> ONNXValue {
-        var h = x, i = 0
-        let layers = s.layers
-        while i < layers.count {
-            let next = i + 1 < layers.count ? layers[i + 1] : nil
-            if layers[i] is ReLU, let pool = next as? MaxPool {
-                h = maxPool(pool, relu(h, scope: layers[i].name))
-                i += 2
-            } else if let layer = layers[i] as? ActivationFusable, next is ReLU,
-                      !(i + 2 < layers.count && layers[i + 2] is MaxPool) {
-                h = try weightLayer(layer, h, relu: true)
-                i += 2
-            } else {
-                h = try module(layers[i], h)
-                i += 1
+        var h = x
+        for step in Fusion.steps(s.layers) {
+            switch step {
+            case let .layer(m): h = try module(m, h)
+            case let .weightReLU(layer, _): h = try weightLayer(layer, h, relu: true)
+            case let .reluMaxPool(relu, pool): h = maxPool(pool, self.relu(h, scope: relu.name))
             }
         }
         return h

@@ -13,26 +13,16 @@ public final class Sequential: Module {
 
     public var children: [Module] { layers }
 
-    /// Runs the layers in order, fusing two patterns (same results, fewer passes and tensors):
-    /// ReLU → MaxPool runs as one pooling op that applies the ReLU to the pooled output, and a
-    /// Conv2D/Dense directly followed by a ReLU (not then pooled) applies it in its epilogue.
+    /// Runs the layers in order, fused as `Fusion.steps` says (same results, fewer passes and
+    /// tensors).
     public func forward(_ x: Variable, _ ctx: ForwardContext) -> Variable {
-        var h = x
-        var i = 0
-        while i < layers.count {
-            if layers[i] is ReLU, i + 1 < layers.count, let pool = layers[i + 1] as? MaxPool {
-                h = h.maxPool2d(size: pool.size, stride: pool.stride, relu: true)
-                i += 2
-            } else if let fusable = layers[i] as? ActivationFusable, i + 1 < layers.count,
-                      layers[i + 1] is ReLU, !(i + 2 < layers.count && layers[i + 2] is MaxPool) {
-                h = fusable.forward(h, ctx, activation: .relu)
-                i += 2
-            } else {
-                h = layers[i].forward(h, ctx)
-                i += 1
+        Fusion.steps(layers).reduce(x) { h, step in
+            switch step {
+            case let .layer(m): return m.forward(h, ctx)
+            case let .weightReLU(layer, _): return layer.forward(h, ctx, activation: .relu)
+            case let .reluMaxPool(_, pool): return h.maxPool2d(size: pool.size, stride: pool.stride, relu: true)
             }
         }
-        return h
     }
 
     public func outputShape(for input: [Int]) -> [Int] {

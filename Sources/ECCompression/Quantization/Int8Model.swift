@@ -30,9 +30,9 @@ public enum Int8ModelError: Error, Equatable, CustomStringConvertible {
 /// Every quantized Conv2D / Dense runs as an `Int8Layer` (8-bit activation codes × int8 weight
 /// codes, Int32 accumulation, dequantized with `s_a·s_w[c]`); the layers the plan keeps in FP32,
 /// pooling and flattening run in Float through the engine's ops with the skeleton model's
-/// parameters. The walk follows `Sequential.forward`, fusions included: a Conv2D/Dense
-/// directly followed by ReLU (not then pooled) applies the ReLU itself, and ReLU → MaxPool runs
-/// as `maxPool2d(relu: true)`.
+/// parameters. The walk follows the engine's fusion rule (`Fusion.steps`): a Conv2D/Dense
+/// directly followed by ReLU (not then pooled) applies the ReLU itself, ReLU → MaxPool runs
+/// as `maxPool2d(relu: true)`, and a quantized Conv2D before it pools its integer sums.
 public final class Int8Model {
     /// The model whose structure is walked and whose FP32 layers' parameters are used.
     public let skeleton: Model
@@ -151,29 +151,28 @@ public final class Int8Model {
     /// The integer walk over the whole batch on this thread (its loops may still split).
     func onePass(_ x: Tensor) -> Tensor {
         let ctx = ForwardContext.inference()  // no transform: FP32 layers run unquantized
-        let modules = skeleton.root.layers
+        let steps = Fusion.steps(skeleton.root.layers)
         var h = x
         var i = 0
-        while i < modules.count {
-            let next = i + 1 < modules.count ? modules[i + 1] : nil
-            if let conv = modules[i] as? Conv2D, let layer = layers[conv.name], next is ReLU,
-               i + 2 < modules.count, let pool = modules[i + 2] as? MaxPool, layer.output?.range.isBinary != true {
-                // (A binary post-quant grid maps 0 to +1: there the ReLU must follow the output
-                // quantization, as in the fake-quant model, so that layer takes the path below.)
-                // Conv → ReLU → MaxPool: pooled on the integer sums (Int8Layer.forward).
-                h = layer.forward(h, stride: conv.stride, padding: conv.padding, relu: true, pool: (pool.size, pool.stride))
-                i += 3
-            } else if modules[i] is ReLU, let pool = next as? MaxPool {
-                h = Variable(h).maxPool2d(size: pool.size, stride: pool.stride, relu: true).value
-                i += 2
-            } else if let fusable = modules[i] as? ActivationFusable {
-                let relu = next is ReLU && !(i + 2 < modules.count && modules[i + 2] is MaxPool)
-                h = run(fusable, h, relu: relu, ctx)
-                i += relu ? 2 : 1
-            } else {
-                h = modules[i].forward(Variable(h), ctx).value
-                i += 1
+        while i < steps.count {
+            switch steps[i] {
+            case let .layer(conv as Conv2D):
+                if let layer = layers[conv.name], i + 1 < steps.count, case let .reluMaxPool(_, pool) = steps[i + 1],
+                   layer.output?.range.isBinary != true {
+                    // Conv → ReLU → MaxPool: pooled on the integer sums (Int8Layer.forward). (A
+                    // binary post-quant grid maps 0 to +1: there the ReLU must follow the output
+                    // quantization, as in the fake-quant model, so that layer takes the plain path.)
+                    h = layer.forward(h, stride: conv.stride, padding: conv.padding, relu: true, pool: (pool.size, pool.stride))
+                    i += 2
+                    continue
+                }
+                h = run(conv, h, relu: false, ctx)
+            case let .layer(dense as Dense): h = run(dense, h, relu: false, ctx)
+            case let .layer(m): h = m.forward(Variable(h), ctx).value
+            case let .weightReLU(layer, _): h = run(layer, h, relu: true, ctx)
+            case let .reluMaxPool(_, pool): h = Variable(h).maxPool2d(size: pool.size, stride: pool.stride, relu: true).value
             }
+            i += 1
         }
         return h
     }
