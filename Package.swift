@@ -70,10 +70,10 @@ let package = Package(
                           path: "Tests/Programs/ec-mpi-check"),
 
         // Tests: one target per library target, plus shared helpers (child processes, paths).
-        .target(name: "ECTestSupport", path: "Tests/Support"),
-        .testTarget(name: "ECTensorTests", dependencies: ["ECTensor"]),
+        .target(name: "ECTestSupport", dependencies: ["ECTensor"], path: "Tests/Support"),
+        .testTarget(name: "ECTensorTests", dependencies: ["ECTestSupport", "ECTensor"]),
         .testTarget(name: "ECNNTests", dependencies: ["ECNN", "ECTensor"]),
-        .testTarget(name: "ECOptimTests", dependencies: ["ECOptim", "ECNN", "ECTensor"]),
+        .testTarget(name: "ECOptimTests", dependencies: ["ECTestSupport", "ECOptim", "ECNN", "ECTensor"]),
         .testTarget(name: "ECCollectiveTests", dependencies: ["ECTestSupport", "ECCollective", "ECTensor"]),
         .testTarget(name: "ECCheckpointTests", dependencies: ["ECTestSupport", "ECCheckpoint", "ECTensor"]),
         .testTarget(name: "ECCompressionTests", dependencies: ["ECTestSupport", "ECCompression", "ECTensor", "ECNN"]),

@@ -12,7 +12,7 @@ public enum ReduceOp: String, Sendable, CaseIterable {
 
 /// A group of processes (ranks `0..<size`) that run the same program and exchange data.
 ///
-/// Rank 0 is the *chief* (SPEC §2): it alone computes compression decisions and broadcasts
+/// Rank 0 is the *chief* (docs/distributed.md): it alone computes compression decisions and broadcasts
 /// them. Training code talks to a `Communicator` only, and a world of size 1
 /// (`SingleProcessCommunicator`) makes every collective an identity, so there are no
 /// `if distributed` branches anywhere. Get the process's world from `World.current()`.

@@ -21,7 +21,7 @@ public enum World {
 
     /// The world of this process: an `MPICommunicator` when it was started by an MPI launcher
     /// (see `launcherVariables`), else a `SingleProcessCommunicator` — the single-node debug
-    /// mode of SPEC §2, where the same binary run without `mpirun` is a world of size 1.
+    /// mode (docs/distributed.md), where the same binary run without `mpirun` is a world of size 1.
     ///
     /// - Throws: `CollectiveError` if MPI fails to start.
     public static func current(environment: [String: String] = ProcessInfo.processInfo.environment) throws

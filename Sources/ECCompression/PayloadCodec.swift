@@ -1,6 +1,6 @@
 import ECTensor
 /// Encodes compression decisions into the bytes the chief broadcasts, and verifies and decodes
-/// them on receipt (SPEC §2).
+/// them on receipt (docs/payload-format.md).
 ///
 /// Wire format (docs/payload-format.md), all integers little-endian:
 ///
@@ -36,7 +36,7 @@ public enum PayloadCodec {
     ///   - step: the training step (≥ 0) the decisions belong to; the receiver must expect it.
     ///   - entries: name → mask or Float32 tensor; written in canonical (sorted) order.
     ///   - level: the zstd level; 1 is fast and compresses structured masks by 100× and more
-    ///     (docs/payload-format.md, PEERS.md).
+    ///     (docs/payload-format.md).
     /// - Throws: `PayloadError.invalidEntry` for an empty or over-long name or a rank above 255,
     ///   `.lengthTooLarge` beyond `maximumBodyBytes`, `.invalidLevel`, `.zstd`.
     public static func encode(kind: PayloadKind, step: Int, entries: [String: PayloadValue],

@@ -25,7 +25,7 @@ public enum Int8ExportError: Error, Equatable, CustomStringConvertible {
     }
 }
 
-/// Writes and reads a quantized model with real integer weights (SPEC §3, `export` mode), as
+/// Writes and reads a quantized model with real integer weights (the quantizer's `export` mode), as
 /// safetensors:
 ///
 /// - per Winograd layer (`int8_winograd`): `<layer>/winograd_weight_int8` (I8 `[16, cin, cout]`,

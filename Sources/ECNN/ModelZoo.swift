@@ -42,7 +42,7 @@ public enum ModelZoo {
         ]), inputShape: input, classes: classes)
     }
 
-    /// The reference model (SPEC §3): conv1 1→32 3×3 + ReLU + pool, conv2 32→64 3×3 + ReLU +
+    /// The reference model (docs/getting-started.md): conv1 1→32 3×3 + ReLU + pool, conv2 32→64 3×3 + ReLU +
     /// pool, flatten (3136), fc1 3136→128 + ReLU, fc2 128→classes.
     static func fmnistCNN(_ rng: inout RNG, _ input: [Int], _ classes: Int) -> Model {
         Model(name: "fmnist-cnn", root: Sequential([

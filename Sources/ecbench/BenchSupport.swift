@@ -46,12 +46,8 @@ func peakRSSMegabytes() -> Double {
     return Double(usage.ru_maxrss) / 1024
 }
 
-/// TensorFlow's golden fmnist-cnn weights: under `$EC_SHARED_DIR`, else `../shared` beside the
-/// repository (as the tests' TestPaths).
+/// TensorFlow's golden fmnist-cnn weights, kept in the repository (Tests/Fixtures/golden).
 var goldenWeightsPath: String {
-    let repository = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent()
-    let shared = ProcessInfo.processInfo.environment["EC_SHARED_DIR"].map { URL(fileURLWithPath: $0) }
-        ?? repository.deletingLastPathComponent().appendingPathComponent("shared")
-    return shared.appendingPathComponent("golden/fmnist_cnn_tf_fp32.safetensors").path
+    URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Tests/Fixtures/golden/fmnist_cnn_tf_fp32.safetensors").path
 }

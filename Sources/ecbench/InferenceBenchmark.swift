@@ -23,7 +23,7 @@ struct InferenceBenchmark {
         }
         print("")
         print("== FP32 inference: fmnist-cnn, \(options.threads) thread(s), median of \(options.repeats)")
-        print(String(format: "batch 256: %7.0f samples/s (Model.predict, %d slices at once); one pass with %d BLAS threads: %.0f   (ONNX Runtime ~21,000; TFLite ~16,000–19,700; PEERS.md)",
+        print(String(format: "batch 256: %7.0f samples/s (Model.predict, %d slices at once); one pass with %d BLAS threads: %.0f   (ONNX Runtime ~21,000; TFLite ~16,000–19,700 on the AMD kind; docs/benchmarks.md)",
                      median(throughput), Parallel.workers, options.threads, median(single)))
         print(String(format: "batch 1:   %7.1f µs        (ONNX Runtime ~65 µs; TFLite ~57–75 µs)", median(latency) * 1e6))
         print(String(format: "RESULT inference_batch256_samples_per_second=%.0f one_pass_batch256_samples_per_second=%.0f batch1_us=%.1f",

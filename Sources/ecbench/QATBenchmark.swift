@@ -69,7 +69,7 @@ struct QATBenchmark {
             f1.append(rate({ _ = plain.predict(one) }, 300)); i1.append(rate({ _ = int8(one) }, 300))
         }
         let (a, b, c, d) = (median(f256), median(i256), median(f1), median(i1))
-        print(String(format: "int8 inference: batch 256 %.0f samples/s vs FP32 %.0f (%.2f×); batch 1 %.1f µs vs FP32 %.1f µs   (TFLite int8 here: ~59,000 samples/s, 22 µs; PEERS.md)",
+        print(String(format: "int8 inference: batch 256 %.0f samples/s vs FP32 %.0f (%.2f×); batch 1 %.1f µs vs FP32 %.1f µs   (TFLite int8 on the AMD kind: ~59,000 samples/s, 22 µs; docs/benchmarks.md)",
                      256 / b, 256 / a, a / b, d * 1e6, c * 1e6))
         print(String(format: "RESULT int8_over_fp32_b256=%.3f int8_samples_per_second=%.0f int8_batch1_us=%.1f", a / b, 256 / b, d * 1e6))
     }

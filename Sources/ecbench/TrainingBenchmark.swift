@@ -44,7 +44,7 @@ struct TrainingBenchmark {
         print(String(format: "engine, one pass:          %7.2f ms/step  %7.0f samples/s", e1 * 1e3, 64 / e1))
         print(String(format: "raw GEMM of one pass:      %7.2f ms/step  %7.0f samples/s  (%d sgemm calls, %.2f GFLOP/step, %.0f GFLOP/s)",
                      g * 1e3, 64 / g, gemms.count, Double(flops) / 1e9, Double(flops) / g / 1e9))
-        print(String(format: "engine / raw GEMM time: %.2f× (replicas), %.2f× (one pass)   (TensorFlow 2.21 Keras here: ~4,800 samples/s, PEERS.md)",
+        print(String(format: "engine / raw GEMM time: %.2f× (replicas), %.2f× (one pass)   (TensorFlow 2.21 Keras on the AMD kind: ~4,800 samples/s, docs/benchmarks.md)",
                      e / g, e1 / g))
         print(String(format: "peak RSS after training: %.0f MB (TensorFlow: ~1,260 MB)", peakRSSMegabytes()))
         print(String(format: "RESULT train_samples_per_second=%.1f one_pass_samples_per_second=%.1f engine_over_gemm=%.3f peak_rss_mb=%.0f",

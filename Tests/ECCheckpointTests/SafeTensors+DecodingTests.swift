@@ -136,21 +136,49 @@ final class SafeTensorsDecodingTests: XCTestCase {
         }
     }
 
-    /// Random byte flips and every truncation of a valid file: decoding may fail but never traps.
+    /// Every truncation and 3,000 seeded random byte flips of a valid file: each outcome is a
+    /// `CheckpointError` naming the file, or a decoded file whose every tensor holds exactly its
+    /// shape's bytes — and when the flips all hit the data section, the same tensors with the
+    /// flipped bytes.
     func testHostileBytesNeverCrash() throws {
         let tensors = NamedTensors([("a", Tensor(shape: [3], scalars: [1, 2, 3])), ("b/c", Tensor(scalar: 4))])
         var file = SafeTensors(tensors: tensors, metadata: ["k": "v"])
         file["m"] = SafeTensorsEntry(shape: [2], values: [Int64(1), 2])
         let good = try file.encoded()
-        for length in 0..<good.count { _ = try? SafeTensors(decoding: good.prefix(length)) }
-        var rng = SystemRandomNumberGenerator()
-        for _ in 0..<3000 {
-            var bad = good
-            for _ in 0..<Int.random(in: 1...3, using: &rng) {
-                bad[Int.random(in: 0..<bad.count, using: &rng)] = UInt8.random(in: 0...255, using: &rng)
+        let dataStart = 8 + Int(good.prefix(8).withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) })
+        for length in 0..<good.count {
+            XCTAssertThrowsError(try SafeTensors(decoding: good.prefix(length), file: "cut.safetensors"), "\(length) bytes") {
+                XCTAssertTrue(($0 as? CheckpointError)?.description.contains("cut.safetensors") == true, "\(length) bytes: \($0)")
             }
-            _ = try? SafeTensors(decoding: bad)
         }
+        var rng = RNG(seed: 31)
+        var decoded = 0, refused = 0
+        for trial in 0..<3000 {
+            var bad = good
+            let positions = (0...(trial % 3)).map { _ in Int(rng.next() % UInt64(good.count)) }
+            for p in positions { bad[p] ^= UInt8(1 + rng.next() % 255) }
+            do {
+                let read = try SafeTensors(decoding: bad, file: "flipped.safetensors")
+                decoded += 1
+                for name in read.names {
+                    let entry = read[name]!
+                    XCTAssertEqual(entry.bytes.count, entry.elementCount * entry.dtype.byteSize, "trial \(trial): \(name)")
+                }
+                if positions.allSatisfy({ $0 >= dataStart }) {
+                    XCTAssertEqual(read.names, file.names, "trial \(trial)")
+                    XCTAssertEqual(read.metadata, file.metadata, "trial \(trial)")
+                    XCTAssertEqual(try read.encoded(), bad, "trial \(trial): the data section as flipped")
+                }
+            } catch let error as CheckpointError {
+                refused += 1
+                XCTAssertTrue(error.description.contains("flipped.safetensors"), "trial \(trial): \(error)")
+            } catch {
+                XCTFail("trial \(trial): not a CheckpointError: \(error)")
+            }
+        }
+        XCTAssertEqual(decoded + refused, 3000)
+        XCTAssertGreaterThan(refused, 0, "flips in the header are refused")
+        XCTAssertGreaterThan(decoded, 0, "flips in the data section decode (safetensors has no checksum)")
     }
 
     func testDecodesSlicedData() throws {

@@ -106,7 +106,7 @@ final class PayloadCodecTests: XCTestCase {
                       "\(String(describing: error))")
     }
 
-    /// Whole-channel pruning (rows of 3136 equal bits, PEERS.md) compresses by well over 100×;
+    /// Whole-channel pruning (rows of 3136 equal bits) compresses by well over 100×;
     /// random masks at 50% density do not compress (about 1×).
     func testCompressionRatiosOfStructuredAndRandomMasks() throws {
         let rows = 128, rowLength = 3136

@@ -3,7 +3,7 @@ import ECTestSupport
 import Foundation
 import XCTest
 
-/// PrunerConfig's seed defaults, its job-file keys and its validation messages (SPEC §3).
+/// PrunerConfig's seed defaults, its job-file keys and its validation messages (docs/pruning.md).
 final class PrunerConfigTests: XCTestCase {
     func testDefaultsAreTheSeedsAndValid() throws {
         let config = PrunerConfig()

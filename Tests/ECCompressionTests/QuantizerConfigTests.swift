@@ -5,7 +5,7 @@ import Foundation
 import XCTest
 
 /// QuantizerConfig's seed defaults, its job-file keys (with the seed's `pretrain_model` alias)
-/// and its validation messages, alone and against a model (SPEC §3).
+/// and its validation messages, alone and against a model (docs/quantization.md).
 final class QuantizerConfigTests: XCTestCase {
     func testDefaultsAreTheSeedsAndValid() throws {
         let config = QuantizerConfig()

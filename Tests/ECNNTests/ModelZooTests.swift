@@ -11,7 +11,7 @@ final class ModelZooTests: XCTestCase {
         XCTAssertEqual(m.parameter(named: "conv2/weight")?.shape, [3, 3, 32, 64])
         XCTAssertEqual(m.parameter(named: "fc1/weight")?.shape, [3136, 128])
         XCTAssertEqual(m.parameter(named: "fc2/weight")?.shape, [128, 10])
-        // 320 + 18,496 + 401,536 + 1,290 (PEERS.md: 421,642).
+        // 320 + 18,496 + 401,536 + 1,290 (= 421,642, as Keras counts it).
         XCTAssertEqual(m.parameterCount, 421_642)
         // Forward multiply-adds × 2: conv1 784·9·32, conv2 196·288·64, fc1 3136·128, fc2 128·10.
         XCTAssertEqual(m.flops, 2 * (784 * 9 * 32 + 196 * 288 * 64 + 3136 * 128 + 128 * 10))

@@ -1,3 +1,4 @@
+import ECTestSupport
 import ECNN
 import ECOptim
 import ECTensor
@@ -39,7 +40,7 @@ final class AdamTests: XCTestCase {
     private func check(_ optimizer: Optimizer, _ expected: [[Double]],
                        file: StaticString = #filePath, line: UInt = #line) {
         for (k, (a, e)) in zip(run(optimizer), expected).enumerated() {
-            assertClose(a, e, tolerance: 1e-6, "after step \(k + 1)", file: file, line: line)
+            assertClose(a, e, absolute: 1e-6, relative: 1e-6, "after step \(k + 1)", file: file, line: line)
         }
         XCTAssertEqual(optimizer.stepCount, grads.count, file: file, line: line)
     }
@@ -49,7 +50,7 @@ final class AdamTests: XCTestCase {
         let p = makeParameter("w", [1, 1, 1])
         setGrad(p, [0.5, -3, 0])
         try Adam(learningRate: 0.01).step([p])
-        assertClose(p.value.scalars, [0.99, 1.01, 1])
+        assertClose(p.value.scalars, [0.99, 1.01, 1], absolute: 2e-6, relative: 2e-6)
     }
 
     func testAdamSteps() throws {

@@ -1,3 +1,4 @@
+import ECTestSupport
 import ECNN
 import ECOptim
 import ECTensor
@@ -37,7 +38,7 @@ final class SGDTests: XCTestCase {
         let actual = run(sgd)
         let expected = reference(lr: Double(lr), mu: Double(mu), nesterov: nesterov, wd: Double(wd))
         for (k, (a, e)) in zip(actual, expected).enumerated() {
-            assertClose(a, e, "after step \(k + 1)", file: file, line: line)
+            assertClose(a, e, absolute: 2e-6, relative: 2e-6, "after step \(k + 1)", file: file, line: line)
         }
         XCTAssertEqual(sgd.stepCount, grads.count, file: file, line: line)
     }
@@ -48,7 +49,7 @@ final class SGDTests: XCTestCase {
         let p = makeParameter("w", w0)
         setGrad(p, grads[0])
         try SGD(learningRate: 0.1).step([p])
-        assertClose(p.value.scalars, [0.99, -2.02, 0.53])
+        assertClose(p.value.scalars, [0.99, -2.02, 0.53], absolute: 2e-6, relative: 2e-6)
     }
 
     func testMomentumSteps() throws {
@@ -75,7 +76,7 @@ final class SGDTests: XCTestCase {
             }
         }
         let actual = run(try SGD(learningRate: Float(lr), momentum: Float(mu)))
-        assertClose(actual.last!, w)
+        assertClose(actual.last!, w, absolute: 2e-6, relative: 2e-6)
     }
 
     func testNonTrainableParametersAreUntouchedAndGetNoState() throws {

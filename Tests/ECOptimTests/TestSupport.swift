@@ -1,3 +1,4 @@
+import ECTestSupport
 import ECNN
 import ECOptim
 import ECTensor
@@ -11,16 +12,6 @@ func makeParameter(_ name: String, _ values: [Float], role: ParameterRole = .wei
 /// Sets `p.grad` to `values`.
 func setGrad(_ p: Parameter, _ values: [Float]) {
     p.grad = Tensor(shape: p.value.shape, scalars: values)
-}
-
-/// Asserts `actual` matches the Double reference within a relative tolerance of a few Float ulps.
-func assertClose(_ actual: [Float], _ expected: [Double], tolerance: Double = 2e-6,
-                 _ message: String = "", file: StaticString = #filePath, line: UInt = #line) {
-    XCTAssertEqual(actual.count, expected.count, "count \(message)", file: file, line: line)
-    for (i, (a, e)) in zip(actual, expected).enumerated() {
-        XCTAssertEqual(Double(a), e, accuracy: tolerance * max(1, abs(e)),
-                       "element \(i) \(message)", file: file, line: line)
-    }
 }
 
 /// Asserts `body` throws an `OptimizerError` whose text is `description`.

@@ -4,7 +4,7 @@ import ECCheckpoint
 import Foundation
 import XCTest
 
-/// Fault survival (SPEC §4): a compression job whose rank is SIGKILLed mid-run ends promptly
+/// Fault survival (docs/formats.md, checkpoints): a compression job whose rank is SIGKILLed mid-run ends promptly
 /// with a non-zero status, its last checkpoint stays intact, and `--resume` finishes the job
 /// with the same final weights and compressor state as an uninterrupted run on the same
 /// number of ranks.

@@ -7,7 +7,7 @@ import Glibc
 #endif
 
 /// Multi-host training through `launch/cluster` and `launch/dlc`, on one machine: two network
-/// namespaces joined by a bridge play two hosts (`launch/netns-lab`, the recipe of NOTES.md),
+/// namespaces joined by a bridge play two hosts (`launch/netns-lab`, docs/distributed.md),
 /// and `launch/netns-rsh` is mpirun's remote agent into them. The same tiny job trained on one
 /// process without mpirun must give the same weights as on one rank per "host".
 ///

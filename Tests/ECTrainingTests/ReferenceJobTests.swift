@@ -3,10 +3,10 @@ import EasyCompression
 import Foundation
 import XCTest
 
-/// The reference job of SPEC §3 — fmnist-cnn, SGD 0.05 momentum 0.9, batch 64, 3 epochs, one
+/// The reference job (examples/fmnist-cnn.yaml) — fmnist-cnn, SGD 0.05 momentum 0.9, batch 64, 3 epochs, one
 /// process, seed 42 — trained for real on all of Fashion-MNIST (about a minute).
 ///
-/// TensorFlow/Keras reached 0.9006 and PyTorch 0.8976 on this setup (PEERS.md, one run each).
+/// TensorFlow/Keras reached 0.9006 and PyTorch 0.8976 on this setup (docs/benchmarks.md, one run each).
 /// Ours: this test (one process on 2 cores, seed 42) gives 0.9029 — the process trains as 2
 /// thread replicas, which compute bit for bit what 2 ranks compute (2 ranks: 0.9029 too); with
 /// one pass per step (`thread_replicas: 1`) it gave 0.8966. Other seeds (two ranks) 0.8862,

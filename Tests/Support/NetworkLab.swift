@@ -4,7 +4,7 @@ import Glibc
 #endif
 
 /// Several "hosts" on this machine for multi-host tests: network namespaces joined by a bridge
-/// and named in /etc/hosts, made and removed by `launch/netns-lab` (the recipe of NOTES.md).
+/// and named in /etc/hosts, made and removed by `launch/netns-lab` (docs/distributed.md).
 ///
 /// Needs root and `ip` (iproute2); `unavailableReason` says why not otherwise. One lab at a
 /// time per machine: `lock()` takes an exclusive `flock` on `lockPath`, so that two test runs

@@ -1,7 +1,7 @@
 import Foundation
 
-/// Paths the training tests need: the repository, `../shared` beside it (golden weights), the
-/// build products (the CLI binary) and the real Fashion-MNIST files.
+/// Paths the training tests need: the repository, its fixtures (golden weights, ONNX files made
+/// by other frameworks), the build products (the CLI binary) and the real Fashion-MNIST files.
 public enum TestPaths {
     public static let repository = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -16,14 +16,12 @@ public enum TestPaths {
         return path
     }
 
-    /// `$EC_SHARED_DIR`, else `../shared` next to the repository.
-    public static var shared: URL {
-        if let dir = ProcessInfo.processInfo.environment["EC_SHARED_DIR"] { return URL(fileURLWithPath: dir) }
-        return repository.deletingLastPathComponent().appendingPathComponent("shared")
-    }
+    /// `Tests/Fixtures`: files made by other programs (see the README beside each set).
+    public static var fixtures: URL { repository.appendingPathComponent("Tests/Fixtures") }
 
-    public static var goldenWeights: URL { shared.appendingPathComponent("golden/fmnist_cnn_tf_fp32.safetensors") }
-    public static var goldenExpected: URL { shared.appendingPathComponent("golden/fmnist_cnn_tf_fp32.expected.json") }
+    /// fmnist-cnn weights trained by TensorFlow/Keras, and what they must give.
+    public static var goldenWeights: URL { fixtures.appendingPathComponent("golden/fmnist_cnn_tf_fp32.safetensors") }
+    public static var goldenExpected: URL { fixtures.appendingPathComponent("golden/fmnist_cnn_tf_fp32.expected.json") }
 
     /// The debug build folder holding the executables (`easycompress`, `ec-mpi-check`).
     public static var buildProducts: URL { repository.appendingPathComponent(".build/debug") }

@@ -38,13 +38,7 @@ final class DocSamplesTests: XCTestCase {
     }
 
     /// A trained FP32 model for the samples that start from one (TensorFlow's golden weights).
-    func fp32Weights() throws -> String {
-        let path = TestPaths.goldenWeights.path
-        guard FileManager.default.fileExists(atPath: path) else {
-            throw HarnessError(description: "golden weights not found at \(path) (set EC_SHARED_DIR to the shared/ folder)")
-        }
-        return path
-    }
+    func fp32Weights() throws -> String { TestPaths.goldenWeights.path }
 
     func testPrunerHookStyle() throws {
         let fp32 = try fp32Weights(), output = work.path

@@ -1,4 +1,4 @@
-/// A compressor configuration value outside what the seed allows (tier 2, SPEC §3: "a clear
+/// A compressor configuration value outside what the seed allows (tier 2: "a clear
 /// error naming the key, the value and the allowed range — never a crash, never a silent
 /// clamp").
 ///

@@ -2,7 +2,7 @@ import ECNN
 
 /// Finds the dependency groups of a model: the sets of channels that must be pruned together.
 ///
-/// Pruning granularity (SPEC §3) is a Conv2D output channel / a Dense output unit. Each
+/// Pruning granularity (docs/pruning.md) is a Conv2D output channel / a Dense output unit. Each
 /// Conv2D/Dense output opens a channel space; ReLU, MaxPool, BatchNorm, Flatten and
 /// GlobalAvgPool carry it on; a residual add ties the spaces it sums (union-find): with a
 /// projection shortcut the body's last conv and the projection conv, with an identity shortcut

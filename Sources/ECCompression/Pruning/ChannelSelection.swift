@@ -1,5 +1,5 @@
 /// Chooses the channels to prune so that the removed parameters reach a target (the chief's
-/// global or local sort, SPEC §2–3). Pruning is monotone: channels already pruned stay pruned
+/// global or local sort, docs/pruning.md). Pruning is monotone: channels already pruned stay pruned
 /// and count toward the target; no group is left with fewer than one channel.
 enum ChannelSelection {
     /// A group's importance normalised so that groups of different size and scale compare:

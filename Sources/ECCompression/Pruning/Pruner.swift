@@ -2,12 +2,12 @@ import ECCollective
 import ECNN
 import ECTensor
 
-/// Gradual, importance-driven structured pruning of channels (SPEC §3 `Pruner`).
+/// Gradual, importance-driven structured pruning of channels (the seed's `Pruner`, docs/pruning.md).
 ///
 /// - Importance: each prunable group's channels carry an EMA of their first-order Taylor score
 ///   (Molchanov et al. 2019, see `TaylorImportance`), I ← α·I + (1−α)·score, started at the
 ///   first score and updated after every step until the last trial — on the chief only
-///   (SPEC §2); `importanceUpdates` counts the updates this process made (0 on workers).
+///   (the chief decides, docs/distributed.md); `importanceUpdates` counts the updates this process made (0 on workers).
 /// - Schedule: after step k·stepInterval, k = 1…numTrials, the pruned fraction rises to
 ///   r_k = R·(1 − (1 − k/n)³) (Zhu & Gupta 2017, see `GradualSchedule`).
 /// - Unit: the fraction of the prunable layers' parameters removed (`PrunerConfig`): the

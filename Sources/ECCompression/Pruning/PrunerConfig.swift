@@ -25,7 +25,7 @@ public struct PruneSortRange: RawRepresentable, Hashable, Codable, Sendable, Exp
     }
 }
 
-/// The pruner's settings (SPEC §3 `PrunerConfig`; seed keys in snake_case in job files,
+/// The pruner's settings (the seed's `PrunerConfig`, docs/pruning.md; seed keys in snake_case in job files,
 /// camelCase here). Defaults are the seed's. Call `validate()` before use; `Pruner.init`
 /// does.
 ///

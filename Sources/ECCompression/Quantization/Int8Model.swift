@@ -24,7 +24,7 @@ public enum Int8ModelError: Error, Equatable, CustomStringConvertible {
     }
 }
 
-/// True integer inference for a model quantized by `LSQQuantizer` (SPEC §3, "the engine has its
+/// True integer inference for a model quantized by `LSQQuantizer` (the quantizer's `export` mode: "the engine has its
 /// own int8 inference path whose accuracy matches the fake-quant model").
 ///
 /// Every quantized Conv2D / Dense runs as an `Int8Layer` (8-bit activation codes × int8 weight

@@ -12,7 +12,7 @@ import ECTensor
 /// `post_quant` — v̂ = round(clip(v/s, −Qn, Qp))·s with straight-through gradients
 /// (`Variable.fakeQuantLSQ`). Weights keep training every step.
 ///
-/// Step sizes (SPEC §2–3, chief-only scale updates):
+/// Step sizes (chief-only scale updates, docs/quantization.md):
 /// - initialised from the pretrained weights (s = 2·mean|w|/√Qp) and, for activations, from a
 ///   calibration batch the caller gives (the same on every rank, so every rank starts equal);
 /// - every rank computes its local step-size gradients (the LSQ gradient, scaled by

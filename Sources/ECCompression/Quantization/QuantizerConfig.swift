@@ -1,4 +1,4 @@
-/// The quantizer's settings (SPEC §3 `QuantizerConfig`; seed keys in snake_case in job files,
+/// The quantizer's settings (the seed's `QuantizerConfig`, docs/quantization.md; seed keys in snake_case in job files,
 /// camelCase here). Defaults are the seed's, plus `perChannel` (ours). Call `validate()` — or
 /// `validate(against:)` once the model is known — before use; `QuantizationPlan.build` does.
 ///

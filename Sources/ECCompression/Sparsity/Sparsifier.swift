@@ -2,7 +2,7 @@ import ECCollective
 import ECNN
 import ECTensor
 
-/// Gradual block (or N:M) sparsity of Conv2D / MatMul kernels (SPEC §3 `Sparsifier`).
+/// Gradual block (or N:M) sparsity of Conv2D / MatMul kernels (the seed's `Sparsifier`, docs/sparsity.md).
 ///
 /// - Kernels: the `weight` of every Conv2D / MatMul layer inside the config's scopes, seen as
 ///   `[inputs, outputs]` and tiled by `sparse_block_shape` (`BlockGrid`; partial edge blocks

@@ -76,7 +76,7 @@ public struct NMPattern: Hashable, Codable, Sendable, CustomStringConvertible {
     public static let allowedText = "\"N:M\" with integers 0 < N < M ≤ \(maxGroup) (e.g. \"2:4\")"
 }
 
-/// The sparsifier's settings (SPEC §3 `SparsifierConfig`; seed keys in snake_case in job files,
+/// The sparsifier's settings (the seed's `SparsifierConfig`, docs/sparsity.md; seed keys in snake_case in job files,
 /// camelCase here). Defaults are the seed's; `pattern` is our addition. Call `validate()`
 /// before use; `Sparsifier.init` does.
 ///
