@@ -22,7 +22,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
-        // System libraries (C at the edge; each has exactly one Swift importer).
+        // System libraries (C at the edge): each a module map and a shim header, each with one
+        // Swift importer (CBLAS: Tensor+Matmul; CMPI: ECCollective's MPI files; CZstd: Zstd.swift;
+        // CZlib: the gzip reader). docs/architecture.md has the layers.
         .systemLibrary(name: "CMPI", pkgConfig: "ompi",
                        providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
@@ -42,8 +44,9 @@ let package = Package(
         .target(name: "ECCheckpoint", dependencies: ["ECTensor"]),
         .target(name: "ECCompression", dependencies: ["ECTensor", "ECNN", "ECCollective", "ECCheckpoint", "CZstd"],
                 swiftSettings: optimised),
-        // ONNX export: walks a model (FP32, pruned, or LSQ-quantized as QDQ) into an ONNX graph
-        // serialised with swift-protobuf. Knows models and quantization plans, not training.
+        // Every file format another program reads: ONNX (FP32, pruned, QDQ; serialised with
+        // swift-protobuf), the int8 and block-sparse safetensors exports. Knows models and
+        // quantization plans, not training.
         .target(name: "ECExport",
                 dependencies: ["ECTensor", "ECNN", "ECCompression", "ECCheckpoint",
                                .product(name: "SwiftProtobuf", package: "swift-protobuf")],
