@@ -68,3 +68,14 @@ func tensorAwayFromKinks(_ shape: [Int], seed: UInt64, low: Float = -5, high: Fl
     }
     return Tensor(shape: shape, scalars: values)
 }
+
+/// A random permutation of `(i − n/2 + ½)·spacing`: every pair of values at least `spacing`
+/// apart and none at 0, so max-pool ties and ReLU kinks stay out of reach of ±ε
+/// (`spreadTensor` may move a value near 0 next to another).
+func separatedTensor(_ shape: [Int], seed: UInt64, spacing: Float = 0.05) -> Tensor {
+    var rng = RNG(seed: seed)
+    let n = Tensor.elementCount(shape)
+    var values = (0..<n).map { (Float($0 - n / 2) + 0.5) * spacing }
+    values.seededShuffle(rng: &rng)
+    return Tensor(shape: shape, scalars: values)
+}
