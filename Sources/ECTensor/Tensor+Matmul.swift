@@ -20,18 +20,28 @@ public enum BLAS {
     public static func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
                              alpha: Float = 1, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
                              beta: Float = 0, c: UnsafeMutablePointer<Float>) {
+        sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, b: b, beta: beta, c: c,
+              lda: transA ? m : k, ldb: transB ? k : n, ldc: n)
+    }
+
+    /// `sgemm` on matrices stored with the row strides `lda`/`ldb`/`ldc` (≥ their row
+    /// lengths): column blocks of wider matrices, such as one group of a grouped convolution.
+    @inline(__always)
+    public static func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+                             alpha: Float = 1, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
+                             beta: Float = 0, c: UnsafeMutablePointer<Float>, lda: Int, ldb: Int, ldc: Int) {
         guard m > 0, n > 0 else { return }
         recorder?(GEMMShape(transA: transA, transB: transB, m: m, n: n, k: k))
         if k == 0 {
             // op(A)·op(B) is zero: C = beta·C (BLAS may skip the scaling when k == 0).
-            for i in 0..<(m * n) { c[i] = beta == 0 ? 0 : beta * c[i] }
+            for i in 0..<m {
+                for j in 0..<n { c[i * ldc + j] = beta == 0 ? 0 : beta * c[i * ldc + j] }
+            }
             return
         }
-        let lda = transA ? m : k
-        let ldb = transB ? k : n
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                     blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb),
-                    beta, c, blasint(n))
+                    beta, c, blasint(ldc))
     }
 
     /// Sets OpenBLAS's thread count (call before heavy work; ranks × threads ≤ cores).

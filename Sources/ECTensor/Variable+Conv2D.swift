@@ -1,157 +1,52 @@
-/// Convolution padding, as in TensorFlow.
-public enum Padding: String, Codable, Sendable {
-    /// Output size `ceil(in / stride)`; zero padding split with the extra row/column at the end.
-    case same
-    /// No padding; output size `floor((in − k) / stride) + 1`.
-    case valid
-}
-
-/// The geometry of one 2-D convolution over NHWC input with an HWIO kernel.
-public struct Conv2DGeometry: Equatable, Sendable {
-    public let batch, height, width, inChannels: Int
-    public let kernelHeight, kernelWidth, outChannels, stride: Int
-    public let outHeight, outWidth, padTop, padLeft: Int
-
-    public init(input: [Int], kernel: [Int], stride: Int, padding: Padding) {
-        precondition(input.count == 4 && kernel.count == 4, "conv2d: input \(input) must be NHWC and kernel \(kernel) HWIO")
-        precondition(input[3] == kernel[2], "conv2d: input has \(input[3]) channels, kernel expects \(kernel[2])")
-        precondition(stride > 0, "conv2d: stride must be > 0, got \(stride)")
-        batch = input[0]; height = input[1]; width = input[2]; inChannels = input[3]
-        kernelHeight = kernel[0]; kernelWidth = kernel[1]; outChannels = kernel[3]
-        self.stride = stride
-        switch padding {
-        case .same:
-            outHeight = (height + stride - 1) / stride
-            outWidth = (width + stride - 1) / stride
-            padTop = max((outHeight - 1) * stride + kernelHeight - height, 0) / 2
-            padLeft = max((outWidth - 1) * stride + kernelWidth - width, 0) / 2
-        case .valid:
-            precondition(height >= kernelHeight && width >= kernelWidth,
-                         "conv2d: valid padding needs input \(height)×\(width) ≥ kernel \(kernelHeight)×\(kernelWidth)")
-            outHeight = (height - kernelHeight) / stride + 1
-            outWidth = (width - kernelWidth) / stride + 1
-            padTop = 0; padLeft = 0
-        }
-    }
-
-    /// Rows of the im2col matrix (one per output pixel).
-    public var rows: Int { batch * outHeight * outWidth }
-    /// Columns of the im2col matrix (`kh·kw·cin`), the GEMM's inner dimension.
-    public var patch: Int { kernelHeight * kernelWidth * inChannels }
-    /// Whether the input itself is the im2col matrix (1×1 kernel, stride 1, no padding).
-    public var isPointwise: Bool { kernelHeight == 1 && kernelWidth == 1 && stride == 1 }
-    /// Calls `body(images, outHeight·outWidth)` for consecutive chunks of `chunkImages` images.
-    func forEachChunk(_ body: (Range<Int>, Int) -> Void) {
-        var first = 0
-        while first < batch {
-            let end = min(batch, first + chunkImages)
-            body(first..<end, outHeight * outWidth)
-            first = end
-        }
-    }
-
-    /// Multiply-adds of the forward pass.
-    public var multiplyAdds: Int { rows * patch * outChannels }
-
-    /// Images per chunk so that a chunk's patch matrix stays in the L2 cache (~1 MiB): used
-    /// where the whole patch matrix is not needed at once (inference, the input gradient).
-    public var chunkImages: Int { max(1, (1 << 20) / max(1, outHeight * outWidth * patch * MemoryLayout<Float>.stride)) }
-
-    /// Writes the rows of the im2col matrix `[rows, patch]` of `x` that belong to `images`
-    /// into `col`, whose first row belongs to image `firstImage` (zero where padded).
-    func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, images: Range<Int>, firstImage: Int = 0) {
-        let c = inChannels, kw = kernelWidth
-        for n in images {
-            let image = x + n * height * width * c
-            for oy in 0..<outHeight {
-                for ox in 0..<outWidth {
-                    var dst = col + (((n - firstImage) * outHeight + oy) * outWidth + ox) * patch
-                    let iy0 = oy * stride - padTop, ix0 = ox * stride - padLeft
-                    for ky in 0..<kernelHeight {
-                        let iy = iy0 + ky
-                        if iy < 0 || iy >= height {
-                            dst.update(repeating: 0, count: kw * c)
-                            dst += kw * c
-                            continue
-                        }
-                        let rowBase = image + iy * width * c
-                        if ix0 >= 0 && ix0 + kw <= width {
-                            // The whole kernel row is inside: one contiguous copy of kw·c floats.
-                            copy(rowBase + ix0 * c, to: dst, count: kw * c)
-                            dst += kw * c
-                        } else {
-                            for kx in 0..<kw {
-                                let ix = ix0 + kx
-                                if ix < 0 || ix >= width {
-                                    dst.update(repeating: 0, count: c)
-                                } else {
-                                    copy(rowBase + ix * c, to: dst, count: c)
-                                }
-                                dst += c
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// Copies `count` floats; short runs (a 3×3 kernel row of a 1-channel image is 3 floats) in
-    /// a loop, since a memmove call costs more than the copy.
-    @inline(__always)
-    private func copy(_ src: UnsafePointer<Float>, to dst: UnsafeMutablePointer<Float>, count: Int) {
-        if count <= 16 {
-            for i in 0..<count { dst[i] = src[i] }
-        } else {
-            dst.update(from: src, count: count)
-        }
-    }
-
-    /// Sums the im2col-shaped gradient `dcol` (first row: image `firstImage`) back onto the
-    /// input gradient `dx` for the given images (their part of `dx` is zeroed first).
-    func col2im(_ dcol: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, images: Range<Int>, firstImage: Int = 0) {
-        let c = inChannels
-        (dx + images.lowerBound * height * width * c).update(repeating: 0, count: images.count * height * width * c)
-        for n in images {
-            let image = dx + n * height * width * c
-            for oy in 0..<outHeight {
-                for ox in 0..<outWidth {
-                    var src = dcol + (((n - firstImage) * outHeight + oy) * outWidth + ox) * patch
-                    let iy0 = oy * stride - padTop, ix0 = ox * stride - padLeft
-                    for ky in 0..<kernelHeight {
-                        let iy = iy0 + ky
-                        if iy < 0 || iy >= height { src += kernelWidth * c; continue }
-                        let rowBase = image + iy * width * c
-                        for kx in 0..<kernelWidth {
-                            let ix = ix0 + kx
-                            if ix >= 0 && ix < width {
-                                let d = rowBase + ix * c
-                                for j in 0..<c { d[j] += src[j] }
-                            }
-                            src += c
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
 extension Variable {
-    /// 2-D convolution (cross-correlation, as in TensorFlow) `y = conv(x, W) + b` by im2col + sgemm.
+    /// 2-D convolution (cross-correlation, as in TensorFlow) `y = conv(x, W) + b` with
+    /// TensorFlow's `.same`/`.valid` padding and one stride for both axes.
     ///
-    /// `x: [N, H, W, Cin]`, `W: [kh, kw, Cin, Cout]`, `b: [Cout]` → `y: [N, OH, OW, Cout]`.
-    /// With `col` the `[N·OH·OW, kh·kw·Cin]` patch matrix: `y = col · W + b`,
-    /// `dW = colᵀ · dy`, `db = Σ dy`, `dx = col2im(dy · Wᵀ)` (skipped when x needs no gradient).
+    /// `x: [N, H, W, Cin]`, `W: [kh, kw, Cin/groups, Cout]`, `b: [Cout]` → `y: [N, OH, OW, Cout]`.
+    /// See `conv2d(weight:bias:strideHeight:strideWidth:pads:groups:activation:)`.
+    public func conv2d(weight: Variable, bias: Variable?, stride: Int = 1, padding: Padding = .same, groups: Int = 1,
+                       activation: Activation = .identity) -> Variable {
+        let g = Conv2DGeometry(input: value.shape, kernel: weight.shape, stride: stride, padding: padding, groups: groups)
+        return conv2d(weight: weight, bias: bias, geometry: g, activation: activation)
+    }
+
+    /// 2-D convolution with explicit (possibly asymmetric) zero padding, a stride per axis and
+    /// channel groups (ONNX `Conv` with dilation 1).
+    ///
+    /// `x: [N, H, W, Cin]`, `W: [kh, kw, Cin/groups, Cout]`, `b: [Cout]` → `y: [N, OH, OW, Cout]`
+    /// with `OH = ⌊(H + top + bottom − kh) / strideHeight⌋ + 1` (and likewise `OW`). Group `g`
+    /// reads input channels `g·Cin/groups ..<` and writes output channels `g·Cout/groups ..<`.
+    /// One input channel per group (depthwise, any channel multiplier) runs a direct kernel;
+    /// otherwise im2col + one sgemm per group.
+    public func conv2d(weight: Variable, bias: Variable?, strideHeight: Int = 1, strideWidth: Int = 1, pads: Padding2D,
+                       groups: Int = 1, activation: Activation = .identity) -> Variable {
+        let g = Conv2DGeometry(input: value.shape, kernel: weight.shape, strideHeight: strideHeight, strideWidth: strideWidth,
+                               pads: pads, groups: groups)
+        return conv2d(weight: weight, bias: bias, geometry: g, activation: activation)
+    }
+
+    /// The convolution of geometry `g` by im2col + sgemm, group by group (one group: one GEMM).
+    ///
+    /// With `col` the `[N·OH·OW, kh·kw·Cin]` patch matrix (group after group) and `col_g`,
+    /// `W_g`, `y_g` group `g`'s column blocks: `y_g = col_g · W_g + b_g`,
+    /// `dW_g = col_gᵀ · dy_g`, `db = Σ dy`, `dx = col2im(dy_g · W_gᵀ for each g)` (skipped when x
+    /// needs no gradient).
     ///
     /// `activation` is applied in place on the output (fused epilogue); its gradient is applied
     /// to `dy` before the GEMMs of the backward pass.
-    public func conv2d(weight: Variable, bias: Variable?, stride: Int = 1, padding: Padding = .same,
-                       activation: Activation = .identity) -> Variable {
+    func conv2d(weight: Variable, bias: Variable?, geometry g: Conv2DGeometry, activation: Activation) -> Variable {
+        if g.isDepthwise { return depthwiseConv2d(weight: weight, bias: bias, geometry: g, activation: activation) }
         let x = value, w = weight.value
-        let g = Conv2DGeometry(input: x.shape, kernel: w.shape, stride: stride, padding: padding)
-        let cout = g.outChannels
+        precondition(x.shape == [g.batch, g.height, g.width, g.inChannels], "conv2d: input \(x.shape) does not fit its geometry")
+        let cout = g.outChannels, groups = g.groups, coutG = g.groupOutChannels, patchG = g.groupPatch
         if let b = bias?.value { precondition(b.shape == [cout], "conv2d: bias \(b.shape) does not fit \(cout) channels") }
+        // y[rows, cout] (+)= col[rows, patch] · W, group g on its column blocks.
+        func multiply(_ col: UnsafePointer<Float>, _ wb: UnsafePointer<Float>, rows: Int, beta: Float, into y: UnsafeMutablePointer<Float>) {
+            for group in 0..<groups {
+                BLAS.sgemm(m: rows, n: coutG, k: patchG, a: col + group * patchG, b: wb + group * coutG, beta: beta,
+                           c: y + group * coutG, lda: g.patch, ldb: cout, ldc: cout)
+            }
+        }
         // The weight gradient needs the whole patch matrix; without it (inference), patches are
         // built and multiplied a cache-sized chunk of images at a time.
         let keepPatches = weight.tape != nil
@@ -166,21 +61,21 @@ extension Variable {
             }
             let beta: Float = bias == nil ? 0 : 1
             if g.isPointwise {
-                BLAS.sgemm(m: g.rows, n: cout, k: g.patch, a: xb, b: wb, beta: beta, c: yb)
+                multiply(xb, wb, rows: g.rows, beta: beta, into: yb)
             } else if keepPatches {
                 col = Tensor(uninitializedShape: [g.rows, g.patch])
                 col.withUnsafeMutableBufferPointer { cp in
                     let cb = cp.baseAddress!
                     Parallel.forEach(g.batch, costPerItem: g.outHeight * g.outWidth * g.patch) { g.im2col(xb, cb, images: $0) }
-                    BLAS.sgemm(m: g.rows, n: cout, k: g.patch, a: cb, b: wb, beta: beta, c: yb)
+                    multiply(cb, wb, rows: g.rows, beta: beta, into: yb)
                 }
             } else {
                 g.forEachChunk { images, rowsPerImage in
                     var chunk = Tensor(uninitializedShape: [images.count * rowsPerImage, g.patch])
                     chunk.withUnsafeMutableBufferPointer { cp in
                         g.im2col(xb, cp.baseAddress!, images: images, firstImage: images.lowerBound)
-                        BLAS.sgemm(m: images.count * rowsPerImage, n: cout, k: g.patch, a: cp.baseAddress!, b: wb,
-                                   beta: beta, c: yb + images.lowerBound * rowsPerImage * cout)
+                        multiply(cp.baseAddress!, wb, rows: images.count * rowsPerImage, beta: beta,
+                                 into: yb + images.lowerBound * rowsPerImage * cout)
                     }
                 }
             }
@@ -194,26 +89,36 @@ extension Variable {
             if weight.requiresGrad {
                 var dw = Tensor(uninitializedShape: w.shape)
                 patches.withUnsafeBufferPointer { cp in dy.withUnsafeBufferPointer { gp in dw.withUnsafeMutableBufferPointer { d in
-                    BLAS.sgemm(transA: true, m: g.patch, n: cout, k: g.rows, a: cp.baseAddress!, b: gp.baseAddress!,
-                               c: d.baseAddress!)
+                    for group in 0..<groups {
+                        BLAS.sgemm(transA: true, m: patchG, n: coutG, k: g.rows, a: cp.baseAddress! + group * patchG,
+                                   b: gp.baseAddress! + group * coutG, c: d.baseAddress! + group * coutG,
+                                   lda: g.patch, ldb: cout, ldc: cout)
+                    }
                 } } }
                 weight.accumulate(dw)
             }
             if let bias, bias.requiresGrad { bias.accumulate(dy.columnSums()) }
             guard input.requiresGrad else { return }
+            // dcol[rows, patch] = dy · Wᵀ, group g on its column blocks.
+            func multiplyTransposed(_ gb: UnsafePointer<Float>, _ wb: UnsafePointer<Float>, rows: Int, into dcol: UnsafeMutablePointer<Float>) {
+                for group in 0..<groups {
+                    BLAS.sgemm(transB: true, m: rows, n: patchG, k: coutG, a: gb + group * coutG, b: wb + group * coutG,
+                               c: dcol + group * patchG, lda: cout, ldb: cout, ldc: g.patch)
+                }
+            }
             var dx = Tensor(uninitializedShape: x.shape)
             dy.withUnsafeBufferPointer { gp in w.withUnsafeBufferPointer { wp in dx.withUnsafeMutableBufferPointer { d in
                 let gb = gp.baseAddress!, wb = wp.baseAddress!, db = d.baseAddress!
                 if g.isPointwise {
-                    BLAS.sgemm(transB: true, m: g.rows, n: g.patch, k: cout, a: gb, b: wb, c: db)
+                    multiplyTransposed(gb, wb, rows: g.rows, into: db)
                     return
                 }
                 // dx = col2im(dy · Wᵀ), a cache-sized chunk of images at a time.
                 g.forEachChunk { images, rowsPerImage in
                     var dcol = Tensor(uninitializedShape: [images.count * rowsPerImage, g.patch])
                     dcol.withUnsafeMutableBufferPointer { cp in
-                        BLAS.sgemm(transB: true, m: images.count * rowsPerImage, n: g.patch, k: cout,
-                                   a: gb + images.lowerBound * rowsPerImage * cout, b: wb, c: cp.baseAddress!)
+                        multiplyTransposed(gb + images.lowerBound * rowsPerImage * cout, wb, rows: images.count * rowsPerImage,
+                                           into: cp.baseAddress!)
                         g.col2im(cp.baseAddress!, db, images: images, firstImage: images.lowerBound)
                     }
                 }

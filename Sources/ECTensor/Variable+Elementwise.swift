@@ -10,33 +10,6 @@ extension Variable {
         }
     }
 
-    /// Element-wise sum of two tensors of the same shape (the residual add).
-    public static func + (lhs: Variable, rhs: Variable) -> Variable {
-        precondition(lhs.shape == rhs.shape, "add: shapes \(lhs.shape) and \(rhs.shape) differ")
-        var y = Tensor(uninitializedShape: lhs.shape)
-        lhs.value.withUnsafeBufferPointer { a in rhs.value.withUnsafeBufferPointer { b in y.withUnsafeMutableBufferPointer { o in
-            for i in 0..<o.count { o[i] = a[i] + b[i] }
-        } } }
-        return Variable.result(y, inputs: lhs, rhs) { dy in
-            if lhs.requiresGrad { lhs.accumulate(dy) }
-            if rhs.requiresGrad { rhs.accumulate(dy) }
-        }
-    }
-
-    /// Element-wise product of two tensors of the same shape.
-    public static func * (lhs: Variable, rhs: Variable) -> Variable {
-        precondition(lhs.shape == rhs.shape, "mul: shapes \(lhs.shape) and \(rhs.shape) differ")
-        let a = lhs.value, b = rhs.value
-        var y = Tensor(uninitializedShape: lhs.shape)
-        a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in y.withUnsafeMutableBufferPointer { o in
-            for i in 0..<o.count { o[i] = ap[i] * bp[i] }
-        } } }
-        return Variable.result(y, inputs: lhs, rhs) { dy in
-            if lhs.requiresGrad { lhs.accumulate(dy.multiplied(by: b)) }
-            if rhs.requiresGrad { rhs.accumulate(dy.multiplied(by: a)) }
-        }
-    }
-
     /// The same elements with another shape (no copy).
     public func reshaped(_ shape: [Int]) -> Variable {
         let inputShape = value.shape

@@ -101,6 +101,11 @@ extension Variable {
 
     /// Creates the result node of an op; `backward` is kept only when a tape records it.
     static func result(_ value: Tensor, inputs: Variable?..., backward: @escaping (Tensor) -> Void) -> Variable {
+        result(value, inputs: inputs, backward: backward)
+    }
+
+    /// `result(_:inputs:backward:)` for an op with any number of inputs (`concat`).
+    static func result(_ value: Tensor, inputs: [Variable?], backward: @escaping (Tensor) -> Void) -> Variable {
         var found: Tape?
         for case let v? in inputs where v.tape != nil { found = v.tape }
         let out = Variable(value: value, tape: found)

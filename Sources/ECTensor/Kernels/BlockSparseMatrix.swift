@@ -114,6 +114,7 @@ public struct BlockSparseMatrix: Equatable, Sendable {
         x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in
             multiply(xp.baseAddress!, m: x.shape[0], bias: bias, relu: activation == .relu, into: yp.baseAddress!)
         } }
+        if activation != .relu { activation.apply(&y) }  // the kernel fuses ReLU only
         return y
     }
 
@@ -166,6 +167,7 @@ extension BlockSparseMatrix {
                 }
             }
         } }
+        if !relu { activation.apply(&y) }  // the kernel fuses ReLU only
         return y
     }
 }

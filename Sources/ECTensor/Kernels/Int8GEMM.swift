@@ -82,10 +82,10 @@ package enum Int8GEMM {
                     let local = item / g.outHeight, oy = item % g.outHeight, image = images.lowerBound + local
                     for ox in 0..<g.outWidth {
                         let row = ((local * g.outHeight + oy) * g.outWidth + ox) * kp
-                        let ix0 = ox * g.stride - g.padLeft
+                        let ix0 = ox * g.strideWidth - g.padLeft
                         let kxLow = max(0, -ix0), kxHigh = min(g.kernelWidth, g.width - ix0)
                         guard kxLow < kxHigh else { continue }
-                        let iy0 = oy * g.stride - g.padTop
+                        let iy0 = oy * g.strideHeight - g.padTop
                         if c == 1 && g.kernelWidth == 3 && g.kernelHeight == 3 && g.patch < kp && ix0 >= 0 && ix0 + 3 < g.width
                             && iy0 >= 0 && iy0 + 3 <= g.height {
                             // A single-channel 3×3 window inside the image: each kernel row as one
@@ -99,7 +99,7 @@ package enum Int8GEMM {
                             continue
                         }
                         for ky in 0..<g.kernelHeight {
-                            let iy = oy * g.stride + ky - g.padTop
+                            let iy = oy * g.strideHeight + ky - g.padTop
                             guard iy >= 0 && iy < g.height else { continue }
                             let from = s + ((image * g.height + iy) * g.width + ix0 + kxLow) * c
                             let to = d + row + (ky * g.kernelWidth + kxLow) * c
@@ -225,9 +225,9 @@ package enum Int8GEMM {
                     for ox in 0..<g.outWidth {
                         var o = ((local * g.outHeight + oy) * g.outWidth + ox) * kp
                         for ky in 0..<g.kernelHeight {
-                            let iy = oy * g.stride + ky - g.padTop
+                            let iy = oy * g.strideHeight + ky - g.padTop
                             for kx in 0..<g.kernelWidth {
-                                let ix = ox * g.stride + kx - g.padLeft
+                                let ix = ox * g.strideWidth + kx - g.padLeft
                                 if iy >= 0 && iy < g.height && ix >= 0 && ix < g.width {
                                     let i = ((image * g.height + iy) * g.width + ix) * g.inChannels
                                     if signed {
