@@ -13,7 +13,7 @@ public enum ONNXExportError: Error, Equatable, CustomStringConvertible {
         switch self {
         case let .unsupportedModule(model, module, opType):
             return "onnx: \(model) has '\(module)' (\(opType)), which has no ONNX export; supported are Conv2D, Dense, "
-                + "BatchNorm, ReLU, MaxPool, Flatten, GlobalAvgPool, Sequential and residual blocks"
+                + "BatchNorm, ReLU, MaxPool, Flatten, GlobalAvgPool and element-wise adds of equal shapes"
         case let .unsupportedQuantization(layer, reason):
             return "onnx: layer '\(layer)': \(reason)"
         case let .missingScale(layer, key):

@@ -8,15 +8,17 @@ import SwiftProtobuf
 /// physically pruned (extracted) models — they are ordinary smaller models — and LSQ-quantized
 /// models as QDQ (QuantizeLinear / DequantizeLinear pairs that ONNX Runtime runs in int8).
 ///
-/// Layouts. The graph input `input` is the engine's own NHWC `[N, H, W, C]` (N symbolic) and
-/// the output `logits` `[N, classes]`, so the same arrays feed both. Inside, convolutions,
-/// batch norm and pooling run NCHW as ONNX requires: the walk tracks each value's layout and
-/// inserts a `Transpose` where an op needs the other one (once after the input; before a
-/// `Flatten` of a feature map back to NHWC, because the engine flattens in H, W, C order and
-/// the next Dense's rows are in that order). Kernels are transposed offline: Conv2D HWIO →
-/// OIHW; Dense `[in, out]` is Gemm's B as it is.
+/// Interface and layouts. The graph's input and output keep the model's `interface`: a built-in
+/// model reads `input`, NHWC `[N, H, W, C]` (N symbolic), and writes `logits` `[N, classes]`;
+/// a model imported from ONNX keeps its own names, its input layout (PyTorch's NCHW) and its
+/// trailing softmax, so the user's serving code does not change. Inside, convolutions, batch
+/// norm and pooling run NCHW as ONNX requires: the walk tracks each value's layout and inserts
+/// a `Transpose` where an op needs the other one (a `Flatten` or `Reshape` of a feature map
+/// goes back to NHWC, because the engine flattens in H, W, C order and the next Dense's rows
+/// are in that order). Kernels are transposed offline: Conv2D HWIO → OIHW; Dense `[in, out]`
+/// is Gemm's B as it is.
 ///
-/// The walk follows the engine's fusions (`Fusion.steps`), because `post_quant` quantizes a
+/// The walk follows the engine's fusion plan (`Graph.steps`), because `post_quant` quantizes a
 /// layer's output after its fused activation: a Conv2D/Dense directly followed by a ReLU that
 /// is not then pooled emits `Conv → Relu → Q → DQ`, else `Conv → Q → DQ` and the ReLU later.
 ///
@@ -53,23 +55,31 @@ public enum ONNXExporter {
     /// - Throws: `ONNXExportError` for a module or quantization without an ONNX form, a
     ///   missing step size, or an encoder failure.
     public static func export(_ model: Model, quantization: ONNXQuantization? = nil) throws -> Result {
+        let io = model.interface
         var walk = ONNXWalk(model: model, quantization: quantization)
-        walk.graph.reserve("input")
-        let input = ONNXValue(name: "input", shape: [1] + model.inputShape, layout: model.inputShape.count == 3 ? .nhwc : .flat)
-        var output = try walk.sequential(model.root, input)
+        walk.graph.reserve(io.inputName)
+        let image = model.inputShape.count == 3
+        let nchw = image && io.inputLayout == .nchw
+        let input = ONNXValue(name: io.inputName, shape: [1] + model.inputShape, layout: !image ? .flat : nchw ? .nchw : .nhwc)
+        var output = try walk.graph(model.graph, input)
         if output.layout == .nchw { output = walk.toNHWC(output, scope: "output") }
+        if io.outputSoftmax {
+            output = ONNXValue(name: walk.graph.node("Softmax", [output.name], name: "softmax", attributes: [("axis", .int(1))]),
+                               shape: output.shape, layout: output.layout)
+        }
 
         var graph = Onnx_GraphProto()
         graph.name = model.name
-        if !walk.graph.renameOutput(output.name, to: "logits") {
+        if !walk.graph.renameOutput(output.name, to: io.outputName) {
             output = ONNXValue(name: walk.graph.node("Identity", [output.name], name: "output"), shape: output.shape,
                                layout: output.layout)
-            _ = walk.graph.renameOutput(output.name, to: "logits")
+            _ = walk.graph.renameOutput(output.name, to: io.outputName)
         }
         graph.node = walk.graph.nodes
         graph.initializer = walk.graph.initializers
-        graph.input = [.floatTensor("input", dims: [nil] + model.inputShape.map { $0 })]
-        graph.output = [.floatTensor("logits", dims: [nil] + output.shape.dropFirst().map { $0 })]
+        let s = model.inputShape
+        graph.input = [.floatTensor(io.inputName, dims: [nil] + (nchw ? [s[2], s[0], s[1]] : s).map { $0 })]
+        graph.output = [.floatTensor(io.outputName, dims: [nil] + output.shape.dropFirst().map { $0 })]
 
         var proto = Onnx_ModelProto()
         proto.irVersion = Int64(irVersion)
@@ -80,7 +90,7 @@ public enum ONNXExporter {
         proto.producerName = "EasyCompression"
         proto.producerVersion = "1"
         proto.docString = "\(model.name), " + (quantization == nil ? "FP32" : "QDQ int8 (LSQ)")
-            + "; input NHWC [N, \(model.inputShape.map(String.init).joined(separator: ", "))]"
+            + "; input \(nchw ? "NCHW" : "NHWC") \(io.inputName)"
         proto.graph = graph
         var meta = Onnx_StringStringEntryProto()
         meta.key = "easycompression.model"
@@ -115,28 +125,73 @@ struct ONNXWalk {
         self.quantization = quantization
     }
 
-    /// The layers in order, fused as the engine runs them (`Fusion.steps`).
-    mutating func sequential(_ s: Sequential, _ x: ONNXValue) throws -> ONNXValue {
-        var h = x
-        for step in Fusion.steps(s.layers) {
+    /// The nodes in order, fused as the engine runs them (`Graph.steps`, from `Fusion.plan`).
+    mutating func graph(_ g: Graph, _ x: ONNXValue) throws -> ONNXValue {
+        var values = [ONNXValue?](repeating: nil, count: g.valueShapes.count)
+        values[g.input] = x
+        func input(_ i: Int) -> ONNXValue { values[g.nodes[i].inputs[0]]! }
+        for step in g.steps {
             switch step {
-            case let .layer(m): h = try module(m, h)
-            case let .weightReLU(layer, _): h = try weightLayer(layer, h, relu: true)
-            case let .reluMaxPool(relu, pool): h = maxPool(pool, self.relu(h, scope: relu.name))
+            case let .node(i):
+                let node = g.nodes[i]
+                let outs = try self.node(node, node.inputs.map { values[$0]! })
+                for (v, out) in zip(node.outputs, outs) { values[v] = out }
+            case let .weightReLU(i, relu):
+                values[g.nodes[relu].outputs[0]] = try weightLayer(g.nodes[i].op.layer as! ActivationFusable, input(i), relu: true)
+            case let .reluMaxPool(relu, pool):
+                values[g.nodes[pool].outputs[0]] = maxPool(g.nodes[pool].op.layer as! MaxPool, self.relu(input(relu), scope: g.nodes[relu].name))
             }
         }
-        return h
+        return values[g.output]!
     }
+
+    mutating func node(_ node: GraphNode, _ x: [ONNXValue]) throws -> [ONNXValue] {
+        switch node.op {
+        case let .layer(m):
+            return [try module(m, x[0])]
+        case .add, .sub, .mul, .div:
+            // Same layout for both operands; rank-4 maps meet in NCHW, where their neighbours are.
+            let four = x.allSatisfy { $0.shape.count == 4 }
+            let (a, b) = four ? (toNCHW(x[0], scope: node.name), toNCHW(x[1], scope: node.name))
+                              : (toEngine(x[0], scope: node.name), toEngine(x[1], scope: node.name))
+            let y = graph.node(node.op.opType, [a.name, b.name], name: node.name)
+            return [ONNXValue(name: y, shape: GraphBuilder.broadcast(x[0].shape, x[1].shape)!, layout: a.layout)]
+        case let .concat(axis):
+            let parts = x.map { $0.shape.count == 4 ? toNCHW($0, scope: node.name) : toEngine($0, scope: node.name) }
+            var shape = parts[0].shape
+            shape[axis] = parts.reduce(0) { $0 + $1.shape[axis] }
+            let y = graph.node("Concat", parts.map(\.name), name: node.name,
+                               attributes: [("axis", .int(Self.onnxAxis(axis, parts[0])))])
+            return [ONNXValue(name: y, shape: shape, layout: parts[0].layout)]
+        case let .split(axis, sizes):
+            let v = x[0].shape.count == 4 ? toNCHW(x[0], scope: node.name) : toEngine(x[0], scope: node.name)
+            let ys = graph.nodes("Split", [v.name, graph.int64s(scopePath(node.name, "split"), sizes.map(Int64.init))],
+                                 outputs: sizes.count, name: node.name, attributes: [("axis", .int(Self.onnxAxis(axis, v)))])
+            return zip(ys, sizes).map { y, size in
+                var shape = v.shape
+                shape[axis] = size
+                return ONNXValue(name: y, shape: shape, layout: v.layout)
+            }
+        case let .transpose(perm):
+            let v = toEngine(x[0], scope: node.name)
+            let y = graph.node("Transpose", [v.name], name: node.name, attributes: [("perm", .ints(perm))])
+            return [ONNXValue(name: y, shape: perm.map { v.shape[$0] }, layout: perm.count == 4 ? .nhwc : .flat)]
+        case let .reshape(shape):
+            let v = toEngine(x[0], scope: node.name)
+            let y = graph.node("Reshape", [v.name, graph.int64s(scopePath(node.name, "shape"), ([0] + shape).map(Int64.init))],
+                               name: node.name)
+            return [ONNXValue(name: y, shape: [v.shape[0]] + shape, layout: shape.count == 3 ? .nhwc : .flat)]
+        case let .constant(p):
+            let name = graph.floats(p.name, shape: p.shape, p.value.scalars)
+            return [ONNXValue(name: name, shape: p.shape, layout: p.shape.count == 4 ? .nhwc : .flat)]
+        }
+    }
+
+    /// The ONNX axis of engine axis `axis` of a value held in `v.layout`.
+    static func onnxAxis(_ axis: Int, _ v: ONNXValue) -> Int { v.layout == .nchw ? [0, 2, 3, 1][axis] : axis }
 
     mutating func module(_ m: Module, _ x: ONNXValue) throws -> ONNXValue {
         switch m {
-        case let s as Sequential:
-            return try sequential(s, x)
-        case let block as ResidualBlock:
-            let main = toNCHW(try sequential(block.body, x), scope: block.name)
-            let skip = toNCHW(try block.shortcut.map { try sequential($0, x) } ?? x, scope: block.name)
-            let sum = graph.node("Add", [main.name, skip.name], name: scopePath(block.name, "Add"))
-            return relu(ONNXValue(name: sum, shape: main.shape, layout: .nchw), scope: block.name)
         case let layer as Conv2D:
             return try weightLayer(layer, x, relu: false)
         case let layer as Dense:
@@ -147,6 +202,10 @@ struct ONNXWalk {
             return relu(x, scope: m.name)
         case let pool as MaxPool:
             return maxPool(pool, x)
+        case let pool as AvgPool:
+            return averagePool(pool, x)
+        case let act as ActivationLayer:
+            return activation(act, x)
         case is Flatten:
             return flatten(x, scope: m.name)
         case is GlobalAvgPool:
@@ -173,6 +232,9 @@ struct ONNXWalk {
         return ONNXValue(name: t, shape: x.shape, layout: .nhwc)
     }
 
+    /// `x` in the engine's own layout (NHWC for feature maps).
+    mutating func toEngine(_ x: ONNXValue, scope: String) -> ONNXValue { toNHWC(x, scope: scope) }
+
     // MARK: Layers
 
     mutating func relu(_ x: ONNXValue, scope: String) -> ONNXValue {
@@ -181,10 +243,45 @@ struct ONNXWalk {
 
     mutating func maxPool(_ pool: MaxPool, _ x: ONNXValue) -> ONNXValue {
         let v = toNCHW(x, scope: pool.name)
-        let y = graph.node("MaxPool", [v.name], name: scopePath(pool.name, "MaxPool"),
-                           attributes: [("kernel_shape", .ints([pool.size, pool.size])), ("strides", .ints([pool.stride, pool.stride])),
-                                        ("pads", .ints([0, 0, 0, 0]))])
+        let y = graph.node("MaxPool", [v.name], name: scopePath(pool.name, "MaxPool"), attributes: Self.window(pool.window))
         return ONNXValue(name: y, shape: pool.outputShape(for: x.shape), layout: .nchw)
+    }
+
+    mutating func averagePool(_ pool: AvgPool, _ x: ONNXValue) -> ONNXValue {
+        let v = toNCHW(x, scope: pool.name)
+        let y = graph.node("AveragePool", [v.name], name: scopePath(pool.name, "AveragePool"),
+                           attributes: Self.window(pool.window) + [("count_include_pad", .int(pool.countIncludePad ? 1 : 0))])
+        return ONNXValue(name: y, shape: pool.outputShape(for: x.shape), layout: .nchw)
+    }
+
+    static func window(_ w: PoolWindow) -> [(String, ONNXAttribute)] {
+        [("kernel_shape", .ints([w.kernelHeight, w.kernelWidth])), ("strides", .ints([w.strideHeight, w.strideWidth])),
+         ("pads", .ints([w.pads.top, w.pads.left, w.pads.bottom, w.pads.right])), ("ceil_mode", .int(w.ceilMode ? 1 : 0))]
+    }
+
+    mutating func activation(_ layer: ActivationLayer, _ x: ONNXValue) -> ONNXValue {
+        let scope = layer.name
+        let y: String
+        switch layer.kind {
+        case let .clip(lower, upper):
+            y = graph.node("Clip", [x.name, graph.floats(scopePath(scope, "min"), shape: [], [lower]),
+                                    graph.floats(scopePath(scope, "max"), shape: [], [upper])], name: scopePath(scope, "Clip"))
+        case let .leakyRelu(alpha):
+            y = graph.node("LeakyRelu", [x.name], name: scopePath(scope, "LeakyRelu"), attributes: [("alpha", .float(alpha))])
+        case .sigmoid:
+            y = graph.node("Sigmoid", [x.name], name: scopePath(scope, "Sigmoid"))
+        case let .hardSigmoid(alpha, beta):
+            y = graph.node("HardSigmoid", [x.name], name: scopePath(scope, "HardSigmoid"),
+                           attributes: [("alpha", .float(alpha)), ("beta", .float(beta))])
+        case .hardSwish:
+            // HardSwish is opset 14: x · HardSigmoid(x; 1/6, 1/2) in opset 13.
+            let gate = graph.node("HardSigmoid", [x.name], name: scopePath(scope, "HardSigmoid"),
+                                  attributes: [("alpha", .float(1.0 / 6)), ("beta", .float(0.5))])
+            y = graph.node("Mul", [x.name, gate], name: scopePath(scope, "Mul"))
+        case .tanh:
+            y = graph.node("Tanh", [x.name], name: scopePath(scope, "Tanh"))
+        }
+        return ONNXValue(name: y, shape: x.shape, layout: x.layout)
     }
 
     /// The engine flattens `[N, H, W, C]` in H, W, C order: a NCHW map goes back to NHWC first.
@@ -216,17 +313,15 @@ struct ONNXWalk {
         if let conv = layer as? Conv2D {
             let v = toNCHW(x, scope: conv.name)
             let input = try planned.map { try quantizeActivation(v.name, layer: conv.name, key: "input", $0.input) } ?? v.name
-            let k = conv.weight.shape  // [kh, kw, cin, cout]
+            let k = conv.weight.shape  // [kh, kw, cin/groups, cout]
             let weight = try kernel(conv.weight, layer: conv.name, planned: planned, onnxShape: [k[3], k[2], k[0], k[1]],
                                     permutation: [3, 2, 0, 1], channelAxis: 0)
-            let g = Conv2DGeometry(input: x.shape, kernel: k, stride: conv.stride, padding: conv.padding)
-            let padBottom = max((g.outHeight - 1) * g.stride + g.kernelHeight - g.height, 0) - g.padTop
-            let padRight = max((g.outWidth - 1) * g.stride + g.kernelWidth - g.width, 0) - g.padLeft
+            let p = conv.explicitPads(height: x.shape[1], width: x.shape[2])
             var inputs = [input, weight]
             if let b = conv.bias { inputs.append(graph.floats(b.name, shape: b.shape, b.value.scalars)) }
             let out = graph.node("Conv", inputs, name: scopePath(conv.name, "Conv"), attributes: [
-                ("kernel_shape", .ints([k[0], k[1]])), ("strides", .ints([conv.stride, conv.stride])),
-                ("pads", .ints([g.padTop, g.padLeft, padBottom, padRight])), ("dilations", .ints([1, 1])), ("group", .int(1)),
+                ("kernel_shape", .ints([k[0], k[1]])), ("strides", .ints([conv.stride, conv.strideWidth])),
+                ("pads", .ints([p.top, p.left, p.bottom, p.right])), ("dilations", .ints([1, 1])), ("group", .int(conv.groups)),
             ])
             y = ONNXValue(name: out, shape: conv.outputShape(for: x.shape), layout: .nchw)
         } else if let dense = layer as? Dense {

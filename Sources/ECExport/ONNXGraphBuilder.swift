@@ -54,6 +54,13 @@ struct ONNXGraphBuilder {
         return initializer(name, shape: shape, type: .uint8, Data(values))
     }
 
+    /// Adds a 1-D INT64 initializer (shapes, split sizes) and returns its name.
+    mutating func int64s(_ name: String, _ values: [Int64]) -> String {
+        var data = Data(capacity: values.count * 8)
+        for v in values { withUnsafeBytes(of: v.littleEndian) { data.append(contentsOf: $0) } }
+        return initializer(name, shape: [values.count], type: .int64, data)
+    }
+
     private mutating func initializer(_ name: String, shape: [Int], type: Onnx_TensorProto.DataType, _ data: Data) -> String {
         var t = Onnx_TensorProto()
         t.name = unique(name)
@@ -69,11 +76,17 @@ struct ONNXGraphBuilder {
     @discardableResult
     mutating func node(_ opType: String, _ inputs: [String], name: String,
                        attributes: [(String, ONNXAttribute)] = []) -> String {
+        nodes(opType, inputs, outputs: 1, name: name, attributes: attributes)[0]
+    }
+
+    /// Appends a node with `outputs` outputs (`name:0`, `name:1`, …) and returns their names.
+    mutating func nodes(_ opType: String, _ inputs: [String], outputs: Int, name: String,
+                        attributes: [(String, ONNXAttribute)] = []) -> [String] {
         var n = Onnx_NodeProto()
         n.opType = opType
         n.name = unique(name)
         n.input = inputs
-        n.output = [unique(n.name + ":0")]
+        n.output = (0..<outputs).map { unique(n.name + ":\($0)") }
         n.attribute = attributes.map { key, value in
             var a = Onnx_AttributeProto()
             a.name = key
@@ -85,7 +98,7 @@ struct ONNXGraphBuilder {
             return a
         }
         nodes.append(n)
-        return n.output[0]
+        return n.output
     }
 
     /// Renames the output of the node that produces `value` (the graph's final value) to

@@ -32,5 +32,9 @@ public final class BatchNorm: Module {
                     training: ctx.training, momentum: momentum, epsilon: epsilon)
     }
 
+    public func inputProblem(_ input: [Int]) -> String? {
+        input.last == channels ? nil : "normalises \(channels) channels, the input \(input) has \(input.last ?? 0) on its last axis"
+    }
+
     public func outputShape(for input: [Int]) -> [Int] { input }
 }

@@ -8,46 +8,46 @@ public protocol ActivationFusable: Module {
 extension Conv2D: ActivationFusable {}
 extension Dense: ActivationFusable {}
 
-/// One step of a layer list after fusion: the unit the engine runs, the ONNX exporter writes
-/// and the int8 path maps onto its integer kernels.
-public enum FusedStep {
-    /// A layer on its own.
-    case layer(Module)
-    /// A Conv2D/Dense with the ReLU that follows it applied in its epilogue.
-    case weightReLU(ActivationFusable, ReLU)
-    /// ReLU → MaxPool as one pooling op: `maxPool(relu(x)) = max(0, maxPool(x))`, the ReLU on
-    /// the 4× smaller pooled output.
-    case reluMaxPool(ReLU, MaxPool)
-}
-
-/// The engine's one fusion rule, asked by everything that walks a layer list (`Sequential`,
-/// the ONNX exporter, the int8 model), so the three cannot drift apart:
+/// The engine's one fusion rule, asked by everything that runs or writes a graph — the engine
+/// (`Graph.forward`), the ONNX exporter and the int8 model — so they cannot drift apart:
 ///
-/// - ReLU → MaxPool fuses into the pooling op;
+/// - ReLU → MaxPool fuses into the pooling op (`maxPool(relu(x)) = max(0, maxPool(x))`, the
+///   ReLU on the smaller pooled output);
 /// - Conv2D/Dense → ReLU fuses into the layer's epilogue, unless the ReLU is then pooled (the
 ///   pooling fusion is cheaper: it touches the pooled output only);
 /// - everything else runs alone.
 ///
-/// Same results as running the layers one by one, fewer passes over memory and fewer tensors.
-/// (Conv2D → ReLU → MaxPool is therefore `.layer(conv)`, `.reluMaxPool`; the int8 path pools
-/// its integer sums there — see `Int8Model`.)
+/// A pair fuses only when the first node's output has that one reader and is not the graph's
+/// output (nothing else may see the unfused value). Same results as running the nodes one by
+/// one, fewer passes over memory and fewer tensors. (Conv2D → ReLU → MaxPool is therefore
+/// `.node(conv)`, `.reluMaxPool`; the int8 path pools its integer sums there — see `Int8Model`.)
 public enum Fusion {
-    /// The fused steps of `layers`, in order.
-    public static func steps(_ layers: [Module]) -> [FusedStep] {
-        var steps: [FusedStep] = []
-        var i = 0
-        while i < layers.count {
-            let next = i + 1 < layers.count ? layers[i + 1] : nil
-            let afterNext = i + 2 < layers.count ? layers[i + 2] : nil
-            if let relu = layers[i] as? ReLU, let pool = next as? MaxPool {
-                steps.append(.reluMaxPool(relu, pool))
-                i += 2
-            } else if let layer = layers[i] as? ActivationFusable, let relu = next as? ReLU, !(afterNext is MaxPool) {
-                steps.append(.weightReLU(layer, relu))
-                i += 2
+    /// The fused steps of `graph`, in its node order.
+    public static func plan(_ graph: Graph) -> [GraphStep] {
+        let nodes = graph.nodes
+        /// The node that alone reads node `i`'s single output, if any.
+        func soleReader(of i: Int) -> Int? {
+            guard nodes[i].outputs.count == 1 else { return nil }
+            let v = nodes[i].outputs[0]
+            guard v != graph.output, graph.consumers[v].count == 1 else { return nil }
+            return graph.consumers[v][0]
+        }
+        func isReLU(_ i: Int) -> Bool { nodes[i].op.layer is ReLU }
+        func isFusablePool(_ i: Int) -> Bool { (nodes[i].op.layer as? MaxPool)?.fusesReLU == true }
+
+        var steps: [GraphStep] = []
+        var done = Set<Int>()
+        for i in nodes.indices where !done.contains(i) {
+            if isReLU(i), let pool = soleReader(of: i), isFusablePool(pool) {
+                steps.append(.reluMaxPool(relu: i, pool: pool))
+                done.formUnion([i, pool])
+            } else if nodes[i].op.layer is ActivationFusable, let relu = soleReader(of: i), isReLU(relu),
+                      !(soleReader(of: relu).map(isFusablePool) ?? false) {
+                steps.append(.weightReLU(i, relu: relu))
+                done.formUnion([i, relu])
             } else {
-                steps.append(.layer(layers[i]))
-                i += 1
+                steps.append(.node(i))
+                done.insert(i)
             }
         }
         return steps

@@ -1,22 +1,30 @@
 import ECTensor
 
-/// A network with the facts a trainer needs: zoo name, per-sample input shape, class count.
+/// A network with the facts a trainer needs: its name, its graph (per-sample input shape
+/// included), its class count, and how it meets the outside world (`ModelInterface`).
 public final class Model {
     public let name: String
-    public let root: Sequential
-    /// Per-sample input shape, NHWC without the batch dimension (e.g. `[28, 28, 1]`).
-    public let inputShape: [Int]
+    /// The network: built-in models, imported ONNX models and extracted (pruned) models alike.
+    public let graph: Graph
     public let classes: Int
+    /// Names and layouts of the model's input and output outside the engine.
+    public let interface: ModelInterface
 
-    public init(name: String, root: Sequential, inputShape: [Int], classes: Int) {
+    /// A model over `graph`, whose output must be `[batch, classes]`.
+    public init(name: String, graph: Graph, interface: ModelInterface = ModelInterface()) {
+        let out = graph.valueShapes[graph.output]
+        precondition(out.count == 2, "\(name): the graph's output \(out) is not [batch, classes]")
         self.name = name
-        self.root = root
-        self.inputShape = inputShape
-        self.classes = classes
+        self.graph = graph
+        classes = out[1]
+        self.interface = interface
     }
 
-    public var parameters: [Parameter] { root.parameters }
-    public func parameter(named name: String) -> Parameter? { root.parameter(named: name) }
+    /// Per-sample input shape, NHWC without the batch dimension (e.g. `[28, 28, 1]`).
+    public var inputShape: [Int] { graph.inputShape }
+
+    public var parameters: [Parameter] { graph.parameters }
+    public func parameter(named name: String) -> Parameter? { graph.parameter(named: name) }
 
     /// Applied to every weight layer's operands in every forward pass (fake quantization).
     public var transform: LayerTransform?
@@ -24,39 +32,51 @@ public final class Model {
     /// Logits `[batch, classes]` for input `[batch] + inputShape`.
     public func callAsFunction(_ x: Variable, _ ctx: ForwardContext) -> Variable {
         if ctx.transform == nil { ctx.transform = transform }
-        return root.forward(x, ctx)
+        return graph.forward(x, ctx)
     }
 
     /// Trainable parameter count.
-    public var parameterCount: Int { root.parameterCount() }
+    public var parameterCount: Int { graph.parameterCount() }
     /// Forward FLOPs per sample (multiply-adds × 2 of Conv2D and MatMul layers).
-    public var flops: Int { root.flops(for: inputShape) }
+    public var flops: Int { graph.flops(for: inputShape) }
 
     /// Every weight-bearing layer with its parameters and FLOPs, in execution order.
     public var layerSummaries: [LayerSummary] {
-        var out: [LayerSummary] = []
-        func walk(_ m: Module, _ shape: [Int]) -> [Int] {
-            if let s = m as? Sequential {
-                return s.layers.reduce(shape) { walk($1, $0) }
-            }
-            if let r = m as? ResidualBlock {
-                _ = r.shortcut.map { walk($0, shape) }
-                return walk(r.body, shape)
-            }
-            if !m.ownParameters.isEmpty {
-                let params = m.ownParameters.filter(\.isTrainable).reduce(0) { $0 + $1.value.count }
-                out.append(LayerSummary(name: m.name, opType: m.opType, params: params,
-                                        flops: m.flops(for: Array(shape.dropFirst()))))
-            }
-            return m.outputShape(for: shape)
+        graph.nodes.indices.compactMap { i in
+            guard let m = graph.nodes[i].op.layer, !m.ownParameters.isEmpty else { return nil }
+            let params = m.ownParameters.filter(\.isTrainable).reduce(0) { $0 + $1.value.count }
+            return LayerSummary(name: m.name, opType: m.opType, params: params,
+                                flops: m.flops(for: Array(graph.inputShape(ofNode: i).dropFirst())))
         }
-        _ = walk(root, [1] + inputShape)
-        return out
     }
 
     /// A copy of every parameter value (running statistics included), by name.
     public func stateDict() -> NamedTensors {
-        NamedTensors(root.parameters.map { ($0.name, $0.value) })
+        NamedTensors(graph.parameters.map { ($0.name, $0.value) })
+    }
+}
+
+/// How a model meets the outside world: the names of its input and output and the layout
+/// its input arrives in. The engine itself always runs NHWC; an ONNX export writes these, so
+/// a model imported from PyTorch (NCHW) goes back out NCHW under its own names.
+public struct ModelInterface: Equatable, Codable, Sendable {
+    /// The order of an image input's axes outside the engine.
+    public enum Layout: String, Codable, Sendable {
+        case nhwc = "NHWC", nchw = "NCHW"
+    }
+
+    public var inputName: String
+    public var outputName: String
+    public var inputLayout: Layout
+    /// Whether the outside model ends in a softmax (dropped for training, kept on export).
+    public var outputSoftmax: Bool
+
+    public init(inputName: String = "input", outputName: String = "logits", inputLayout: Layout = .nhwc,
+                outputSoftmax: Bool = false) {
+        self.inputName = inputName
+        self.outputName = outputName
+        self.inputLayout = inputLayout
+        self.outputSoftmax = outputSoftmax
     }
 }
 

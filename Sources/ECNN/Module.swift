@@ -85,7 +85,7 @@ public protocol Module: AnyObject {
     /// Scope path of this module (`conv1`, `block2/conv1`); empty for an unnamed container.
     var name: String { get }
     /// TensorFlow-style op type compressors select on: `Conv2D`, `MatMul`, `FusedBatchNorm`,
-    /// `Relu`, `MaxPool`, `Flatten`, `Mean`, `AddV2`, `Sequential`.
+    /// `Relu`, `MaxPool`, `Flatten`, `Mean`, `Graph`.
     var opType: String { get }
     /// Parameters owned directly by this module.
     var ownParameters: [Parameter] { get }
@@ -95,6 +95,9 @@ public protocol Module: AnyObject {
     func forward(_ x: Variable, _ ctx: ForwardContext) -> Variable
     /// Output shape for an input shape (batch dimension included).
     func outputShape(for input: [Int]) -> [Int]
+    /// Why an input of this shape (batch dimension included) does not fit, nil when it does —
+    /// checked before `outputShape` when a graph is built.
+    func inputProblem(_ input: [Int]) -> String?
     /// Forward multiply-adds × 2 for one sample of the given per-sample input shape.
     func flops(for input: [Int]) -> Int
 }
@@ -103,6 +106,7 @@ extension Module {
     public var ownParameters: [Parameter] { [] }
     public var children: [Module] { [] }
     public func flops(for input: [Int]) -> Int { 0 }
+    public func inputProblem(_ input: [Int]) -> String? { nil }
 
     /// Every parameter of this module and its descendants, in canonical (name-sorted) order.
     public var parameters: [Parameter] {

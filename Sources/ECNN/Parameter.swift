@@ -5,6 +5,8 @@ public enum ParameterRole: String, Codable, Sendable {
     case weight, bias, gamma, beta
     /// Batch-norm running statistics: state, not trained by the optimizer.
     case movingMean = "moving_mean", movingVariance = "moving_variance"
+    /// A graph's fixed tensor (e.g. a per-channel scale an imported model multiplies by).
+    case constant
 }
 
 /// A named, trainable (or stateful) tensor owned by a layer. A reference box: layers,
@@ -28,7 +30,7 @@ public final class Parameter {
     }
 
     /// Whether the optimizer updates it (running statistics are not trained).
-    public var isTrainable: Bool { role != .movingMean && role != .movingVariance }
+    public var isTrainable: Bool { role != .movingMean && role != .movingVariance && role != .constant }
     public var shape: [Int] { value.shape }
 
     public func zeroGrad() {

@@ -45,7 +45,7 @@ struct PrunerBenchmark {
             layers.append(Dense(name: "fc\(i)", inputs: widths[i - 1], outputs: widths[i], rng: &rng))
             if i < widths.count - 1 { layers.append(ReLU(name: "fc\(i)/relu")) }
         }
-        let model = Model(name: "mlp-10m", root: Sequential(layers), inputShape: [28, 28, 1], classes: 10)
+        let model = Model(name: "mlp-10m", graph: try Graph.chain(layers, inputShape: [28, 28, 1]))
         let data = try Dataset.load(.train, limit: 2048)
         let session = try MonitoredSession(model: model, optimizer: try SGD(learningRate: 0.01, momentum: 0.9))
         var batches = try BatchSchedule(dataset: data, batchSize: 64, seed: 1).makeIterator()

@@ -137,16 +137,14 @@ final class ChannelGroupsTests: XCTestCase {
         XCTAssertEqual(prunable(ScopeFilter(include: ["fc"])), [])
     }
 
-    func testResidualAddOntoTheModelInputIsPinned() {
+    func testResidualAddOntoTheModelInputIsPinned() throws {
         var rng = RNG(seed: 3)
-        let root = Sequential([
-            ResidualBlock(name: "res", body: Sequential([
-                Conv2D(name: "res/conv", inChannels: 1, outChannels: 1, kernelSize: 3, rng: &rng)])),
-            Conv2D(name: "conv", inChannels: 1, outChannels: 4, kernelSize: 3, rng: &rng),
-            GlobalAvgPool(name: "pool"),
-            Dense(name: "fc", inputs: 4, outputs: 2, rng: &rng),
-        ])
-        let groups = ChannelGroups.build(model: Model(name: "toy", root: root, inputShape: [6, 6, 1], classes: 2))
+        var b = GraphBuilder(inputShape: [6, 6, 1])
+        let res = try b.layer(Conv2D(name: "res/conv", inChannels: 1, outChannels: 1, kernelSize: 3, rng: &rng), b.input)
+        var h = try b.layer(ReLU(name: "res/relu"), try b.binary(.add, res, b.input, name: "res/add"))
+        h = try b.layers([Conv2D(name: "conv", inChannels: 1, outChannels: 4, kernelSize: 3, rng: &rng),
+                          GlobalAvgPool(name: "pool"), Dense(name: "fc", inputs: 4, outputs: 2, rng: &rng)], h)
+        let groups = ChannelGroups.build(model: Model(name: "toy", graph: try b.build(output: h)))
         XCTAssertEqual(groups.map(\.id), ["conv", "fc", "res/conv"])
         XCTAssertEqual(groups.map(\.prunable), [true, false, false], "res/conv adds onto the raw input")
         assertSlices(groups[0], [("conv/weight", .producer, 1), ("conv/bias", .producer, 1),

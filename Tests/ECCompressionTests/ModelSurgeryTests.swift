@@ -83,7 +83,7 @@ final class ModelSurgeryTests: XCTestCase {
                 ModelSurgery.applyMasks(model: model, groups: groups, keep: keep)
                 XCTAssertEqual(model.parameters.map(\.shape), shapes, "\(name): masking keeps the shapes")
 
-                XCTAssertEqual(small.root.parameterCount(includeState: true), expectedCount, name)
+                XCTAssertEqual(small.graph.parameterCount(includeState: true), expectedCount, name)
                 for group in groups where keep[group.id] != nil {
                     let remaining = keep[group.id]!.filter { $0 }.count
                     for producer in group.producers {
@@ -148,7 +148,7 @@ final class ModelSurgeryTests: XCTestCase {
         for p in model.parameters {
             let (low, high): (Float, Float)
             switch p.role {
-            case .weight: continue
+            case .weight, .constant: continue
             case .bias, .beta, .movingMean: (low, high) = (-0.2, 0.2)
             case .gamma, .movingVariance: (low, high) = (0.5, 1.5)
             }

@@ -11,7 +11,7 @@ final class PrunerImportanceTests: XCTestCase {
     private func chain() -> (Model, [ChannelGroup]) {
         var rng = RNG(seed: 1)
         let a = Dense(name: "a", inputs: 2, outputs: 3, rng: &rng), b = Dense(name: "b", inputs: 3, outputs: 2, rng: &rng)
-        let model = Model(name: "chain", root: Sequential([a, b]), inputShape: [2], classes: 2)
+        let model = chainModel("chain", [a, b], inputShape: [2])
         a.weight.value = Tensor(shape: [2, 3], scalars: [1, 2, 3, 4, 5, 6])
         a.weight.grad = Tensor(shape: [2, 3], scalars: [1, 0, -1, 1, 1, 1])
         a.bias!.value = Tensor(shape: [3], scalars: [0.5, 0.5, 0.5])
@@ -59,7 +59,7 @@ final class PrunerImportanceTests: XCTestCase {
         var rng = RNG(seed: 2)
         let p = Dense(name: "p", inputs: 1, outputs: 2, useBias: false, rng: &rng)
         let q = Dense(name: "q", inputs: 1, outputs: 2, useBias: false, rng: &rng)
-        let model = Model(name: "tied", root: Sequential([p, q]), inputShape: [1], classes: 2)
+        let model = siblingModel("tied", [p, q])
         p.weight.value = Tensor(shape: [1, 2], scalars: [1, 1])
         p.weight.grad = Tensor(shape: [1, 2], scalars: [3, 3])
         q.weight.value = Tensor(shape: [1, 2], scalars: [1, 1])

@@ -25,7 +25,7 @@ enum TinyNet {
             Dense(name: "fc1", inputs: 24, outputs: 5, rng: &rng), ReLU(name: "relu3"),
             Dense(name: "fc2", inputs: 5, outputs: 3, rng: &rng),
         ]
-        let model = Model(name: "tiny", root: Sequential(layers), inputShape: [2, 2, 1], classes: 3)
+        let model = chainModel("tiny", layers, inputShape: [2, 2, 1])
         for p in model.parameters where p.role == .bias {  // non-zero biases, so that zeroing shows
             p.value = Tensor.uniform(shape: p.shape, low: 0.1, high: 1, rng: &rng)
         }
@@ -61,7 +61,7 @@ func producer(_ parameter: String, _ channels: Int) -> ChannelSlice {
 func parallelDenseNet(_ shapes: [(name: String, inputs: Int, outputs: Int)]) -> (Model, [ChannelGroup]) {
     var rng = RNG(seed: 3)
     let layers = shapes.map { Dense(name: $0.name, inputs: $0.inputs, outputs: $0.outputs, rng: &rng) as Module }
-    let model = Model(name: "parallel", root: Sequential(layers), inputShape: [1], classes: 1)
+    let model = siblingModel("parallel", layers.map { $0 as! Dense })
     let groups = shapes.map {
         ChannelGroup(id: $0.name, channels: $0.outputs,
                      slices: [producer("\($0.name)/weight", $0.outputs), producer("\($0.name)/bias", $0.outputs)],
@@ -134,4 +134,19 @@ final class TapeCommunicator: Communicator {
     func gather(_ blob: [UInt8], toRoot root: Int) throws -> [[UInt8]] { rank == root ? [blob] : [] }
     func barrier() throws {}
     func abort(code: Int32) -> Never { fatalError("abort(\(code))") }
+}
+
+/// A model running `layers` one after another (they must fit together).
+func chainModel(_ name: String, _ layers: [Module], inputShape: [Int]) -> Model {
+    Model(name: name, graph: try! Graph.chain(layers, inputShape: inputShape))
+}
+
+/// A model whose Dense layers each read their own slice of the input (split along the feature
+/// axis), their outputs joined: independent layers, as tests of group bookkeeping need.
+func siblingModel(_ name: String, _ layers: [Dense]) -> Model {
+    var b = GraphBuilder(inputShape: [layers.reduce(0) { $0 + $1.inputs }])
+    let parts = try! b.split(b.input, axis: 1, sizes: layers.map(\.inputs), name: "split")
+    let outs = try! zip(layers, parts).map { try b.layer($0, $1) }
+    let output = layers.count == 1 ? outs[0] : try! b.concat(outs, axis: 1, name: "join")
+    return Model(name: name, graph: try! b.build(output: output))
 }

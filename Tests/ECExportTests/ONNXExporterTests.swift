@@ -37,7 +37,7 @@ final class ONNXExporterTests: XCTestCase {
     /// Non-trivial batch-norm statistics and affine parameters (a fresh model has 0/1).
     func randomizeBatchNorms(_ model: Model, seed: UInt64 = 3) {
         var rng = RNG(seed: seed)
-        for case let bn as BatchNorm in model.root.allModules {
+        for case let bn as BatchNorm in model.graph.allModules {
             let c = [bn.channels]
             bn.gamma.value = Tensor.uniform(shape: c, low: 0.5, high: 1.5, rng: &rng)
             bn.beta.value = Tensor.uniform(shape: c, low: -0.2, high: 0.2, rng: &rng)
@@ -163,9 +163,9 @@ final class ONNXExporterTests: XCTestCase {
             func outputShape(for input: [Int]) -> [Int] { input }
         }
         var rng = RNG(seed: 1)
-        let odd = Model(name: "odd", root: Sequential([Flatten(name: "flatten"), Swish(),
-                                                       Dense(name: "fc", inputs: 784, outputs: 10, rng: &rng)]),
-                        inputShape: [28, 28, 1], classes: 10)
+        let odd = Model(name: "odd", graph: try Graph.chain([Flatten(name: "flatten"), Swish(),
+                                                             Dense(name: "fc", inputs: 784, outputs: 10, rng: &rng)],
+                                                            inputShape: [28, 28, 1]))
         XCTAssertThrowsError(try ONNXExporter.export(odd)) { error in
             XCTAssertEqual(error as? ONNXExportError, .unsupportedModule(model: "odd", module: "act", opType: "Swish"))
             XCTAssertTrue("\(error)".contains("'act' (Swish), which has no ONNX export"), "\(error)")

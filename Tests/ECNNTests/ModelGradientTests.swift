@@ -26,7 +26,7 @@ final class ModelGradientTests: XCTestCase {
             if record { ctx.tape!.backward(from: l) }
             return l.value.scalarValue
         }
-        model.root.zeroGrad()
+        model.graph.zeroGrad()
         let center = loss(record: true)
         var checked = 0, skipped = 0
         for p in model.parameters where p.isTrainable {

@@ -56,7 +56,7 @@ final class ModelZooTests: XCTestCase {
             conv.zeroGrad()
             let ctx = ForwardContext.training()
             let input = ctx.tape!.watch(x)
-            let y = fused ? Sequential([conv, ReLU(name: "r")]).forward(input, ctx)
+            let y = fused ? try! Graph.chain([conv, ReLU(name: "r")], inputShape: [5, 5, 2]).forward(input, ctx)
                           : conv.forward(input, ctx).relu()
             ctx.tape!.backward(from: y.sum())
             return (y.value, conv.weight.grad, input.grad!)

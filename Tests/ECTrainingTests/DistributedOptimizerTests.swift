@@ -35,7 +35,7 @@ final class DistributedOptimizerTests: XCTestCase {
         optimizer.attachFlatGradients(model.parameters)
 
         func localGradients() -> [String: Tensor] {
-            model.root.zeroGrad()
+            model.graph.zeroGrad()
             let ctx = ForwardContext.training()
             ctx.tape!.backward(from: model(Variable(x), ctx).softmaxCrossEntropy(labels: y))
             return gradients(model)

@@ -65,7 +65,7 @@ final class DistributedTrainingTests: XCTestCase {
         let schedule = try BatchSchedule(dataset: data, batchSize: batch, seed: 5)
         var position = BatchPosition(epoch: 0, stepInEpoch: 0)
         for _ in 0..<steps {
-            model.root.zeroGrad()
+            model.graph.zeroGrad()
             let global = schedule.globalBatchCount(step: position.stepInEpoch)
             for rank in 0..<ranks {
                 let (x, y) = schedule.shardBatch(epoch: position.epoch, step: position.stepInEpoch, rank: rank, worldSize: ranks)

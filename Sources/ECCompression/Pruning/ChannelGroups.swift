@@ -37,9 +37,8 @@ public enum ChannelGroups {
     /// in `scopes`, or when the space meets a module the analysis does not know.
     ///
     /// - Parameters:
-    ///   - model: a network built from `Sequential`, `ResidualBlock`, `Conv2D`, `Dense`,
-    ///     `BatchNorm`, `ReLU`, `MaxPool`, `Flatten` and `GlobalAvgPool` (other modules pin the
-    ///     channels they read).
+    ///   - model: a graph of `Conv2D`, `Dense`, `BatchNorm`, `ReLU`, `MaxPool`, `Flatten`,
+    ///     `GlobalAvgPool` and element-wise adds (other ops pin the channels they read).
     ///   - prunableOpTypes: op types whose output channels may be pruned (`Conv2D`, `MatMul`).
     ///   - scopes: the include/exclude scopes of the config.
     public static func build(model: Model, prunableOpTypes: [String] = ["Conv2D", "MatMul"],

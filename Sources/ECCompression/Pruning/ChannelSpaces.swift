@@ -25,13 +25,13 @@ struct ChannelStream {
 /// The channel spaces of a network and the layers that produce, normalise and read them,
 /// with union-find over the spaces a residual add ties together.
 ///
-/// A space is created by every Conv2D/Dense output. ReLU, MaxPool, BatchNorm, Flatten and
-/// GlobalAvgPool keep the space of their input (Flatten and GlobalAvgPool record how many
-/// positions per channel the flattened vector holds). A `ResidualBlock` unites the space of
-/// its body's output with that of its shortcut — the projection's output, or with an identity
-/// shortcut the block's input space — so `stem`, `block1/conv2`, … become one space. A space
-/// that cannot be pruned safely (the model output, a residual add onto the raw input, any
-/// unknown module) is pinned.
+/// The walk visits the graph's nodes in order, with a stream per value. A space is created by
+/// every Conv2D/Dense output. ReLU, MaxPool, BatchNorm, Flatten and GlobalAvgPool keep the
+/// space of their input (Flatten and GlobalAvgPool record how many positions per channel the
+/// flattened vector holds). An element-wise add of two feature maps unites their spaces — a
+/// residual block's body with its projection shortcut, or with an identity shortcut the
+/// block's input space — so `stem`, `block1/conv2`, … become one space. A space that cannot be
+/// pruned safely (the model output, an add onto the raw input, any other op) is pinned.
 struct ChannelSpaces {
     private var parent: [Int] = []
     private(set) var channels: [Int] = []
@@ -44,8 +44,14 @@ struct ChannelSpaces {
 
     /// Walks `model` and records its channel spaces.
     init(model: Model) {
-        let output = walk(model.root, ChannelStream(space: nil, shape: [1] + model.inputShape, spatial: 1))
-        pin(output.space)
+        let graph = model.graph
+        var streams = [ChannelStream?](repeating: nil, count: graph.valueShapes.count)
+        streams[graph.input] = ChannelStream(space: nil, shape: graph.valueShapes[graph.input], spatial: 1)
+        for node in graph.nodes {
+            let inputs = node.inputs.map { streams[$0]! }
+            for (v, out) in zip(node.outputs, visit(node, inputs, graph)) { streams[v] = out }
+        }
+        pin(streams[graph.output]!.space)
         pin(lastProducerSpace)
     }
 
@@ -67,15 +73,24 @@ struct ChannelSpaces {
 
     // MARK: - The walk
 
-    private mutating func walk(_ module: Module, _ x: ChannelStream) -> ChannelStream {
+    /// The streams node `node` writes, given the streams it reads.
+    private mutating func visit(_ node: GraphNode, _ inputs: [ChannelStream], _ graph: Graph) -> [ChannelStream] {
+        let shapes = node.outputs.map { graph.valueShapes[$0] }
+        switch node.op {
+        case let .layer(module):
+            return [layer(module, inputs[0])]
+        case .add where inputs.count == 2 && inputs[0].shape == inputs[1].shape:
+            return [ChannelStream(space: tie(inputs[0].space, inputs[1].space), shape: shapes[0], spatial: inputs[0].spatial)]
+        default:
+            // Another op: it may mix channels or reorder them; keep its inputs whole.
+            for x in inputs { pin(x.space) }
+            return shapes.map { ChannelStream(space: nil, shape: $0, spatial: 1) }
+        }
+    }
+
+    /// The stream a layer writes.
+    private mutating func layer(_ module: Module, _ x: ChannelStream) -> ChannelStream {
         switch module {
-        case let seq as Sequential:
-            return seq.layers.reduce(x) { walk($1, $0) }
-        case let block as ResidualBlock:
-            let main = walk(block.body, x)
-            let skip = block.shortcut.map { walk($0, x) } ?? x
-            precondition(main.shape == skip.shape, "\(block.name): body \(main.shape) and shortcut \(skip.shape) differ")
-            return ChannelStream(space: tie(main.space, skip.space), shape: main.shape, spatial: main.spatial)
         case let conv as Conv2D:
             let layer = WeightLayer(name: conv.name, opType: conv.opType, kernel: conv.weight, bias: conv.bias,
                                     outputs: conv.outChannels, flops: conv.flops(for: Array(x.shape.dropFirst())))

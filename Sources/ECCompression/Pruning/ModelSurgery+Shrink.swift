@@ -23,8 +23,11 @@ extension ModelSurgery {
             let kept = flags.filter { $0 }.count
             for slice in group.slices { plan.keptChannels[SliceKey(slice)] = (kept, slice.period) }
         }
-        return Model(name: model.name, root: plan.rebuildSequential(model.root), inputShape: model.inputShape,
-                     classes: model.classes)
+        do {
+            return Model(name: model.name, graph: try model.graph.mapLayers { plan.rebuild($0) }, interface: model.interface)
+        } catch {
+            preconditionFailure("\(model.name): the extracted layers do not fit together (\(error)); the groups do not describe this model")
+        }
     }
 }
 
@@ -45,24 +48,18 @@ private struct SliceKey: Hashable {
 private struct ShrinkPlan {
     let masks: [String: Mask]
     var keptChannels: [SliceKey: (kept: Int, period: Int)] = [:]
-    /// Draws the throw-away initial values of the new layers (overwritten by `copy`).
-    var rng = RNG(seed: 0)
 
     init(masks: [String: Mask]) { self.masks = masks }
 
     /// The module rebuilt at its reduced size, with the surviving values.
     mutating func rebuild(_ module: Module) -> Module {
         switch module {
-        case let seq as Sequential:
-            return rebuildSequential(seq)
-        case let block as ResidualBlock:
-            return ResidualBlock(name: block.name, body: rebuildSequential(block.body),
-                                 shortcut: block.shortcut.map { rebuildSequential($0) })
         case let conv as Conv2D:
             let out = kept(conv.weight, .producer) ?? conv.outChannels
             let cin = kept(conv.weight, .consumer) ?? conv.inChannels
-            let new = Conv2D(name: conv.name, inChannels: cin, outChannels: out, kernelSize: conv.kernelSize,
-                             stride: conv.stride, padding: conv.padding, useBias: conv.bias != nil, rng: &rng)
+            let new = Conv2D(name: conv.name, kernel: Tensor(shape: [conv.kernelHeight, conv.kernelWidth, cin / conv.groups, out]),
+                             bias: conv.bias.map { _ in Tensor(shape: [out]) }, stride: conv.stride, strideWidth: conv.strideWidth,
+                             padding: conv.padding, pads: conv.pads, groups: conv.groups)
             copy(conv.ownParameters, into: new.ownParameters)
             return new
         case let dense as Dense:
@@ -70,7 +67,7 @@ private struct ShrinkPlan {
             // A consumer slice of period C on `inputs = H·W·C` rows keeps H·W·C' of them.
             let inputs = keptChannels[SliceKey(dense.weight.name, .consumer)]
                 .map { dense.inputs / $0.period * $0.kept } ?? dense.inputs
-            let new = Dense(name: dense.name, inputs: inputs, outputs: out, useBias: dense.bias != nil, rng: &rng)
+            let new = Dense(name: dense.name, weight: Tensor(shape: [inputs, out]), bias: dense.bias.map { _ in Tensor(shape: [out]) })
             copy(dense.ownParameters, into: new.ownParameters)
             return new
         case let bn as BatchNorm:
@@ -78,23 +75,12 @@ private struct ShrinkPlan {
             let new = BatchNorm(name: bn.name, channels: channels, momentum: bn.momentum, epsilon: bn.epsilon)
             copy(bn.ownParameters, into: new.ownParameters)
             return new
-        case let relu as ReLU:
-            return ReLU(name: relu.name)
-        case let pool as MaxPool:
-            return MaxPool(name: pool.name, size: pool.size, stride: pool.stride)
-        case let flatten as Flatten:
-            return Flatten(name: flatten.name)
-        case let pool as GlobalAvgPool:
-            return GlobalAvgPool(name: pool.name)
         default:
+            // Layers without parameters (activations, pooling, flatten) are shared as they are.
             precondition(module.ownParameters.isEmpty && module.children.isEmpty,
                          "\(module.name): ModelSurgery cannot rebuild a \(module.opType) with parameters")
             return module
         }
-    }
-
-    mutating func rebuildSequential(_ seq: Sequential) -> Sequential {
-        Sequential(name: seq.name, seq.layers.map { rebuild($0) })
     }
 
     private func kept(_ parameter: Parameter, _ role: ChannelSlice.Role) -> Int? {

@@ -16,7 +16,7 @@ public enum Int8ModelError: Error, Equatable, CustomStringConvertible {
             return "int8: the quantizer has " + (missing.map { "no step size \($0)" } ?? "no plan")
                 + "; call prepare(model:communicator:) with a calibration batch first"
         case let .unsupportedModule(model, module, opType):
-            return "int8: \(model) has '\(module)' (\(opType)); the integer path runs Sequential models of "
+            return "int8: \(model) has '\(module)' (\(opType)); the integer path runs chains of "
                 + "Conv2D, Dense, ReLU, MaxPool, Flatten and GlobalAvgPool only"
         case let .layerMismatch(layer, reason):
             return "int8: layer '\(layer)': \(reason)"
@@ -30,7 +30,7 @@ public enum Int8ModelError: Error, Equatable, CustomStringConvertible {
 /// Every quantized Conv2D / Dense runs as an `Int8Layer` (8-bit activation codes × int8 weight
 /// codes, Int32 accumulation, dequantized with `s_a·s_w[c]`); the layers the plan keeps in FP32,
 /// pooling and flattening run in Float through the engine's ops with the skeleton model's
-/// parameters. The walk follows the engine's fusion rule (`Fusion.steps`): a Conv2D/Dense
+/// parameters. The walk follows the engine's fusion plan (`Fusion.plan`): a Conv2D/Dense
 /// directly followed by ReLU (not then pooled) applies the ReLU itself, ReLU → MaxPool runs
 /// as `maxPool2d(relu: true)`, and a quantized Conv2D before it pools its integer sums.
 public final class Int8Model {
@@ -124,9 +124,11 @@ public final class Int8Model {
 
     /// Throws `unsupportedModule` for the first module of `model` the walk does not handle.
     static func checkSupported(_ model: Model) throws {
-        for m in model.root.layers
-        where !(m is Conv2D || m is Dense || m is ReLU || m is MaxPool || m is Flatten || m is GlobalAvgPool) {
-            throw Int8ModelError.unsupportedModule(model: model.name, module: m.name, opType: m.opType)
+        for node in model.graph.nodes {
+            let m = node.op.layer
+            guard m is Conv2D || m is Dense || m is ReLU || m is MaxPool || m is Flatten || m is GlobalAvgPool else {
+                throw Int8ModelError.unsupportedModule(model: model.name, module: node.name, opType: node.op.opType)
+            }
         }
     }
 
@@ -151,30 +153,41 @@ public final class Int8Model {
     /// The integer walk over the whole batch on this thread (its loops may still split).
     func onePass(_ x: Tensor) -> Tensor {
         let ctx = ForwardContext.inference()  // no transform: FP32 layers run unquantized
-        let steps = Fusion.steps(skeleton.root.layers)
-        var h = x
-        var i = 0
-        while i < steps.count {
-            switch steps[i] {
-            case let .layer(conv as Conv2D):
-                if let layer = layers[conv.name], i + 1 < steps.count, case let .reluMaxPool(_, pool) = steps[i + 1],
-                   layer.output?.range.isBinary != true {
+        let graph = skeleton.graph, steps = graph.steps
+        var values = [Tensor?](repeating: nil, count: graph.valueShapes.count)
+        values[graph.input] = x
+        func input(_ i: Int) -> Tensor { values[graph.nodes[i].inputs[0]]! }
+        func write(_ i: Int, _ y: Tensor) { values[graph.nodes[i].outputs[0]] = y }
+        var s = 0
+        while s < steps.count {
+            switch steps[s] {
+            case let .node(i):
+                let node = graph.nodes[i]
+                if let conv = node.op.layer as? Conv2D, let layer = layers[conv.name], s + 1 < steps.count,
+                   case let .reluMaxPool(relu, pool) = steps[s + 1], graph.nodes[relu].inputs[0] == node.outputs[0],
+                   layer.output?.range.isBinary != true, let p = graph.nodes[pool].op.layer as? MaxPool {
                     // Conv → ReLU → MaxPool: pooled on the integer sums (Int8Layer.forward). (A
                     // binary post-quant grid maps 0 to +1: there the ReLU must follow the output
                     // quantization, as in the fake-quant model, so that layer takes the plain path.)
-                    h = layer.forward(h, stride: conv.stride, padding: conv.padding, relu: true, pool: (pool.size, pool.stride))
-                    i += 2
+                    write(pool, layer.forward(input(i), stride: conv.stride, padding: conv.padding, relu: true,
+                                              pool: (p.size, p.stride)))
+                    s += 2
                     continue
                 }
-                h = run(conv, h, relu: false, ctx)
-            case let .layer(dense as Dense): h = run(dense, h, relu: false, ctx)
-            case let .layer(m): h = m.forward(Variable(h), ctx).value
-            case let .weightReLU(layer, _): h = run(layer, h, relu: true, ctx)
-            case let .reluMaxPool(_, pool): h = Variable(h).maxPool2d(size: pool.size, stride: pool.stride, relu: true).value
+                if let fusable = node.op.layer as? ActivationFusable {
+                    write(i, run(fusable, input(i), relu: false, ctx))
+                } else {
+                    write(i, node.op.layer!.forward(Variable(input(i)), ctx).value)
+                }
+            case let .weightReLU(i, relu):
+                write(relu, run(graph.nodes[i].op.layer as! ActivationFusable, input(i), relu: true, ctx))
+            case let .reluMaxPool(relu, pool):
+                let p = graph.nodes[pool].op.layer as! MaxPool
+                write(pool, Variable(input(relu)).maxPool2d(size: p.size, stride: p.stride, relu: true).value)
             }
-            i += 1
+            s += 1
         }
-        return h
+        return values[graph.output]!
     }
 
     private func run(_ module: ActivationFusable, _ x: Tensor, relu: Bool, _ ctx: ForwardContext) -> Tensor {

@@ -18,35 +18,35 @@ public struct QuantizableLayer: Equatable, Sendable {
     /// Conv2D).
     public let winogradCapable: Bool
 
-    /// Every quantizable layer of `model` in execution order (a residual block's body before
-    /// its shortcut, as `ResidualBlock.forward` runs them).
+    /// Every quantizable layer of `model` in execution (node) order.
     ///
     /// A layer is quantizable when its op type is one of `QuantizerConfig.quantizableOpTypes`
     /// and it owns a weight parameter; batch norm, pooling and activations are not.
     public static func all(in model: Model) -> [QuantizableLayer] {
+        let graph = model.graph
+        // Whether each value is still the model's input, up to shape-only ops.
+        var isInput = [Bool](repeating: false, count: graph.valueShapes.count)
+        isInput[graph.input] = true
         var found: [QuantizableLayer] = []
-        /// Walks `module` given whether its input is still the model's input; returns whether
-        /// its output is.
-        func walk(_ module: Module, inputIsModelInput: Bool) -> Bool {
-            if let block = module as? ResidualBlock {
-                _ = walk(block.body, inputIsModelInput: inputIsModelInput)
-                if let shortcut = block.shortcut { _ = walk(shortcut, inputIsModelInput: inputIsModelInput) }
-                return false
+        for node in graph.nodes {
+            let readsInput = node.inputs.first.map { isInput[$0] } ?? false
+            switch node.op {
+            case let .layer(module):
+                if QuantizerConfig.quantizableOpTypes.contains(module.opType),
+                   let weight = module.ownParameters.first(where: { $0.role == .weight }) {
+                    let conv = module as? Conv2D
+                    let winograd = conv.map { Winograd.applies(kernel: $0.weight.shape, stride: $0.stride, padding: $0.padding) } ?? false
+                    found.append(QuantizableLayer(name: module.name, opType: module.opType, weight: weight.name,
+                                                  readsModelInput: readsInput, winogradCapable: winograd))
+                } else if module is Flatten {
+                    for v in node.outputs { isInput[v] = readsInput }
+                }
+            case .reshape, .transpose:
+                for v in node.outputs { isInput[v] = readsInput }
+            default:
+                break
             }
-            if QuantizerConfig.quantizableOpTypes.contains(module.opType),
-               let weight = module.ownParameters.first(where: { $0.role == .weight }) {
-                let conv = module as? Conv2D
-                let winograd = conv.map { Winograd.applies(kernel: $0.weight.shape, stride: $0.stride, padding: $0.padding) } ?? false
-                found.append(QuantizableLayer(name: module.name, opType: module.opType, weight: weight.name,
-                                              readsModelInput: inputIsModelInput, winogradCapable: winograd))
-                return false
-            }
-            if !module.children.isEmpty {  // Sequential and other containers: children in order
-                return module.children.reduce(inputIsModelInput) { walk($1, inputIsModelInput: $0) }
-            }
-            return inputIsModelInput && module.opType == "Flatten"
         }
-        _ = walk(model.root, inputIsModelInput: true)
         return found
     }
 }

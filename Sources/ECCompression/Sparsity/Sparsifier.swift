@@ -74,7 +74,7 @@ public final class Sparsifier: MaskCompressor {
     ///   `.nothingToSparsify` when the scopes select none.
     public func prepare(model: Model, communicator: Communicator) throws {
         let scopes = config.scopes
-        let candidates = model.root.allModules.filter { SparsifierConfig.sparsifiableOpTypes.contains($0.opType) }
+        let candidates = model.graph.allModules.filter { SparsifierConfig.sparsifiableOpTypes.contains($0.opType) }
             .flatMap { $0.ownParameters.filter { $0.role == .weight && $0.shape.count >= 2 }.map(\.name) }
         for (key, list) in [("include_scopes", config.includeScopes), ("exclude_scopes", config.excludeScopes)] {
             if let unmatched = list.first(where: { scope in !candidates.contains { ScopeFilter.scope(scope, matches: $0) } }) {
@@ -83,7 +83,7 @@ public final class Sparsifier: MaskCompressor {
         }
         var found: [Kernel] = []
         var byName: [String: Parameter] = [:]
-        for module in model.root.allModules where SparsifierConfig.sparsifiableOpTypes.contains(module.opType) {
+        for module in model.graph.allModules where SparsifierConfig.sparsifiableOpTypes.contains(module.opType) {
             for p in module.ownParameters where p.role == .weight && p.shape.count >= 2 && scopes.contains(p.name) {
                 let block = config.pattern == nil ? config.sparseBlockShape : [1, 1]
                 found.append(Kernel(parameter: p.name, shape: p.shape, grid: BlockGrid(kernelShape: p.shape, block: block)))

@@ -85,7 +85,7 @@ public final class MonitoredSession {
     /// An empty shard (a global batch smaller than the world) contributes zero gradients and
     /// zero loss, and its rank still takes part in the allreduce.
     func forwardBackward(images: Tensor, labels: [Int32], globalBatchSize: Int) -> Float {
-        model.root.zeroGrad()
+        model.graph.zeroGrad()
         guard !labels.isEmpty else { return 0 }
         let replicas = replicaCount(batch: labels.count)
         if replicas > 1 {
