@@ -99,13 +99,14 @@ struct Eval: ParsableCommand {
         Examples:
           easycompress eval --config job.yaml --checkpoint runs/job
           easycompress eval --config job.yaml --checkpoint runs/job/checkpoints/step-00002814
+          easycompress eval --config imported.yaml      # model: {onnx: FILE}: the file's own weights
         """)
 
     @Option(name: .long, help: "Job file (YAML or JSON) naming the model and dataset.")
     var config: String
 
-    @Option(name: .long, help: "Checkpoint directory, save_dir, or .safetensors weights file.")
-    var checkpoint: String
+    @Option(name: .long, help: "Checkpoint directory, save_dir, or .safetensors weights file (default: an imported model's own weights, else the job's save_dir).")
+    var checkpoint: String?
 
     @Flag(name: .long, help: "Print the result as JSON on stdout.")
     var json = false

@@ -1,12 +1,16 @@
 import Foundation
 import ECCompression
+import ECExport
 import ECNN
 import ECTensor
 
 /// A training job as the CLI reads it from YAML/JSON (seed snake_case keys). Every value is
 /// validated when parsed; unknown keys are errors naming the key.
 public struct JobConfig {
+    /// The model's name: a zoo entry, or an imported file's stem.
     public var model: String = "fmnist-cnn"
+    /// `model: {onnx: FILE}`: the user's own model, imported from ONNX (nil: a zoo model).
+    public var modelFile: String?
     public var dataset = DatasetConfig()
     /// Training length: `epochs` unless `steps` is given (steps win).
     public var epochs: Int = 3
@@ -91,7 +95,17 @@ extension JobConfig {
     public static func parse(_ node: ConfigNode) throws -> JobConfig {
         var c = JobConfig()
         c.raw = node.plainValues
-        c.model = try node.string("model", default: c.model, allowed: ModelZoo.names)
+        if node.has("model"), (try? node.child("model")) != nil, let m = try node.child("model") {
+            let path = try m.string("onnx")
+            guard !path.isEmpty else {
+                throw ConfigError.outOfRange(path: "model.onnx", value: "\"\"", allowed: "the path of an .onnx file")
+            }
+            try m.finish()
+            c.modelFile = path
+            c.model = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+        } else {
+            c.model = try node.string("model", default: c.model, allowed: ModelZoo.names)
+        }
         if let d = try node.child("dataset") {
             c.dataset.path = try d.string("path", default: c.dataset.path)
             c.dataset.limitTrain = try d.optionalInt("limit_train", min: 1)
@@ -145,8 +159,13 @@ extension JobConfig {
 }
 
 extension JobConfig {
-    /// The zoo model the job names, initialised from the job's seed.
+    /// The model the job names: imported from its ONNX file (with the file's weights), or the
+    /// zoo model initialised from the job's seed.
+    ///
+    /// - Throws: `ONNXImportError` for a file that cannot be imported; `ConfigError` for an
+    ///   unknown zoo name.
     public func makeModel() throws -> Model {
+        if let modelFile { return try ONNXImporter.load(contentsOf: URL(fileURLWithPath: modelFile)) }
         guard let model = ModelZoo.make(model, seed: seed) else {
             throw ConfigError.outOfRange(path: "model", value: "\"\(model)\"",
                                          allowed: "one of " + ModelZoo.names.map { "\"\($0)\"" }.joined(separator: ", "))
