@@ -12,6 +12,7 @@ import Foundation
 //   ecbench --mode int8         int8 inference alone (TensorFlow's golden weights, W8A8) vs FP32
 //   ecbench --mode sparse       block-sparse kernel vs dense sgemm; block-sparse fmnist-cnn inference
 //   ecbench --mode onnx         exports fmnist-cnn (FP32, QDQ) for Tools/onnx_bench.py; engine FP32 reference
+//   ecbench --mode imported     fmnist-cnn exported to ONNX and imported back vs the built-in model
 // Every figure is printed with the reference it is compared to, measured in the same run;
 // lines starting with RESULT are read by launch/bench.
 
@@ -30,6 +31,7 @@ do {
     case "int8": try QATBenchmark(options: options).runInt8Only()
     case "sparse": try SparseBenchmark(options: options).run()
     case "onnx": try ONNXBenchmark(options: options).run()
+    case "imported": try ImportedModelBenchmark(options: options).run()
     default:
         try TrainingBenchmark(options: options).run()
         try InferenceBenchmark(options: options).run()

@@ -56,8 +56,10 @@ public enum PythonRunner {
 
     /// Checks an ONNX file with the reference tools and runs it: `onnx.checker.check_model(…,
     /// full_check=True)`, then ONNX Runtime (CPU) on the `input` tensor of the safetensors file
-    /// `inputs`, writing the `logits` output as safetensors to `outputs`. Prints (decoded here)
-    /// `opset`, `ops` (node op types) and, when `inputs` has `labels`, `accuracy`.
+    /// `inputs` (fed to the model's first input, whatever its name), writing the first output
+    /// as `logits` to the safetensors file `outputs`. Prints (decoded here) `opset`, `ops`
+    /// (node op types), `input` (name, shape), `output` (name) and, when `inputs` has
+    /// `labels`, `accuracy`.
     public static func runONNX(model: String, inputs: String, outputs: String, file: StaticString = #filePath,
                                line: UInt = #line) throws -> [String: Any] {
         try json(onnxScript, [model, inputs, outputs], file: file, line: line)
@@ -74,10 +76,13 @@ public enum PythonRunner {
         options.intra_op_num_threads = 1
         session = ort.InferenceSession(sys.argv[1], options, providers=["CPUExecutionProvider"])
         x = data["input"]
-        logits = np.concatenate([session.run(["logits"], {"input": x[i:i + 500]})[0] for i in range(0, len(x), 500)])
+        name_in, name_out = session.get_inputs()[0].name, session.get_outputs()[0].name
+        logits = np.concatenate([session.run([name_out], {name_in: x[i:i + 500]})[0] for i in range(0, len(x), 500)])
         save_file({"logits": logits.astype(np.float32)}, sys.argv[3])
         result = {"opset": [o.version for o in model.opset_import if o.domain in ("", "ai.onnx")][0],
-                  "ops": sorted({n.op_type for n in model.graph.node})}
+                  "ops": sorted({n.op_type for n in model.graph.node}),
+                  "input": {"name": name_in, "shape": [d if isinstance(d, int) else None for d in session.get_inputs()[0].shape]},
+                  "output": name_out}
         if "labels" in data:
             result["accuracy"] = float((logits.argmax(axis=1) == data["labels"].astype(np.int64)).mean())
         print(json.dumps(result))
