@@ -129,8 +129,9 @@ final class ChannelGroupsTests: XCTestCase {
         // Only block1: the stem group also has `stem` as producer, outside the scope.
         XCTAssertEqual(prunable(ScopeFilter(include: ["block1"])), ["block1/conv1"])
         XCTAssertEqual(prunable(ScopeFilter(include: ["block1", "stem"])), ["block1/conv1", "block1/conv2+stem"])
-        XCTAssertEqual(prunable(ScopeFilter(exclude: ["block2/shortcut"])),
-                       ["block1/conv1", "block1/conv2+stem", "block2/conv1", "block3/conv1"])
+        // Excluding block2/shortcut keeps every group it touches whole: its own (with block2/conv2
+        // and block3/conv2) and the stem group, whose channels it reads.
+        XCTAssertEqual(prunable(ScopeFilter(exclude: ["block2/shortcut"])), ["block1/conv1", "block2/conv1", "block3/conv1"])
         XCTAssertEqual(prunable(ScopeFilter(include: ["block3/conv1/weight"])), ["block3/conv1"])
         XCTAssertEqual(prunable(ScopeFilter(include: ["block"])), [], "`block` is not a scope of block1")
         // The classifier is never prunable, even when named explicitly.

@@ -142,11 +142,11 @@ final class PrunerTests: XCTestCase {
     }
 
     func testGroupsThatDoNotFitTheModelAreRefused() throws {
-        let bad = ChannelGroup(id: "conv1", channels: 4, slices: [producer("conv1/weight", 5)], producers: ["conv1/weight"],
+        let bad = ChannelGroup(id: "conv1", channels: 4, slices: [producer("conv1/weight", 3)], producers: ["conv1/weight"],
                                prunable: true, parametersPerChannel: 10, flopsPerChannel: 1)
         let missing = ChannelGroup(id: "x", channels: 2, slices: [producer("x/weight", 2)], producers: ["x/weight"],
                                    prunable: true, parametersPerChannel: 1, flopsPerChannel: 1)
-        for (groups, reason) in [([bad], "slice of conv1/weight has period 5, the group has 4 channels"),
+        for (groups, reason) in [([bad], "slice of conv1/weight has period 3 and offset 0, the group has 4 channels"),
                                  ([missing], "the model has no parameter 'x/weight'")] {
             let pruner = try Pruner(config: PrunerConfig(), groups: groups)
             let error = thrownError(PrunerError.self) {

@@ -25,6 +25,12 @@ public struct ScopeFilter: Equatable, Sendable {
         return include.isEmpty || include.contains { ScopeFilter.scope($0, matches: path) }
     }
 
+    /// Whether an exclude scope matches `layerScope` (it may not be touched at all).
+    public func excludes(_ layerScope: String) -> Bool {
+        let path = ScopeFilter.normalised(layerScope)
+        return exclude.contains { ScopeFilter.scope($0, matches: path) }
+    }
+
     /// Whether `scope` is `path` or one of its enclosing scopes (the empty scope encloses all).
     public static func scope(_ scope: String, matches path: String) -> Bool {
         scope.isEmpty || path == scope || path.hasPrefix(scope + "/")

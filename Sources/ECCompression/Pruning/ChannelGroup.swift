@@ -2,8 +2,10 @@ import ECTensor
 
 /// Which elements of one parameter belong to which channel of a `ChannelGroup`.
 ///
-/// Element `e` (row-major flat index) of the parameter belongs to channel
-/// `(e / innerStride) % period`. This one rule covers every place a channel lives:
+/// Element `e` (row-major flat index) of the parameter sits on channel `(e / innerStride) %
+/// period` of the parameter's channel axis; the group's channel c is axis channel
+/// `offset + c` (`offset` is 0 except where a concatenation puts several groups side by side on
+/// one axis). This one rule covers every place a channel lives:
 ///
 /// | parameter | role | innerStride | period |
 /// |---|---|---|---|
@@ -13,25 +15,34 @@ import ECTensor
 /// | Conv2D kernel, input channel (a consumer) | consumer | cout | cin |
 /// | Dense kernel after a Flatten of `[H, W, C]` (rows in H, W, C order) | consumer | out | C |
 /// | Dense kernel, input unit (no flatten) | consumer | out | in |
+/// | depthwise Conv2D kernel `[kh, kw, 1, C]`, its bias | producer (follows its input) | 1 | C |
+/// | per-channel constant `[…, C]` an Add/Mul applies | producer (follows) | 1 | C |
+/// | a consumer of a concatenation, the part from this group | consumer | as above | C_total, offset = where it starts |
 public struct ChannelSlice: Equatable, Sendable {
     public enum Role: String, Sendable { case producer, consumer }
     /// The parameter's scope path, e.g. `conv2/weight`.
     public let parameter: String
     public let role: Role
     public let innerStride: Int
+    /// The length of the parameter's channel axis.
     public let period: Int
+    /// The axis channel of the group's channel 0.
+    public let offset: Int
 
-    public init(parameter: String, role: Role, innerStride: Int, period: Int) {
-        precondition(innerStride > 0 && period > 0, "\(parameter): stride \(innerStride) and period \(period) must be > 0")
+    public init(parameter: String, role: Role, innerStride: Int, period: Int, offset: Int = 0) {
+        precondition(innerStride > 0 && period > 0 && offset >= 0,
+                     "\(parameter): stride \(innerStride), period \(period) and offset \(offset) must be > 0 (offset ≥ 0)")
         self.parameter = parameter
         self.role = role
         self.innerStride = innerStride
         self.period = period
+        self.offset = offset
     }
 
-    /// The channel element `e` belongs to.
+    /// The group channel element `e` belongs to (outside `0..<channels` when it belongs to
+    /// another group's part of the axis).
     @inline(__always)
-    public func channel(ofElement e: Int) -> Int { (e / innerStride) % period }
+    public func channel(ofElement e: Int) -> Int { (e / innerStride) % period - offset }
 }
 
 /// A set of channels that must be pruned together: the output channels of one Conv2D/Dense

@@ -5,9 +5,10 @@ extension ModelSurgery {
     /// Builds the physically smaller model (GapFinetune): the same layers, names and order as
     /// `model`, with every pruned channel removed and the surviving weights copied.
     ///
-    /// Conv2D output/input channels, Dense outputs/inputs and BatchNorm channels shrink to the
-    /// kept counts; a Dense after a Flatten of `[H, W, C]` keeps the rows of the kept channels,
-    /// still in H, W, C order (`H·W·C'` rows). Biases and batch-norm statistics are copied
+    /// Conv2D output/input channels (a depthwise convolution's groups with them), Dense
+    /// outputs/inputs, BatchNorm channels and per-channel constants shrink to the kept counts;
+    /// a Dense after a Flatten of `[H, W, C]` keeps the rows of the kept channels, still in
+    /// H, W, C order (`H·W·C'` rows); a concatenation joins its smaller inputs. Biases and batch-norm statistics are copied
     /// too, so in inference mode the result computes exactly what the masked large model
     /// (`applyMasks`) computes. `model` is not modified and shares no parameter with the result.
     ///
@@ -20,11 +21,16 @@ extension ModelSurgery {
     public static func shrink(model: Model, groups: [ChannelGroup], keep: [String: [Bool]]) -> Model {
         var plan = ShrinkPlan(masks: parameterMasks(model: model, groups: groups, keep: keep))
         for (group, flags) in decisions(groups: groups, keep: keep) {
-            let kept = flags.filter { $0 }.count
-            for slice in group.slices { plan.keptChannels[SliceKey(slice)] = (kept, slice.period) }
+            let pruned = flags.filter { !$0 }.count
+            for slice in group.slices {
+                // Several groups may share one axis (the parts of a concatenation).
+                let key = SliceKey(slice), before = plan.keptChannels[key] ?? (slice.period, slice.period)
+                plan.keptChannels[key] = (before.kept - pruned, slice.period)
+            }
         }
         do {
-            return Model(name: model.name, graph: try model.graph.mapLayers { plan.rebuild($0) }, interface: model.interface)
+            let graph = try model.graph.mapLayers({ plan.rebuild($0) }, constant: { plan.rebuild(constant: $0) })
+            return Model(name: model.name, graph: graph, interface: model.interface)
         } catch {
             preconditionFailure("\(model.name): the extracted layers do not fit together (\(error)); the groups do not describe this model")
         }
@@ -43,8 +49,8 @@ private struct SliceKey: Hashable {
     }
 }
 
-/// What `shrink` needs while rebuilding: each parameter's element mask and, per slice, the
-/// number of channels kept out of the slice's period.
+/// What `shrink` needs while rebuilding: each parameter's element mask and, per parameter and
+/// role, the number of channels kept out of its axis.
 private struct ShrinkPlan {
     let masks: [String: Mask]
     var keptChannels: [SliceKey: (kept: Int, period: Int)] = [:]
@@ -56,10 +62,13 @@ private struct ShrinkPlan {
         switch module {
         case let conv as Conv2D:
             let out = kept(conv.weight, .producer) ?? conv.outChannels
-            let cin = kept(conv.weight, .consumer) ?? conv.inChannels
-            let new = Conv2D(name: conv.name, kernel: Tensor(shape: [conv.kernelHeight, conv.kernelWidth, cin / conv.groups, out]),
+            // A depthwise convolution follows its input: one group per kept channel.
+            let depthwise = conv.isDepthwise && conv.outChannels == conv.inChannels
+            let cin = depthwise ? out : kept(conv.weight, .consumer) ?? conv.inChannels
+            let groups = depthwise ? out : conv.groups
+            let new = Conv2D(name: conv.name, kernel: Tensor(shape: [conv.kernelHeight, conv.kernelWidth, cin / groups, out]),
                              bias: conv.bias.map { _ in Tensor(shape: [out]) }, stride: conv.stride, strideWidth: conv.strideWidth,
-                             padding: conv.padding, pads: conv.pads, groups: conv.groups)
+                             padding: conv.padding, pads: conv.pads, groups: groups)
             copy(conv.ownParameters, into: new.ownParameters)
             return new
         case let dense as Dense:
@@ -81,6 +90,16 @@ private struct ShrinkPlan {
                          "\(module.name): ModelSurgery cannot rebuild a \(module.opType) with parameters")
             return module
         }
+    }
+
+    /// A per-channel constant (`[…, C]`) with its kept channels.
+    func rebuild(constant p: Parameter) -> Parameter {
+        guard let k = kept(p, .producer), let c = p.shape.last, c > 0 else {
+            return Parameter(name: p.name, role: p.role, value: p.value)
+        }
+        let new = Parameter(name: p.name, role: p.role, value: Tensor(shape: Array(p.shape.dropLast()) + [k]))
+        copy([p], into: [new])
+        return new
     }
 
     private func kept(_ parameter: Parameter, _ role: ChannelSlice.Role) -> Int? {

@@ -10,22 +10,24 @@ import ECTensor
 /// and a group that is not `prunable` keeps all its channels.
 public enum ModelSurgery {
     /// The element mask of a parameter of shape `shape` for one slice: element `e` is kept iff
-    /// channel `(e / innerStride) % period` is kept.
+    /// its group channel `slice.channel(ofElement: e)` is kept (elements of the axis outside
+    /// the slice's channels are kept).
     ///
-    /// - Precondition: `keep.count == slice.period` and the element count is a multiple of
-    ///   `innerStride · period`.
+    /// - Precondition: `slice.offset + keep.count <= slice.period` and the element count is a
+    ///   multiple of `innerStride · period`.
     public static func mask(for slice: ChannelSlice, shape: [Int], keep: [Bool]) -> Mask {
         let count = shape.reduce(1, *)
-        precondition(keep.count == slice.period,
-                     "\(slice.parameter): \(keep.count) keep flags for a period of \(slice.period)")
+        precondition(slice.offset + keep.count <= slice.period,
+                     "\(slice.parameter): \(keep.count) keep flags at offset \(slice.offset) for a period of \(slice.period)")
         precondition(count % (slice.innerStride * slice.period) == 0,
                      "\(slice.parameter): shape \(shape) is not a whole number of \(slice.innerStride)×\(slice.period) blocks")
         var values = [Bool](repeating: false, count: count)
         values.withUnsafeMutableBufferPointer { out in
             var e = 0
             while e < count {
-                for c in 0..<slice.period {
-                    if keep[c] { (out.baseAddress! + e).update(repeating: true, count: slice.innerStride) }
+                for a in 0..<slice.period {
+                    let c = a - slice.offset
+                    if c < 0 || c >= keep.count || keep[c] { (out.baseAddress! + e).update(repeating: true, count: slice.innerStride) }
                     e += slice.innerStride
                 }
             }

@@ -1,14 +1,14 @@
 extension ChannelSlice {
-    /// Calls `body` with each contiguous run of elements of channel `c` in a parameter of
-    /// `elementCount` elements: the runs `(q·period + c)·innerStride ..< +innerStride` for
-    /// q = 0, 1, … (the rule `(e / innerStride) % period == c`, without a division per element).
+    /// Calls `body` with each contiguous run of elements of group channel `c` in a parameter of
+    /// `elementCount` elements: the runs `(q·period + offset + c)·innerStride ..< +innerStride`
+    /// for q = 0, 1, … (the rule `channel(ofElement: e) == c`, without a division per element).
     ///
     /// - Precondition: `elementCount` is a multiple of `period · innerStride` (checked for every
     ///   slice by `Pruner.prepare`).
     @inline(__always)
     func forEachRun(ofChannel c: Int, elementCount: Int, _ body: (Range<Int>) -> Void) {
         let block = period * innerStride
-        var start = c * innerStride
+        var start = (offset + c) * innerStride
         while start < elementCount {
             body(start..<(start + innerStride))
             start += block

@@ -20,9 +20,9 @@ extension Pruner {
                 guard let p = parameters[slice.parameter] else {
                     throw PrunerError.invalidGroup(group: group.id, reason: "the model has no parameter '\(slice.parameter)'")
                 }
-                guard slice.period == group.channels else {
+                guard slice.offset + group.channels <= slice.period else {
                     throw PrunerError.invalidGroup(group: group.id, reason: "slice of \(slice.parameter) has period "
-                                                   + "\(slice.period), the group has \(group.channels) channels")
+                                                   + "\(slice.period) and offset \(slice.offset), the group has \(group.channels) channels")
                 }
                 guard p.value.count % (slice.period * slice.innerStride) == 0 else {
                     throw PrunerError.invalidGroup(group: group.id, reason: "\(slice.parameter) \(p.shape) has "

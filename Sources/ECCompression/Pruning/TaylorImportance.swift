@@ -28,11 +28,14 @@ enum TaylorImportance {
     /// score_c for c in 0..<channels, from the parameters' current values and gradients.
     static func scores(channels: Int, slices: [(ChannelSlice, Parameter)]) -> [Float] {
         var sums = [Double](repeating: 0, count: channels)
+        var axis = [Double]()
         for (slice, parameter) in slices {
             let s = slice.innerStride, period = slice.period
+            // Σ w·g per channel of the parameter's axis, then the group's part of it.
+            axis = [Double](repeating: 0, count: period)
             parameter.value.withUnsafeBufferPointer { w in
                 parameter.grad.withUnsafeBufferPointer { g in
-                    sums.withUnsafeMutableBufferPointer { sum in
+                    axis.withUnsafeMutableBufferPointer { sum in
                         if s == 1 {
                             // Producer slices (the usual case): rows of `period` channels. Sum
                             // 64 rows at a time in Float (vectorised), then add into Double.
@@ -67,6 +70,7 @@ enum TaylorImportance {
                     }
                 }
             }
+            for c in 0..<channels { sums[c] += axis[slice.offset + c] }
         }
         return sums.map { Float($0 * $0) }
     }

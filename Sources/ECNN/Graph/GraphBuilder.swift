@@ -181,7 +181,9 @@ extension Graph {
 extension Graph {
     /// The same graph with every layer replaced by `transform(layer)` and every constant by
     /// `constant(parameter)` (a copy by default), shapes inferred anew — how pruning extracts
-    /// the smaller model. Throws when the new layers no longer fit together.
+    /// the smaller model. A reshape follows a narrower channel axis: a reshape that kept the
+    /// last (channel) axis keeps it at its new width, a flatten to one axis flattens the new
+    /// size. Throws when the new layers no longer fit together.
     public func mapLayers(_ transform: (Module) -> Module,
                           constant: (Parameter) -> Parameter = { Parameter(name: $0.name, role: $0.role, value: $0.value) })
         throws(GraphError) -> Graph {
@@ -197,7 +199,17 @@ extension Graph {
             case let .concat(axis): outs = [try b.concat(x, axis: axis, name: node.name)]
             case let .split(axis, sizes): outs = try b.split(x[0], axis: axis, sizes: sizes, name: node.name)
             case let .transpose(perm): outs = [try b.transpose(x[0], perm: perm, name: node.name)]
-            case let .reshape(shape): outs = [try b.reshape(x[0], to: shape, name: node.name)]
+            case let .reshape(shape):
+                let old = valueShapes[node.inputs[0]], new = b.shape(x[0])
+                var target = shape
+                if new != old {
+                    if shape.count == 1 {
+                        target = [new.dropFirst().reduce(1, *)]
+                    } else if shape.last == old.last, let c = new.last {
+                        target[target.count - 1] = c
+                    }
+                }
+                outs = [try b.reshape(x[0], to: target, name: node.name)]
             case let .constant(p): outs = [try b.constant(constant(p))]
             }
             for (old, new) in zip(node.outputs, outs) { map[old] = new }
