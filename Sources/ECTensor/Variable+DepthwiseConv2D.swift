@@ -5,7 +5,9 @@ extension Variable {
     ///
     /// `x: [N, H, W, C]`, `W: [kh, kw, 1, C·M]`, `b: [C·M]` → `y: [N, OH, OW, C·M]` with
     /// `y[n, oy, ox, c·M + j] = b[c·M + j] + Σ_{ky,kx} x[n, oy·sh − top + ky, ox·sw − left + kx, c] · W[ky, kx, 0, c·M + j]`
-    /// (taps in the padding contribute 0).
+    /// (taps in the padding contribute 0). With `M > 1` each image's channels are first
+    /// repeated `M` times (`c → c·M + j`), which makes it a multiplier-1 problem over `C·M`
+    /// channels; the input gradient is folded back (`dx[c] = Σ_j dx̃[c·M + j]`).
     ///
     /// Backward, image by image (one thread owns an image, so no result depends on the thread
     /// count): `dx` scatters `dy · W` back onto each tap's input pixel; `dW` sums `dy · x` per
@@ -14,14 +16,31 @@ extension Variable {
         let x = value, w = weight.value
         precondition(x.shape == [g.batch, g.height, g.width, g.inChannels], "conv2d: input \(x.shape) does not fit its geometry")
         precondition(g.isDepthwise, "depthwiseConv2d: \(g.groups) groups over \(g.inChannels) channels is not depthwise")
-        let cout = g.outChannels, taps = g.kernelHeight * g.kernelWidth
+        let cout = g.outChannels, taps = g.kernelHeight * g.kernelWidth, m = g.groupOutChannels
         if let b = bias?.value { precondition(b.shape == [cout], "conv2d: bias \(b.shape) does not fit \(cout) channels") }
+        // One image with the channels repeated: the multiplier-1 problem the kernels solve (its
+        // row kernel serves rows of any image: the kernels never read `batch`).
+        let g1 = Conv2DGeometry(input: [1, g.height, g.width, cout], kernel: [g.kernelHeight, g.kernelWidth, 1, cout],
+                                strideHeight: g.strideHeight, strideWidth: g.strideWidth, pads: g.pads, groups: cout)
+        let imageIn = g.height * g.width * g.inChannels, imageWide = g.height * g.width * cout
+        let imageOut = g.outHeight * g.outWidth * cout, imageCost = g.outHeight * g.outWidth * taps * cout
         var y = Tensor(uninitializedShape: [g.batch, g.outHeight, g.outWidth, cout])
         x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in y.withUnsafeMutableBufferPointer { yp in
             let xb = xp.baseAddress!, wb = wp.baseAddress!, yb = yp.baseAddress!
             func run(_ bb: UnsafePointer<Float>?) {
-                Parallel.forEach(g.batch * g.outHeight, costPerItem: g.outWidth * taps * cout) { rows in
-                    for row in rows { g.depthwiseForwardRow(row, xb, wb, bb, yb) }
+                if m == 1 {
+                    Parallel.forEach(g.batch * g.outHeight, costPerItem: imageCost / max(1, g.outHeight)) { rows in
+                        for row in rows { g1.depthwiseForwardRow(row, xb, wb, bb, yb) }
+                    }
+                    return
+                }
+                Parallel.forEach(g.batch, costPerItem: imageCost) { images in
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: imageWide) { wide in
+                        for n in images {
+                            repeatChannels(xb + n * imageIn, into: wide.baseAddress!, pixels: g.height * g.width, channels: g.inChannels, times: m)
+                            for oy in 0..<g.outHeight { g1.depthwiseForwardRow(oy, wide.baseAddress!, wb, bb, yb + n * imageOut) }
+                        }
+                    }
                 }
             }
             if let b = bias?.value { b.withUnsafeBufferPointer { run($0.baseAddress!) } } else { run(nil) }
@@ -40,8 +59,33 @@ extension Variable {
                 dx.withUnsafeMutableBufferPointer { dp in partials.withUnsafeMutableBufferPointer { pp in
                     let (xb, wb, gb) = (xp.baseAddress!, wp.baseAddress!, gp.baseAddress!)
                     let db = wantsInput ? dp.baseAddress : nil, pb = wantsWeight ? pp.baseAddress : nil
-                    Parallel.forEach(g.batch, costPerItem: g.outHeight * g.outWidth * taps * cout) { images in
-                        for n in images { g.depthwiseBackwardImage(n, xb, wb, gb, dx: db, weightPartial: pb.map { $0 + n * taps * cout }) }
+                    Parallel.forEach(g.batch, costPerItem: imageCost) { images in
+                        if m == 1 {
+                            for n in images {
+                                g1.depthwiseBackwardImage(xb + n * imageIn, wb, gb + n * imageOut, dx: db.map { $0 + n * imageIn },
+                                                          weightPartial: pb.map { $0 + n * taps * cout })
+                            }
+                            return
+                        }
+                        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * imageWide) { scratch in
+                            let wide = scratch.baseAddress!, wideGrad = wide + imageWide
+                            for n in images {
+                                if wantsWeight {
+                                    repeatChannels(xb + n * imageIn, into: wide, pixels: g.height * g.width, channels: g.inChannels, times: m)
+                                }
+                                g1.depthwiseBackwardImage(wide, wb, gb + n * imageOut, dx: db == nil ? nil : wideGrad,
+                                                          weightPartial: pb.map { $0 + n * taps * cout })
+                                if let db {
+                                    // dx[c] = Σ_j dx̃[c·M + j]
+                                    let to = db + n * imageIn
+                                    for i in 0..<imageIn {
+                                        var s: Float = 0
+                                        for j in 0..<m { s += wideGrad[i * m + j] }
+                                        to[i] = s
+                                    }
+                                }
+                            }
+                        }
                     }
                 } }
             } } }
@@ -61,6 +105,14 @@ extension Variable {
     }
 }
 
+/// `wide[p, c·times + j] = x[p, c]`: an image's channels each repeated `times` times.
+private func repeatChannels(_ x: UnsafePointer<Float>, into wide: UnsafeMutablePointer<Float>, pixels: Int, channels: Int, times: Int) {
+    for i in 0..<(pixels * channels) {
+        let v = x[i], to = wide + i * times
+        for j in 0..<times { to[j] = v }
+    }
+}
+
 extension Conv2DGeometry {
     /// The kernel taps `low..<high` of a window starting at input coordinate `start` that fall
     /// inside `0..<size` (empty when the window lies wholly in the padding).
@@ -70,78 +122,54 @@ extension Conv2DGeometry {
         return low..<max(low, min(kernel, size - start))
     }
 
-    /// Depthwise forward of output row `row` (= image·outHeight + oy): bias, then each tap's
-    /// contribution in `(ky, kx)` order.
+    /// Multiplier-1 depthwise forward of output row `row` (= image·outHeight + oy): bias, then
+    /// each tap's contribution in `(ky, kx)` order, vectorised over the channels.
     @inline(__always)
     func depthwiseForwardRow(_ row: Int, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ bias: UnsafePointer<Float>?,
                              _ y: UnsafeMutablePointer<Float>) {
-        let n = row / outHeight, oy = row % outHeight, c = inChannels, m = groupOutChannels, cout = outChannels
+        let n = row / outHeight, oy = row % outHeight, c = inChannels
         let iy0 = oy * strideHeight - padTop
         let rowsInside = Conv2DGeometry.insideTaps(start: iy0, kernel: kernelHeight, size: height)
         for ox in 0..<outWidth {
-            let out = y + (row * outWidth + ox) * cout
-            if let bias { out.update(from: bias, count: cout) } else { out.update(repeating: 0, count: cout) }
+            let out = y + (row * outWidth + ox) * c
+            if let bias { out.update(from: bias, count: c) } else { out.update(repeating: 0, count: c) }
             let ix0 = ox * strideWidth - padLeft
             let columnsInside = Conv2DGeometry.insideTaps(start: ix0, kernel: kernelWidth, size: width)
             for ky in rowsInside {
                 let pixelRow = x + ((n * height + iy0 + ky) * width) * c
                 for kx in columnsInside {
-                    let src = pixelRow + (ix0 + kx) * c, wk = w + (ky * kernelWidth + kx) * cout
-                    if m == 1 {
-                        for ch in 0..<c { out[ch] += src[ch] * wk[ch] }
-                    } else {
-                        for ch in 0..<c {
-                            let v = src[ch], o = out + ch * m, k = wk + ch * m
-                            for j in 0..<m { o[j] += v * k[j] }
-                        }
-                    }
+                    let src = pixelRow + (ix0 + kx) * c, wk = w + (ky * kernelWidth + kx) * c
+                    for ch in 0..<c { out[ch] += src[ch] * wk[ch] }
                 }
             }
         }
     }
 
-    /// Depthwise backward of image `n`: `dx` (when given) is overwritten with the scatter of
-    /// `dy · W`, and `weightPartial[tap, C·M]` (when given, zeroed) accumulates `dy · x`.
+    /// Multiplier-1 depthwise backward of one image (`x`, `dy`, `dx` point at the image):
+    /// `dx` (when given) is overwritten with the scatter of `dy · W`, and
+    /// `weightPartial[tap, C]` (when given, zeroed) accumulates `dy · x`.
     @inline(__always)
-    func depthwiseBackwardImage(_ n: Int, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
+    func depthwiseBackwardImage(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
                                 dx: UnsafeMutablePointer<Float>?, weightPartial: UnsafeMutablePointer<Float>?) {
-        let c = inChannels, m = groupOutChannels, cout = outChannels
-        let imageSize = height * width * c
-        dx?.advanced(by: n * imageSize).update(repeating: 0, count: imageSize)
+        let c = inChannels
+        dx?.update(repeating: 0, count: height * width * c)
         for oy in 0..<outHeight {
             let iy0 = oy * strideHeight - padTop
             let rowsInside = Conv2DGeometry.insideTaps(start: iy0, kernel: kernelHeight, size: height)
             for ox in 0..<outWidth {
-                let g = dy + ((n * outHeight + oy) * outWidth + ox) * cout
+                let g = dy + (oy * outWidth + ox) * c
                 let ix0 = ox * strideWidth - padLeft
                 let columnsInside = Conv2DGeometry.insideTaps(start: ix0, kernel: kernelWidth, size: width)
                 for ky in rowsInside {
-                    let pixelOffset = ((n * height + iy0 + ky) * width) * c
                     for kx in columnsInside {
-                        let at = pixelOffset + (ix0 + kx) * c, tap = (ky * kernelWidth + kx) * cout
-                        let wk = w + tap
+                        let at = ((iy0 + ky) * width + ix0 + kx) * c, tap = (ky * kernelWidth + kx) * c
                         if let dx {
-                            let d = dx + at
-                            if m == 1 {
-                                for ch in 0..<c { d[ch] += g[ch] * wk[ch] }
-                            } else {
-                                for ch in 0..<c {
-                                    var s: Float = 0
-                                    for j in 0..<m { s += g[ch * m + j] * wk[ch * m + j] }
-                                    d[ch] += s
-                                }
-                            }
+                            let d = dx + at, wk = w + tap
+                            for ch in 0..<c { d[ch] += g[ch] * wk[ch] }
                         }
                         if let weightPartial {
                             let pw = weightPartial + tap, src = x + at
-                            if m == 1 {
-                                for ch in 0..<c { pw[ch] += g[ch] * src[ch] }
-                            } else {
-                                for ch in 0..<c {
-                                    let v = src[ch], o = pw + ch * m, gg = g + ch * m
-                                    for j in 0..<m { o[j] += gg[j] * v }
-                                }
-                            }
+                            for ch in 0..<c { pw[ch] += g[ch] * src[ch] }
                         }
                     }
                 }
