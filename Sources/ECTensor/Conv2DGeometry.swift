@@ -125,7 +125,7 @@ public struct Conv2DGeometry: Equatable, Sendable {
         kernelHeight == 1 && kernelWidth == 1 && strideHeight == 1 && strideWidth == 1
             && padTop == 0 && padBottom == 0 && padLeft == 0 && padRight == 0
     }
-    /// One input channel per group (any channel multiplier): run by the direct depthwise kernel.
+    /// One input channel per group (any channel multiplier).
     public var isDepthwise: Bool { groups > 1 && groupInChannels == 1 }
 
     /// Calls `body(images, outHeight·outWidth)` for consecutive chunks of `chunkImages` images.

@@ -16,8 +16,8 @@ extension Variable {
     /// `x: [N, H, W, Cin]`, `W: [kh, kw, Cin/groups, Cout]`, `b: [Cout]` → `y: [N, OH, OW, Cout]`
     /// with `OH = ⌊(H + top + bottom − kh) / strideHeight⌋ + 1` (and likewise `OW`). Group `g`
     /// reads input channels `g·Cin/groups ..<` and writes output channels `g·Cout/groups ..<`.
-    /// One input channel per group (depthwise, any channel multiplier) runs a direct kernel;
-    /// otherwise im2col + one sgemm per group.
+    /// Depthwise (any channel multiplier) and groups of up to 4 input channels run a direct
+    /// kernel (`Conv2DGeometry.usesDirectKernel`); otherwise im2col + one sgemm per group.
     public func conv2d(weight: Variable, bias: Variable?, strideHeight: Int = 1, strideWidth: Int = 1, pads: Padding2D,
                        groups: Int = 1, activation: Activation = .identity) -> Variable {
         let g = Conv2DGeometry(input: value.shape, kernel: weight.shape, strideHeight: strideHeight, strideWidth: strideWidth,
@@ -35,7 +35,7 @@ extension Variable {
     /// `activation` is applied in place on the output (fused epilogue); its gradient is applied
     /// to `dy` before the GEMMs of the backward pass.
     func conv2d(weight: Variable, bias: Variable?, geometry g: Conv2DGeometry, activation: Activation) -> Variable {
-        if g.isDepthwise { return depthwiseConv2d(weight: weight, bias: bias, geometry: g, activation: activation) }
+        if g.usesDirectKernel { return directConv2d(weight: weight, bias: bias, geometry: g, activation: activation) }
         let x = value, w = weight.value
         precondition(x.shape == [g.batch, g.height, g.width, g.inChannels], "conv2d: input \(x.shape) does not fit its geometry")
         let cout = g.outChannels, groups = g.groups, coutG = g.groupOutChannels, patchG = g.groupPatch

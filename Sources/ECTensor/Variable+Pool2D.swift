@@ -93,27 +93,41 @@ public struct Pool2DGeometry: Equatable, Sendable {
 
     /// Image `n`'s max-pooling gradient (its part of `dx` overwritten): each output's gradient
     /// goes to the first in-image window position (row-major) equal to the maximum.
+    ///
+    /// Eight channels at a time, the gradient still to route (`left`) stays in a register
+    /// across the window's positions: cleared once a position takes it, so later equal
+    /// positions get nothing.
     @inline(__always)
     func maxBackwardImage(_ n: Int, _ x: UnsafePointer<Float>, _ pooled: UnsafePointer<Float>, _ dy: UnsafePointer<Float>,
-                          _ dx: UnsafeMutablePointer<Float>, left: UnsafeMutablePointer<Float>) {
-        let c = channels
+                          _ dx: UnsafeMutablePointer<Float>) {
+        let c = channels, vectorEnd = c - c % 8
         (dx + inputOffset(n, 0, 0)).update(repeating: 0, count: height * width * c)
         for oy in 0..<outHeight {
             let rows = rowsInside(oy), y0 = oy * strideHeight - padTop
             for ox in 0..<outWidth {
                 let o = ((n * outHeight + oy) * outWidth + ox) * c
                 let cols = columnsInside(ox), x0 = ox * strideWidth - padLeft
-                for ch in 0..<c { left[ch] = dy[o + ch] }
-                for ky in rows {
-                    for kx in cols {
-                        let at = inputOffset(n, y0 + ky, x0 + kx)
-                        let src = x + at, dst = dx + at
-                        for ch in 0..<c {
-                            // The first position equal to the maximum takes the gradient; later
-                            // equal ones see `left` already cleared.
-                            let hit = src[ch] == pooled[o + ch]
-                            dst[ch] += hit ? left[ch] : 0
-                            left[ch] = hit ? 0 : left[ch]
+                var ch = 0
+                while ch < vectorEnd {
+                    var left = load8(dy + o + ch)
+                    let peak = load8(pooled + o + ch)
+                    for ky in rows {
+                        for kx in cols {
+                            let at = inputOffset(n, y0 + ky, x0 + kx) + ch
+                            let hit = load8(x + at) .== peak
+                            store8(load8(dx + at) + left.replacing(with: 0, where: .!hit), dx + at)
+                            left = left.replacing(with: 0, where: hit)
+                        }
+                    }
+                    ch += 8
+                }
+                for ch in vectorEnd..<c {
+                    var left = dy[o + ch]
+                    let peak = pooled[o + ch]
+                    for ky in rows {
+                        for kx in cols {
+                            let at = inputOffset(n, y0 + ky, x0 + kx) + ch
+                            if x[at] == peak { dx[at] += left; left = 0 }
                         }
                     }
                 }
@@ -150,16 +164,16 @@ extension Variable {
     /// Padded positions are ignored (−∞). Backward routes each output's gradient to the first
     /// window position (row-major) holding the maximum, image by image.
     ///
-    /// A square window with equal strides, no padding and no extra ceil-mode window runs the
-    /// existing `maxPool2d(size:stride:)` kernels.
+    /// The common 2×2 window with stride 2, no padding and no extra ceil-mode window runs the
+    /// existing `maxPool2d(size:stride:)` 2×2 kernels (the same results).
     public func maxPool2d(kernelHeight: Int, kernelWidth: Int, strideHeight: Int, strideWidth: Int,
                           pads: Padding2D = .zero, ceilMode: Bool = false) -> Variable {
         let x = value
         let g = Pool2DGeometry(input: x.shape, kernelHeight: kernelHeight, kernelWidth: kernelWidth, strideHeight: strideHeight,
                                strideWidth: strideWidth, pads: pads, ceilMode: ceilMode)
-        if kernelHeight == kernelWidth && strideHeight == strideWidth && pads.isZero
-            && g.outHeight == (g.height - kernelHeight) / strideHeight + 1 && g.outWidth == (g.width - kernelWidth) / strideWidth + 1 {
-            return maxPool2d(size: kernelHeight, stride: strideHeight)
+        if kernelHeight == 2 && kernelWidth == 2 && strideHeight == 2 && strideWidth == 2 && pads.isZero
+            && g.outHeight == g.height / 2 && g.outWidth == g.width / 2 {
+            return maxPool2d(size: 2, stride: 2)
         }
         var y = Tensor(uninitializedShape: [g.batch, g.outHeight, g.outWidth, g.channels])
         let windowCost = g.outWidth * g.channels * kernelHeight * kernelWidth
@@ -176,9 +190,7 @@ extension Variable {
                 dy.withUnsafeBufferPointer { gp in dx.withUnsafeMutableBufferPointer { dp in
                     let (xb, pb, gb, db) = (xp.baseAddress!, pp.baseAddress!, gp.baseAddress!, dp.baseAddress!)
                     Parallel.forEach(g.batch, costPerItem: g.outHeight * windowCost) { images in
-                        withUnsafeTemporaryAllocation(of: Float.self, capacity: g.channels) { left in
-                            for n in images { g.maxBackwardImage(n, xb, pb, gb, db, left: left.baseAddress!) }
-                        }
+                        for n in images { g.maxBackwardImage(n, xb, pb, gb, db) }
                     }
                 } }
             } }
@@ -226,4 +238,14 @@ extension Variable {
         let (n, h, w, c) = (shape[0], shape[1], shape[2], shape[3])
         return maxPool2d(kernelHeight: h, kernelWidth: w, strideHeight: 1, strideWidth: 1).reshaped([n, c])
     }
+}
+
+@inline(__always) private func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<Float>.self)
+}
+
+@inline(__always) private func load8(_ p: UnsafeMutablePointer<Float>) -> SIMD8<Float> { load8(UnsafePointer(p)) }
+
+@inline(__always) private func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
 }

@@ -24,8 +24,18 @@ func naiveConv2d(_ x: Tensor, _ w: Tensor, _ b: Tensor?, strideHeight sh: Int, s
     return Tensor(shape: [n, oh, ow, cout], scalars: y)
 }
 
+/// Runs `body` with grouped convolutions forced through the direct kernel (`true`) or
+/// im2col + per-group GEMMs (`false`), then restores the measured choice.
+func withConvPath<R>(direct: Bool, _ body: () -> R) -> R {
+    let saved = Conv2DGeometry.directGroupInChannels
+    Conv2DGeometry.directGroupInChannels = direct ? Int.max : 0
+    defer { Conv2DGeometry.directGroupInChannels = saved }
+    return body()
+}
+
 /// Convolution with explicit pads, two strides and groups: forward against the naive ONNX
-/// definition, backward against finite differences.
+/// definition, backward against finite differences — every grouped case through both the
+/// direct kernel and the per-group GEMMs.
 final class GroupedConvTests: XCTestCase {
     /// (input, kernel, strides, pads, groups): groups 1, 2, 4, depthwise ×1 and ×2.
     let cases: [(x: [Int], w: [Int], sh: Int, sw: Int, pads: Padding2D, groups: Int)] = [
@@ -38,10 +48,12 @@ final class GroupedConvTests: XCTestCase {
         ([1, 6, 5, 3], [3, 2, 1, 6], 2, 2, Padding2D(top: 1, bottom: 1, left: 0, right: 1), 3),  // depthwise ×2
         ([1, 3, 3, 2], [2, 2, 1, 2], 1, 1, Padding2D(top: 3, bottom: 2, left: 0, right: 3), 2),  // windows wholly in the padding
         ([2, 5, 5, 3], [5, 5, 1, 3], 2, 2, Padding2D(top: 2, bottom: 2, left: 2, right: 2), 3),  // depthwise 5×5
+        ([2, 5, 6, 10], [3, 3, 5, 4], 1, 1, Padding2D(top: 0, bottom: 1, left: 1, right: 1), 2), // 5 per group
+        ([1, 4, 5, 12], [1, 1, 6, 4], 2, 1, .zero, 2),                                    // grouped strided 1×1
     ]
 
     func testForwardMatchesNaiveReference() {
-        for (i, c) in cases.enumerated() {
+        for (i, c) in cases.enumerated() { for direct in [true, false] { withConvPath(direct: direct) {
             let x = randomTensor(c.x, seed: UInt64(10 + i)), w = randomTensor(c.w, seed: UInt64(30 + i), std: 0.5)
             let b = randomTensor([c.w[3]], seed: UInt64(50 + i))
             let expected = naiveConv2d(x, w, b, strideHeight: c.sh, strideWidth: c.sw, pads: c.pads, groups: c.groups)
@@ -51,17 +63,17 @@ final class GroupedConvTests: XCTestCase {
             let (training, _) = valueAndGradients([x, w, b]) { v in
                 v[0].conv2d(weight: v[1], bias: v[2], strideHeight: c.sh, strideWidth: c.sw, pads: c.pads, groups: c.groups)
             }
-            assertClose(inference, expected, "case \(i)")
-            assertClose(training, expected, "case \(i)")
+            assertClose(inference, expected, "case \(i) direct \(direct)")
+            assertClose(training, expected, "case \(i) direct \(direct)")
             let noBias = Variable(x).conv2d(weight: Variable(w), bias: nil, strideHeight: c.sh, strideWidth: c.sw,
                                             pads: c.pads, groups: c.groups).value
             assertClose(noBias, naiveConv2d(x, w, nil, strideHeight: c.sh, strideWidth: c.sw, pads: c.pads, groups: c.groups),
-                        "case \(i) without bias")
-        }
+                        "case \(i) without bias, direct \(direct)")
+        } } }
     }
 
     func testGradientsMatchFiniteDifferences() {
-        for (i, c) in cases.enumerated() {
+        for (i, c) in cases.enumerated() { for direct in [true, false] where c.groups > 1 || !direct { withConvPath(direct: direct) {
             let x = randomTensor(c.x, seed: UInt64(70 + i)), w = randomTensor(c.w, seed: UInt64(90 + i), std: 0.5)
             let b = randomTensor([c.w[3]], seed: UInt64(110 + i))
             assertGradientsMatch([x, w, b]) { v in
@@ -70,15 +82,18 @@ final class GroupedConvTests: XCTestCase {
             assertGradientsMatch([x, w]) { v in
                 v[0].conv2d(weight: v[1], bias: nil, strideHeight: c.sh, strideWidth: c.sw, pads: c.pads, groups: c.groups)
             }
-        }
+        } } }
     }
 
     func testOnlySomeInputsNeedGradients() {
-        // Depthwise and grouped: a constant weight (frozen) or a constant input still routes the rest.
-        for (xShape, wShape, groups) in [([2, 5, 5, 4], [3, 3, 1, 4], 4), ([2, 5, 5, 4], [3, 3, 2, 6], 2)] {
-            let x = randomTensor(xShape, seed: 1), w = randomTensor(wShape, seed: 2, std: 0.5)
-            assertGradientsMatch([x]) { v in v[0].conv2d(weight: Variable(w), bias: nil, groups: groups) }
-            assertGradientsMatch([w]) { v in Variable(x).conv2d(weight: v[0], bias: nil, groups: groups) }
+        // A constant weight (frozen) or a constant input still routes the rest, on both paths.
+        for (xShape, wShape, groups) in [([2, 5, 5, 4], [3, 3, 1, 4], 4), ([2, 5, 5, 4], [3, 3, 1, 8], 4),
+                                         ([2, 5, 5, 4], [3, 3, 2, 6], 2)] {
+            for direct in [true, false] { withConvPath(direct: direct) {
+                let x = randomTensor(xShape, seed: 1), w = randomTensor(wShape, seed: 2, std: 0.5)
+                assertGradientsMatch([x]) { v in v[0].conv2d(weight: Variable(w), bias: nil, groups: groups) }
+                assertGradientsMatch([w]) { v in Variable(x).conv2d(weight: v[0], bias: nil, groups: groups) }
+            } }
         }
     }
 
@@ -114,47 +129,45 @@ final class GroupedConvTests: XCTestCase {
         }
     }
 
-    func testDepthwiseEqualsNaiveGroupedConv() {
-        // MobileNet-sized channels (the kernel's vector loops) with multipliers 1 and 2.
-        for multiplier in [1, 2] {
-            let x = randomTensor([3, 9, 8, 37], seed: 8), w = randomTensor([3, 3, 1, 37 * multiplier], seed: 9)
-            let b = randomTensor([37 * multiplier], seed: 10)
+    func testDepthwiseAndNarrowGroupsEqualNaiveGroupedConv() {
+        // MobileNet-sized channels (the kernel's vector loops): depthwise ×1 and ×2, and groups of
+        // 2 and 4 input channels (ResNeXt-style), all on the direct kernel by default.
+        for (cin, wShape, groups) in [(37, [3, 3, 1, 37], 37), (37, [3, 3, 1, 74], 37), (36, [3, 3, 2, 36], 18), (40, [3, 3, 4, 20], 10)] {
+            let x = randomTensor([3, 9, 8, cin], seed: 8), w = randomTensor(wShape, seed: 9)
+            let b = randomTensor([wShape[3]], seed: 10)
             for (sh, sw) in [(1, 1), (2, 2), (2, 1)] {
                 let pads = Padding2D(top: 1, bottom: 1, left: 1, right: 1)
                 let y = Variable(x).conv2d(weight: Variable(w), bias: Variable(b), strideHeight: sh, strideWidth: sw,
-                                           pads: pads, groups: 37).value
-                assertClose(y, naiveConv2d(x, w, b, strideHeight: sh, strideWidth: sw, pads: pads, groups: 37))
+                                           pads: pads, groups: groups).value
+                assertClose(y, naiveConv2d(x, w, b, strideHeight: sh, strideWidth: sw, pads: pads, groups: groups), "\(wShape)")
             }
         }
     }
 
-    func testDepthwiseBackwardMatchesGroupedGEMMPath() {
-        // The direct kernel's dx/dW/db against per-group im2col + GEMM on the same problem
-        // (two channels per group, the second zeroed, is the depthwise problem through the GEMM path).
-        let x = randomTensor([2, 6, 5, 6], seed: 11), w = randomTensor([3, 3, 1, 6], seed: 12), b = randomTensor([6], seed: 13)
-        let pads = Padding2D(top: 1, bottom: 0, left: 0, right: 1)
-        let direct = valueAndGradients([x, w, b]) { v in
-            v[0].conv2d(weight: v[1], bias: v[2], strideHeight: 2, strideWidth: 1, pads: pads, groups: 6)
+    func testDirectKernelMatchesGroupedGEMMPath() {
+        // The same problems through both paths: values and all three gradients.
+        let problems: [([Int], [Int], Int)] = [([3, 7, 6, 32], [3, 3, 1, 32], 32), ([2, 6, 5, 8], [3, 3, 1, 24], 8),
+                                                ([2, 6, 6, 16], [3, 3, 4, 16], 4), ([2, 5, 7, 12], [3, 3, 2, 18], 6)]
+        for (i, (xShape, wShape, groups)) in problems.enumerated() {
+            let x = randomTensor(xShape, seed: UInt64(11 + i)), w = randomTensor(wShape, seed: UInt64(21 + i))
+            let b = randomTensor([wShape[3]], seed: UInt64(31 + i))
+            let pads = Padding2D(top: 1, bottom: 0, left: 0, right: 1)
+            let run = {
+                valueAndGradients([x, w, b]) { v in
+                    v[0].conv2d(weight: v[1], bias: v[2], strideHeight: 2, strideWidth: 1, pads: pads, groups: groups)
+                }
+            }
+            let direct = withConvPath(direct: true, run), gemm = withConvPath(direct: false, run)
+            assertClose(direct.0, gemm.0, "\(wShape)")
+            for k in 0..<3 { assertClose(direct.1[k]!, gemm.1[k]!, "\(wShape) input \(k)") }
         }
-        // Interleave a zero channel after each input channel: 12 channels, 6 groups of 2.
-        var wide = Tensor(shape: [2, 6, 5, 12]), wideW = Tensor(shape: [3, 3, 2, 6])
-        for i in 0..<(x.count / 6) { for c in 0..<6 { wide[flat: i * 12 + 2 * c] = x[flat: i * 6 + c] } }
-        for t in 0..<9 { for c in 0..<6 { wideW[flat: t * 12 + c] = w[flat: t * 6 + c] } }
-        let gemm = valueAndGradients([wide, wideW, b]) { v in
-            v[0].conv2d(weight: v[1], bias: v[2], strideHeight: 2, strideWidth: 1, pads: pads, groups: 6)
-        }
-        assertClose(direct.0, gemm.0)
-        var dx = Tensor(shape: x.shape), dw = Tensor(shape: w.shape)
-        for i in 0..<(x.count / 6) { for c in 0..<6 { dx[flat: i * 6 + c] = gemm.1[0]![flat: i * 12 + 2 * c] } }
-        for t in 0..<9 { for c in 0..<6 { dw[flat: t * 6 + c] = gemm.1[1]![flat: t * 12 + c] } }
-        assertClose(direct.1[0]!, dx)
-        assertClose(direct.1[1]!, dw)
-        assertClose(direct.1[2]!, gemm.1[2]!)
     }
 
     func testResultsDoNotDependOnTheThreadCount() {
-        let x = randomTensor([8, 10, 10, 32], seed: 14), b = randomTensor([32], seed: 15)
-        for (w, groups) in [(randomTensor([3, 3, 1, 32], seed: 16), 32), (randomTensor([3, 3, 8, 32], seed: 17), 4)] {
+        let x = randomTensor([8, 10, 10, 32], seed: 14)
+        for (w, groups) in [(randomTensor([3, 3, 1, 32], seed: 16), 32), (randomTensor([3, 3, 8, 32], seed: 17), 4),
+                            (randomTensor([3, 3, 2, 32], seed: 18), 16), (randomTensor([3, 3, 1, 64], seed: 19), 32)] {
+            let b = randomTensor([w.shape[3]], seed: 15)
             let run = { valueAndGradients([x, w, b]) { v in v[0].conv2d(weight: v[1], bias: v[2], stride: 2, groups: groups) } }
             let one = withWorkers(1, run), two = withWorkers(2, run), three = withWorkers(3, run)
             for other in [two, three] {
@@ -171,6 +184,9 @@ final class GroupedConvTests: XCTestCase {
         XCTAssertEqual([g.outHeight, g.outWidth], [(7 + 3 - 3) / 2 + 1, (8 + 1 - 2) / 3 + 1])
         XCTAssertEqual([g.groupInChannels, g.groupOutChannels, g.groupPatch, g.patch], [3, 2, 18, 36])
         XCTAssertFalse(g.isDepthwise)
+        XCTAssertTrue(g.usesDirectKernel)  // 3 input channels per group
+        XCTAssertFalse(Conv2DGeometry(input: [1, 4, 4, 16], kernel: [3, 3, 8, 8], stride: 1, padding: .same, groups: 2).usesDirectKernel)
+        XCTAssertFalse(Conv2DGeometry(input: [1, 4, 4, 2], kernel: [3, 3, 2, 8], stride: 1, padding: .same).usesDirectKernel)
         XCTAssertTrue(Conv2DGeometry(input: [1, 4, 4, 6], kernel: [3, 3, 1, 12], stride: 1, padding: .same, groups: 6).isDepthwise)
         // TensorFlow's SAME = ONNX SAME_UPPER: the odd padding row at the end.
         let same = Padding.same.explicit(height: 6, width: 5, kernelHeight: 3, kernelWidth: 4, strideHeight: 2, strideWidth: 1)

@@ -44,7 +44,9 @@ final class Pool2DTests: XCTestCase {
         ([1, 3, 3, 2], (2, 2), (2, 2), Padding2D(top: 1, bottom: 1, left: 1, right: 1), true),   // ceil window dropped
         ([2, 5, 5, 2], (3, 3), (1, 1), Padding2D(top: 1, bottom: 1, left: 1, right: 1), false),  // overlapping
         ([2, 4, 6, 3], (2, 2), (2, 2), .zero, false),                                            // the 2×2 fast path
-        ([1, 5, 5, 2], (3, 3), (2, 2), .zero, true),                                             // ceil adds nothing: fast path
+        ([1, 5, 5, 2], (3, 3), (2, 2), .zero, true),                                             // ceil adds nothing
+        ([2, 6, 5, 11], (3, 3), (1, 1), Padding2D(top: 1, bottom: 1, left: 1, right: 1), false), // 8 channels at once + 3
+        ([1, 7, 6, 16], (3, 2), (2, 2), Padding2D(top: 1, bottom: 0, left: 1, right: 1), true),
     ]
 
     func testForwardMatchesNaiveReference() {
@@ -114,12 +116,28 @@ final class Pool2DTests: XCTestCase {
     }
 
     func testMaxGradientGoesToTheFirstMaximum() {
-        // Ties: the first window position in row-major order takes the whole gradient.
-        let x = Tensor(shape: [1, 2, 3, 1], scalars: [1, 5, 5, 5, 0, 5])
+        // Ties: the first window position in row-major order takes the whole gradient — in the
+        // vector lanes (channels 0..<8) and the scalar remainder (channel 8) alike.
+        let pixels: [Float] = [1, 5, 5, 5, 0, 5]
+        let x = Tensor(shape: [1, 2, 3, 9], scalars: pixels.flatMap { [Float](repeating: $0, count: 9) })
         let (_, g) = valueAndGradients([x]) { $0[0].maxPool2d(kernelHeight: 2, kernelWidth: 3, strideHeight: 1, strideWidth: 1,
                                                                pads: Padding2D(left: 1)) }
-        let seed = randomTensor([1, 1, 2, 1], seed: 5).scalars
-        XCTAssertEqual(g[0]!.scalars, [0, seed[0] + seed[1], 0, 0, 0, 0])
+        let seed = randomTensor([1, 1, 2, 9], seed: 5)
+        for ch in 0..<9 {
+            XCTAssertEqual((0..<6).map { g[0]![flat: $0 * 9 + ch] }, [0, seed[flat: ch] + seed[flat: 9 + ch], 0, 0, 0, 0], "channel \(ch)")
+        }
+    }
+
+    func testGeneralPathEqualsTheSquareKernels() {
+        // Square windows other than 2×2/2 run the general kernels: the same values and gradients
+        // as maxPool2d(size:stride:).
+        for (size, stride) in [(3, 1), (3, 2), (2, 1), (2, 2)] {
+            let x = separatedTensor([3, 7, 8, 10], seed: UInt64(size * 10 + stride))
+            let old = valueAndGradients([x]) { $0[0].maxPool2d(size: size, stride: stride) }
+            let new = valueAndGradients([x]) { $0[0].maxPool2d(kernelHeight: size, kernelWidth: size, strideHeight: stride, strideWidth: stride) }
+            XCTAssertEqual(old.0, new.0, "\(size)/\(stride)")
+            XCTAssertEqual(old.1[0], new.1[0], "\(size)/\(stride)")
+        }
     }
 
     func testGlobalMaxPool() {
