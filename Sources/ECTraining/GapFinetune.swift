@@ -13,9 +13,13 @@ import ECTensor
 /// let small = ft.model            // conv1 16 channels instead of 32, …
 /// ```
 ///
-/// It reads the newest checkpoint of `modelDir`: the job state (zoo model and seed), the model
-/// tensors, and the pruner's keep flags (`pruner/keep/<group id>`; groups without flags keep
-/// every channel). The small model's outputs equal the masked large model's.
+/// It reads the model's architecture (`model.json`, written with every run; for older save_dirs
+/// the zoo model of the job state), the model tensors and the pruner's keep flags
+/// (`pruner/keep/<group id>`; groups without flags keep every channel) from the newest
+/// checkpoint of `modelDir` — or, when the save_dir has none, from what a `CompressionHook`
+/// alone leaves (`pruner.safetensors`), as in the seed's flow
+/// `CompressionHook(pruner, save_dir)` → `GapFinetune(save_dir)`. The small model's outputs
+/// equal the masked large model's.
 public final class GapFinetune {
     /// The physically smaller model, weights loaded.
     public let model: Model
@@ -28,12 +32,21 @@ public final class GapFinetune {
     public let checkpoint: URL
 
     public init(modelDir: String) throws {
-        let latest = try SavedRun.requireLatestCheckpoint(in: modelDir)
-        let state = try SavedRun.jobState(of: latest)
-        guard let model = ModelZoo.make(state.model, seed: state.seed) else {
-            throw TrainingError.incompatibleWeights(source: latest.url.path, reason: "unknown model '\(state.model)'")
+        let dir = URL(fileURLWithPath: modelDir)
+        let hookWeights = dir.appendingPathComponent(SavedRun.weightsFile("pruner"))
+        let tensors: NamedTensors, tensorsPath: String, source: URL, state: JobState?
+        if let latest = try SavedRun.latestCheckpoint(in: dir) {
+            (tensors, tensorsPath, source, state) = (latest.tensors, latest.tensorsPath, latest.url, try SavedRun.jobState(of: latest))
+        } else if FileManager.default.fileExists(atPath: hookWeights.path) {
+            tensors = try SafeTensors.read(from: hookWeights).tensors(file: hookWeights.path)
+            (tensorsPath, source, state) = (hookWeights.path, hookWeights, nil)
+        } else {
+            _ = try SavedRun.requireLatestCheckpoint(in: modelDir)  // throws, naming the folder
+            preconditionFailure("unreachable: no checkpoint was found")
         }
-        WeightLoader.assign(try WeightLoader.weights(for: model, from: latest.tensors, file: latest.tensorsPath), to: model)
+        let model = try SavedRun.modelSkeleton(in: dir, state: state)
+        WeightLoader.assign(try WeightLoader.weights(for: model, from: tensors, file: tensorsPath), to: model)
+        let latest = (tensors: tensors, tensorsPath: tensorsPath, url: source)
 
         let groups = ChannelGroups.build(model: model)
         var keep: [String: [Bool]] = [:]

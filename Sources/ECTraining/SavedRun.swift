@@ -1,5 +1,6 @@
 import Foundation
 import ECCheckpoint
+import ECNN
 import ECTensor
 
 /// Reading back what a training job left in its `save_dir`: the newest checkpoint, its job
@@ -57,5 +58,47 @@ public enum SavedRun {
         let prefix = kind + "/"
         let own = NamedTensors(checkpoint.tensors.sorted.filter { $0.name.hasPrefix(prefix) }.map { ($0.name, $0.tensor) })
         return CheckpointHook.CompressorState(tensors: own, state: try JSONSerialization.data(withJSONObject: json))
+    }
+
+    /// `save_dir/model.json`: the model's architecture (`ModelDescription`), so that the model
+    /// can be rebuilt from the save_dir alone — imported and extracted models included.
+    public static let modelFile = "model.json"
+    /// `save_dir/<kind>.safetensors`: the model's weights and one compressor's decisions as its
+    /// `CompressionHook` left them at the end of training (what `GapFinetune` reads —
+    /// `pruner.safetensors` — when the save_dir has no checkpoint).
+    public static func weightsFile(_ kind: String) -> String { "\(kind).safetensors" }
+
+    /// Writes `model.json` (and, with `tensors`, `<kind>.safetensors`) into `saveDir`, atomically.
+    public static func writeModel(_ model: Model, tensors: (kind: String, NamedTensors)? = nil, to saveDir: URL) throws {
+        try FileManager.default.createDirectory(at: saveDir, withIntermediateDirectories: true)
+        try AtomicFile.write(try VersionedJSON.encode(model.modelDescription, pretty: true),
+                             to: saveDir.appendingPathComponent(modelFile))
+        if let (kind, t) = tensors { try SafeTensors(tensors: t).write(to: saveDir.appendingPathComponent(weightsFile(kind))) }
+    }
+
+    /// The architecture recorded in `saveDir/model.json`, nil when there is none.
+    public static func modelDescription(in saveDir: URL) throws -> ModelDescription? {
+        let url = saveDir.appendingPathComponent(modelFile)
+        guard FileManager.default.fileExists(atPath: url.path) else { return nil }
+        do {
+            return try VersionedJSON.decode(ModelDescription.self, from: try Data(contentsOf: url), version: ModelDescription.formatVersion)
+        } catch {
+            throw TrainingError.incompatibleWeights(source: url.path, reason: "not a model description: \(error)")
+        }
+    }
+
+    /// The model a save_dir holds, with zero weights: `model.json` when present, else the zoo
+    /// model its job state names.
+    public static func modelSkeleton(in saveDir: URL, state: JobState?) throws -> Model {
+        if let description = try modelDescription(in: saveDir) {
+            do { return try Model(description: description) } catch {
+                throw TrainingError.incompatibleWeights(source: saveDir.appendingPathComponent(modelFile).path, reason: "\(error)")
+            }
+        }
+        guard let state, let model = ModelZoo.make(state.model, seed: state.seed) else {
+            throw TrainingError.incompatibleWeights(source: saveDir.path, reason: "no \(modelFile) and "
+                + (state.map { "'\($0.model)' is not a built-in model" } ?? "no checkpoint naming a built-in model"))
+        }
+        return model
     }
 }

@@ -57,10 +57,16 @@ final class DocSamplesTests: XCTestCase {
             let b = batches.next()
             try session.run(images: b.images, labels: b.labels, globalBatchSize: b.globalCount)
         }
-        try session.close()                                              // writes output/pruner.json
+        try session.close()                                              // writes output/pruner.json, pruner.safetensors, model.json
+        let small = try GapFinetune(modelDir: output).model  // docs: let small = try GapFinetune(modelDir: "output").model            // seed: GapFinetune(save_dir), from what the hook saved
         // end sample
         XCTAssertGreaterThanOrEqual(pruner.achievedRatio, 0.5)
         XCTAssertTrue(FileManager.default.fileExists(atPath: work.appendingPathComponent("pruner.json").path))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: work.appendingPathComponent("checkpoints").path), "the hook alone")
+        XCTAssertLessThan(small.parameterCount, model.parameterCount * 6 / 10)
+        let x = try Dataset.load(.test, limit: 8).images
+        XCTAssertLessThanOrEqual(small.predict(x).maxAbsDifference(model.predict(x)), 1e-4 * max(1, model.predict(x).scalars.map(abs).max()!),
+                                 "the extracted model computes what the masked model computes")
     }
 
     func testSparsifierHookStyle() throws {

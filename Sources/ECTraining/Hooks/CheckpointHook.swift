@@ -34,6 +34,12 @@ public final class CheckpointHook: SessionRunHook {
         self.log = log
     }
 
+    /// The chief records the model's architecture beside the checkpoints (`model.json`).
+    public func afterCreateSession(_ session: MonitoredSession) throws {
+        guard session.communicator.isChief else { return }
+        try SavedRun.writeModel(session.model, to: saveDir)
+    }
+
     public func afterRun(_ context: RunContext, result: StepResult) throws {
         guard every > 0, result.step % every == 0 else { return }
         try save(context.session, step: result.step)

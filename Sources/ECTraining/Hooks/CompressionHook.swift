@@ -17,8 +17,10 @@ import ECTensor
 /// On every rank: prepares the compressor once parameters are identical across ranks, calls it
 /// after each optimizer update (the chief decides and broadcasts through a `PayloadChannel`),
 /// then re-applies its masks to every parameter and to the optimizer's state for it, so pruned
-/// or sparsified elements stay zero. At the end the chief writes
-/// `saveDir/<kind>.json` (the compressor's summary section).
+/// or sparsified elements stay zero. At the end the chief writes `saveDir/<kind>.json` (the
+/// compressor's summary section), `saveDir/model.json` (the architecture) and
+/// `saveDir/<kind>.safetensors` (the weights and the compressor's decisions) — enough for
+/// `GapFinetune(modelDir: saveDir)` without any other hook.
 public final class CompressionHook: SessionRunHook {
     public let compressor: Compressor
     public let saveDir: URL?
@@ -64,6 +66,9 @@ public final class CompressionHook: SessionRunHook {
         try FileManager.default.createDirectory(at: saveDir, withIntermediateDirectories: true)
         try AtomicFile.write(compressor.summarySection(model: session.model),
                              to: saveDir.appendingPathComponent("\(compressor.kind).json"))
+        var tensors = session.model.stateDict()
+        for (name, t) in compressor.checkpointTensors().sorted { tensors[name] = t }
+        try SavedRun.writeModel(session.model, tensors: (compressor.kind, tensors), to: saveDir)
     }
 
     /// Zeroes what the compressor removed, in every parameter and its optimizer slots.

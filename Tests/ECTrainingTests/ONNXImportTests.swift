@@ -1,0 +1,156 @@
+import ECTestSupport
+import EasyCompression
+import ECCheckpoint
+@testable import ECExport
+import Foundation
+import XCTest
+
+/// Models nobody on this project wrote — trained by PyTorch and Keras, exported by
+/// `torch.onnx.export` and tf2onnx (`Tools/make_onnx_fixtures.py`, Tests/Fixtures/onnx) — imported:
+/// the engine gives ONNX Runtime's outputs and accuracy, `eval` scores the file's own weights,
+/// and an export of the imported model (trained or not) runs in ONNX Runtime with the engine's
+/// outputs, under the file's own input/output names and layout.
+final class ONNXImportTests: XCTestCase {
+    static let fixtures = ["torch_resnet", "torch_mobilenetv2", "keras_concat", "torch_opmix"]
+
+    var work: URL!
+    override func setUpWithError() throws { work = try TestPaths.temporaryDirectory(name) }
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: work) }
+
+    struct Expected: Decodable {
+        let input_name: String
+        let input_layout: String
+        let output_name: String
+        let output_is_softmax: Bool
+        let onnxruntime_test_accuracy: Double
+        let first_outputs: [[Float]]
+        let first_labels: [Int32]
+    }
+
+    func fixture(_ name: String) -> URL { TestPaths.fixtures.appendingPathComponent("onnx/\(name).onnx") }
+
+    func expected(_ name: String) throws -> Expected {
+        try JSONDecoder().decode(Expected.self, from: Data(contentsOf: TestPaths.fixtures.appendingPathComponent("onnx/\(name).expected.json")))
+    }
+
+    /// The model's outputs as the file defines them (softmax applied when the file ends in one).
+    func outputs(_ model: Model, _ x: Tensor) -> Tensor {
+        let logits = model.predict(x)
+        return model.interface.outputSoftmax ? Variable(logits).softmax(axis: 1).value : logits
+    }
+
+    func testFixturesGiveONNXRuntimesOutputsAndAccuracy() throws {
+        let test = try Dataset.load(.test)
+        for name in Self.fixtures {
+            let e = try expected(name)
+            let model = try Model(onnx: fixture(name))
+            XCTAssertEqual(model.interface.inputName, e.input_name, name)
+            XCTAssertEqual(model.interface.outputName, e.output_name, name)
+            XCTAssertEqual(model.interface.inputLayout.rawValue, e.input_layout, name)
+            XCTAssertEqual(model.interface.outputSoftmax, e.output_is_softmax, name)
+            XCTAssertEqual(model.inputShape, [28, 28, 1], name)
+            let (x, labels) = test.gather(0..<e.first_outputs.count)
+            XCTAssertEqual(labels, e.first_labels)
+            let y = outputs(model, x)
+            let reference = Tensor(shape: y.shape, scalars: e.first_outputs.flatMap { $0 })
+            assertClose(y, reference, absolute: 1e-4, relative: 1e-4, "\(name): engine vs ONNX Runtime")
+            let accuracy = try Evaluator.evaluate(model, on: test).accuracy
+            XCTAssertEqual(accuracy, e.onnxruntime_test_accuracy, accuracy: 0.001, "\(name): accuracy on all 10,000 test images")
+        }
+    }
+
+    func testEvalScoresTheFilesOwnWeights() throws {
+        let name = "torch_resnet"
+        let config = work.appendingPathComponent("eval.yaml").path
+        try "model: {onnx: \(fixture(name).path)}\nsave_dir: \(work.appendingPathComponent("none").path)\n"
+            .write(toFile: config, atomically: true, encoding: .utf8)
+        let r = try ProcessRunner.run([try TestPaths.executable("easycompress"), "eval", "--config", config, "--json"],
+                                      environment: ["OPENBLAS_NUM_THREADS": "2"], timeoutSeconds: 300)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let result = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        XCTAssertEqual(try XCTUnwrap(result?["accuracy"] as? Double), try expected(name).onnxruntime_test_accuracy, accuracy: 0.001)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: work.appendingPathComponent("none").path), "eval writes nothing")
+    }
+
+    /// Export of an imported model: ONNX Runtime runs it on input in the file's own layout, under
+    /// its own names, and gives the engine's outputs.
+    func testExportOfAnImportedModelRoundTrips() throws {
+        guard try PythonRunner.require("numpy, onnx, onnxruntime, safetensors") else { return }
+        let (x, labels) = try Dataset.load(.test, limit: 64).gather(0..<64)
+        for name in Self.fixtures {
+            let model = try Model(onnx: fixture(name))
+            let file = work.appendingPathComponent("\(name).onnx").path
+            try ONNXExporter.export(model).data.write(to: URL(fileURLWithPath: file))
+            // The user's serving code feeds its own layout.
+            let input = model.interface.inputLayout == .nchw ? Variable(x).transpose([0, 3, 1, 2]).value : x
+            let inputs = work.appendingPathComponent("in.safetensors"), results = work.appendingPathComponent("out.safetensors")
+            try SafeTensors(tensors: NamedTensors([("input", input), ("labels", Tensor(shape: [64], scalars: labels.map(Float.init)))]))
+                .write(to: inputs)
+            let info = try PythonRunner.runONNX(model: file, inputs: inputs.path, outputs: results.path)
+            let inputInfo = try XCTUnwrap(info["input"] as? [String: Any])
+            XCTAssertEqual(inputInfo["name"] as? String, try expected(name).input_name, name)
+            XCTAssertEqual(info["output"] as? String, try expected(name).output_name, name)
+            let onnx = try XCTUnwrap(SafeTensors.read(from: results)["logits"]?.tensor)
+            assertClose(onnx, outputs(model, x), absolute: 1e-4, relative: 1e-4, "\(name): ONNX Runtime on our export vs the engine")
+        }
+    }
+
+    func testUnsupportedOpsAndBadFilesAreClearErrors() throws {
+        // Garbage, a truncated file, a missing file.
+        let garbage = work.appendingPathComponent("garbage.onnx")
+        try Data((0..<200).map { UInt8(($0 * 37) % 251) }).write(to: garbage)
+        XCTAssertThrowsError(try Model(onnx: garbage)) { XCTAssertTrue("\($0)".contains("garbage.onnx: not a readable ONNX model"), "\($0)") }
+        let good = try Data(contentsOf: fixture("torch_resnet"))
+        let cut = work.appendingPathComponent("cut.onnx")
+        try good.prefix(good.count / 2).write(to: cut)
+        XCTAssertThrowsError(try Model(onnx: cut)) { XCTAssertTrue("\($0)".contains("cut.onnx"), "\($0)") }
+        XCTAssertThrowsError(try Model(onnx: work.appendingPathComponent("nope.onnx"))) {
+            XCTAssertTrue("\($0)".contains("nope.onnx: not a readable ONNX model"), "\($0)")
+        }
+        // A graph with an op the importer does not know, named with its node.
+        XCTAssertThrowsError(try ONNXImporter.model(from: try tinyModel(op: "Erf"), file: "erf.onnx", name: "erf")) {
+            XCTAssertEqual($0 as? ONNXImportError, .unsupportedOp(file: "erf.onnx", node: "the_node", op: "Erf"))
+            XCTAssertTrue("\($0)".contains("supported operators: Add,"), "\($0)")
+        }
+        // A supported op used in a way the engine cannot run.
+        XCTAssertThrowsError(try ONNXImporter.model(from: try tinyModel(op: "Flatten", attributes: [("axis", 2)]), file: "f.onnx", name: "f")) {
+            XCTAssertTrue("\($0)".contains("node 'the_node' (Flatten): axis 2"), "\($0)")
+        }
+        // An operator set the importer was not written for.
+        XCTAssertThrowsError(try ONNXImporter.model(from: try tinyModel(op: "Relu", opset: 5), file: "old.onnx", name: "old")) {
+            XCTAssertEqual($0 as? ONNXImportError, .unsupportedOpset(file: "old.onnx", domain: "", version: 5))
+        }
+        // The job file names the file; the CLI exits non-zero with the importer's message.
+        let config = work.appendingPathComponent("job.yaml").path
+        try "model: {onnx: \(garbage.path)}\nsteps: 1\nsave_dir: \(work.appendingPathComponent("run").path)\n"
+            .write(toFile: config, atomically: true, encoding: .utf8)
+        let r = try TrainCommand.run(config)
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("garbage.onnx: not a readable ONNX model"), r.stderr)
+    }
+
+    /// `input [N, 4]` → `op` → `output`: one node named `the_node` (serialized ModelProto).
+    func tinyModel(op: String, attributes: [(String, Int)] = [], opset: Int = 13) throws -> Data {
+        var model = Onnx_ModelProto()
+        model.irVersion = 7
+        var set = Onnx_OperatorSetIdProto()
+        set.version = Int64(opset)
+        model.opsetImport = [set]
+        var node = Onnx_NodeProto()
+        node.opType = op
+        node.name = "the_node"
+        node.input = ["input"]
+        node.output = ["output"]
+        node.attribute = attributes.map { key, value in
+            var a = Onnx_AttributeProto()
+            a.name = key
+            a.type = .int
+            a.i = Int64(value)
+            return a
+        }
+        model.graph.node = [node]
+        model.graph.input = [.floatTensor("input", dims: [nil, 4])]
+        model.graph.output = [.floatTensor("output", dims: [nil, 4])]
+        return try model.serializedBytes()
+    }
+}
