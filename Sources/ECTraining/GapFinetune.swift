@@ -27,10 +27,13 @@ public final class GapFinetune {
     /// Where the weights came from.
     public let checkpoint: URL
 
-    public init(modelDir: String) throws {
+    /// - Parameters:
+    ///   - inputShape, classes: the data the pruning run trained on (`JobData`'s signature);
+    ///     Fashion-MNIST's by default.
+    public init(modelDir: String, inputShape: [Int] = [28, 28, 1], classes: Int = 10) throws {
         let latest = try SavedRun.requireLatestCheckpoint(in: modelDir)
         let state = try SavedRun.jobState(of: latest)
-        guard let model = ModelZoo.make(state.model, seed: state.seed) else {
+        guard let model = ModelZoo.make(state.model, seed: state.seed, inputShape: inputShape, classes: classes) else {
             throw TrainingError.incompatibleWeights(source: latest.url.path, reason: "unknown model '\(state.model)'")
         }
         WeightLoader.assign(try WeightLoader.weights(for: model, from: latest.tensors, file: latest.tensorsPath), to: model)
