@@ -282,4 +282,29 @@ final class ArrayDatasetTests: XCTestCase {
         XCTAssertEqual(normalised.count, plain.count)
         for (a, b) in zip(normalised, plain) { XCTAssertEqual(a, (b - 0.5) / 0.5, accuracy: 1e-6) }
     }
+
+    /// examples/fmnist-cnn-npz.yaml on the archives examples/fmnist-to-npz.py writes trains
+    /// exactly as the same job on the IDX files: same pixels, same normalisation, same weights.
+    func testTheNPZExampleTrainsAsTheIDXFilesDo() throws {
+        let script = TestPaths.repository.appendingPathComponent("examples/fmnist-to-npz.py").path
+        guard try ArrayFixtures.numpy("""
+            import runpy
+            sys.argv = ['fmnist-to-npz.py', 'data', '--limit', '320']
+            runpy.run_path('\(script)', run_name='__main__')
+            """, in: dir) else { return }
+        var npz = try JobConfig.load(file: TestPaths.repository.appendingPathComponent("examples/fmnist-cnn-npz.yaml").path)
+        XCTAssertEqual(npz.dataset.format, .npz)
+        XCTAssertEqual(npz.dataset.normalization, PixelNormalization(mean: [0.286], std: [0.353]))
+        npz.dataset.train = file("data/fmnist-train.npz")
+        npz.dataset.test = file("data/fmnist-test.npz")
+        (npz.steps, npz.batchSize, npz.report, npz.saveDir) = (6, 64, false, file("npz-run"))
+        var idx = npz
+        idx.dataset.format = .idx
+        (idx.dataset.limitTrain, idx.dataset.limitTest, idx.saveDir) = (320, 320, file("idx-run"))
+        let log = Logger(quiet: true)
+        let a = try TrainJob.run(npz, communicator: SingleProcessCommunicator(), log: log)
+        let b = try TrainJob.run(idx, communicator: SingleProcessCommunicator(), log: log)
+        XCTAssertEqual(a.summary.testAccuracy, b.summary.testAccuracy)
+        XCTAssertEqual(a.model.stateDict(), b.model.stateDict(), "bit for bit the IDX run")
+    }
 }
