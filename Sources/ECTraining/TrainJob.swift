@@ -32,7 +32,8 @@ public enum TrainJob {
                            model makeModel: (() throws -> Model)? = nil) throws -> TrainOutcome {
         configureThreads(config.threads)
         let data = try loaded ?? JobData.load(config.dataset)
-        let train = data.train!, test = data.test
+        guard let train = data.train else { preconditionFailure("TrainJob needs the training split: JobData.load(_:train: .all)") }
+        let test = data.test
         let built = try makeModel?() ?? config.makeModel(for: data.signature)
         try data.signature.requireFits(built)
         log.info("data: \(data.summary)")
