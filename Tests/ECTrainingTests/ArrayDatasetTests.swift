@@ -206,6 +206,9 @@ final class ArrayDatasetTests: XCTestCase {
         try check("huge", x: x, y: ArrayFixtures.npy(int64: [0, 1, 1 << 40])) {
             $0 == .invalidLabel(path: labels, index: 2, value: "\(1 << 40)", reason: "is beyond the 100000 classes a job may have")
         }
+        try check("uint64", x: x, y: ArrayFixtures.npy(descr: "<u8", shape: [3], data: Array(repeating: 0xff, count: 24))) {
+            $0 == .invalidLabel(path: labels, index: 0, value: "18446744073709551615", reason: "is beyond the 100000 classes a job may have")
+        }
         try check("shape", x: ArrayFixtures.npy(uint8: Array(repeating: 1, count: 27), shape: [3, 3, 3]), y: y) {
             $0 == .imageShapeMismatch(trainPath: self.file("bad.npz") + " x", trainShape: [3, 3, 1],
                                       testPath: self.file("good.npz") + " x", testShape: [2, 2, 1])

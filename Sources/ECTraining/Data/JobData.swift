@@ -212,7 +212,9 @@ struct SplitReader {
         let limit = JobConfig.DatasetConfig.maxClasses
         for k in 0..<n {
             guard let label = y.integer(at: k) else {
-                throw DataError.invalidLabel(path: labelsPath, index: k, value: "\(y.double(at: k))", reason: "is not an integer")
+                // A float that is no integer, or a uint64 beyond Int.max.
+                throw DataError.invalidLabel(path: labelsPath, index: k, value: y.text(at: k),
+                                             reason: y.dtype.isFloat ? "is not an integer" : "is beyond the \(limit) classes a job may have")
             }
             guard label >= 0 else { throw DataError.invalidLabel(path: labelsPath, index: k, value: "\(label)", reason: "is negative") }
             guard label < limit else {

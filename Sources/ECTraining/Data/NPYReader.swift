@@ -88,6 +88,15 @@ public struct NPYArray: Equatable {
         }
     }
 
+    /// Element `k` as text, exactly (`18446744073709551615` for the largest uint64, `2.5`).
+    public func text(at k: Int) -> String {
+        switch dtype {
+        case .uint64: return "\(word(at: k))"
+        case .float32, .float64: return "\(double(at: k))"
+        default: return "\(integer(at: k)!)"
+        }
+    }
+
     /// Element `k` in storage order as a `Double`.
     public func double(at k: Int) -> Double {
         let w = word(at: k)
