@@ -24,7 +24,7 @@ let package = Package(
     targets: [
         // System libraries (C at the edge): each a module map and a shim header, each with one
         // Swift importer (CBLAS: Tensor+Matmul; CMPI: ECCollective's MPI files; CZstd: Zstd.swift;
-        // CZlib: the gzip reader). docs/architecture.md has the layers.
+        // CZlib: ECTraining/Data/Zlib.swift, gzip and .npz members). docs/architecture.md has the layers.
         .systemLibrary(name: "CMPI", pkgConfig: "ompi",
                        providers: [.apt(["libopenmpi-dev", "openmpi-bin"])]),
         .systemLibrary(name: "CBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),

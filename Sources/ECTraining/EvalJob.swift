@@ -9,12 +9,11 @@ public enum EvalJob {
     public static func run(_ config: JobConfig, weights: String?, communicator: Communicator,
                            log: Logger) throws -> EvaluationResult {
         TrainJob.configureThreads(config.threads)
-        let model = try config.makeModel()
+        let data = try JobData.load(config.dataset, train: .labelsOnly)
+        let model = try config.makeModel(for: data.signature)
         if let source = weights ?? (config.modelFile == nil ? config.saveDir : nil) {
             try WeightLoader.load(into: model, from: source)
         }
-        let test = try Dataset.load(.test, directory: config.dataset.path, limit: config.dataset.limitTest)
-        try test.checkFits(model)
-        return try Evaluator.evaluate(model, on: test, communicator: communicator)
+        return try Evaluator.evaluate(model, on: data.test, communicator: communicator)
     }
 }

@@ -50,13 +50,14 @@ public enum ExportJob {
     public static func runBlockSparse(_ config: JobConfig, from dir: String, output: String, log: Logger) throws
         -> (file: URL, blockSparseAccuracy: Double, denseAccuracy: Double) {
         let latest = try SavedRun.requireLatestCheckpoint(in: dir, log: log)
-        let model = try config.makeModel()
+        let data = try JobData.load(config.dataset, train: .labelsOnly)
+        let model = try config.makeModel(for: data.signature)
         WeightLoader.assign(try WeightLoader.weights(for: model, from: latest.tensors, file: latest.tensorsPath), to: model)
         let url = URL(fileURLWithPath: output)
         let sparse = try BlockSparseExport.write(model: model, to: url)
-        let loaded = try config.makeModel()
+        let loaded = try config.makeModel(for: data.signature)
         try BlockSparseExport.load(from: url, into: loaded)
-        let test = try Dataset.load(.test, directory: config.dataset.path, limit: config.dataset.limitTest)
+        let test = data.test
         let sparseAccuracy = try Evaluator.evaluate(loaded, on: test).accuracy
         let denseAccuracy = try Evaluator.evaluate(model, on: test, options: .dense).accuracy
         let kernels = sparse.map { String(format: "%@ (%.0f%% zero blocks)", $0.kernel, $0.zeroBlockFraction * 100) }
@@ -72,14 +73,15 @@ public enum ExportJob {
     ///   - from: the job's save_dir (its newest checkpoint holds weights and step sizes).
     ///   - output: the safetensors file to write.
     public static func runInt8(_ config: JobConfig, from dir: String, output: String, log: Logger) throws -> Result {
-        let source = try ExportSource.load(config, from: dir, requireQuantizer: true, log: log)
+        let data = try JobData.load(config.dataset, train: .first(256))
+        let source = try ExportSource.load(config, from: dir, requireQuantizer: true, data: data.signature, log: log)
         let model = source.model, quantizer = source.quantizer!
         let url = URL(fileURLWithPath: output)
         let exported = try Int8Model(model: model, quantizer: quantizer)
         try Int8Export.write(exported, to: url)
-        let test = try Dataset.load(.test, directory: config.dataset.path, limit: config.dataset.limitTest)
-        let int8 = try Int8Model.load(from: url, model: try config.makeModel())
-        let calibration = try Dataset.load(.train, directory: config.dataset.path, limit: 256).images
+        let test = data.test
+        let int8 = try Int8Model.load(from: url, model: try config.makeModel(for: data.signature))
+        let calibration = data.train!.images
         let deployed = try exported.postTrainingWinograd(model: model, quantizer: quantizer, calibration: calibration)
         let winograd = deployed.winogradLayers.count > exported.winogradLayers.count ? deployed.accuracy(on: test) : nil
         let result = Result(file: url, fakeQuantAccuracy: try Evaluator.evaluate(model, on: test).accuracy,
@@ -101,11 +103,12 @@ public enum ExportJob {
     ///   - from: the save_dir (its newest checkpoint).
     ///   - output: the `.onnx` file to write (atomically).
     public static func runONNX(_ config: JobConfig, from dir: String, output: String, log: Logger) throws -> ONNXResult {
-        let source = try ExportSource.load(config, from: dir, log: log)
+        let data = try JobData.load(config.dataset, train: .labelsOnly)
+        let source = try ExportSource.load(config, from: dir, data: data.signature, log: log)
         let onnx = try ONNXExporter.export(source.model, quantization: try source.quantizer.map { try ONNXQuantization($0) })
         let url = URL(fileURLWithPath: output)
         try AtomicFile.write(onnx.data, to: url)
-        let test = try Dataset.load(.test, directory: config.dataset.path, limit: config.dataset.limitTest)
+        let test = data.test
         let result = ONNXResult(file: url, kind: source.kind, engineAccuracy: try Evaluator.evaluate(source.model, on: test).accuracy,
                                 operators: onnx.operators)
         let ops = result.operators.sorted { $0.key < $1.key }.map { "\($0.key)×\($0.value)" }.joined(separator: " ")

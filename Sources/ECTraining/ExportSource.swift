@@ -35,16 +35,19 @@ public struct ExportSource {
     /// - Throws: `ConfigError` when the job and the save_dir disagree (model name, quantizer
     ///   missing on either side); `TrainingError` / `CheckpointError` for a missing, corrupt or
     ///   unfitting checkpoint.
+    /// - Parameter data: the job's data signature (the model is built for it); nil loads it
+    ///   from the job's `dataset:`.
     /// - Parameter log: where newer checkpoints that failed verification are warned about.
     public static func load(_ config: JobConfig, from dir: String, requireQuantizer: Bool = false,
-                            log: Logger? = nil) throws -> ExportSource {
+                            data: DataSignature? = nil, log: Logger? = nil) throws -> ExportSource {
         if requireQuantizer && config.quantizer == nil { throw ConfigError.missingKey(path: "compression.quantizer") }
         let latest = try SavedRun.requireLatestCheckpoint(in: dir, log: log)
         let state = try SavedRun.jobState(of: latest)
         guard state.model == config.model else {
             throw ConfigError.invalid(path: "model", reason: "\(dir) holds a \(state.model), the job names \(config.model)")
         }
-        let model = try config.makeModel()
+        let signature = try data ?? JobData.load(config.dataset, train: .labelsOnly).signature
+        let model = try config.makeModel(for: signature)
         let savedQuantizer = try SavedRun.compressorState("quantizer", in: latest)
 
         if let qconfig = config.quantizer {
@@ -56,7 +59,7 @@ public struct ExportSource {
                                       reason: "\(dir) is a quantization-aware training run; give its job file (with compression.quantizer)")
         }
         if latest.tensors.names.contains(where: { $0.hasPrefix("pruner/keep/") }) {
-            let ft = try GapFinetune(modelDir: dir)
+            let ft = try GapFinetune(modelDir: dir, inputShape: signature.imageShape, classes: signature.classes)
             return ExportSource(model: ft.model, kind: .extracted, quantizer: nil, checkpoint: latest.url)
         }
         do {

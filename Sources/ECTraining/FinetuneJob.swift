@@ -59,11 +59,13 @@ public enum FinetuneJob {
         guard !config.hasCompressors else {
             throw ConfigError.invalid(path: "compression", reason: "finetune trains the extracted model without compressors")
         }
-        let ft = try GapFinetune(modelDir: pruned)
+        let data = try JobData.load(config.dataset)
+        let ft = try GapFinetune(modelDir: pruned, inputShape: data.signature.imageShape, classes: data.signature.classes)
         guard ft.original.name == config.model else {
             throw ConfigError.invalid(path: "model", reason: "\(pruned) holds a \(ft.original.name), the job names \(config.model)")
         }
-        let test = try Dataset.load(.test, directory: config.dataset.path, limit: config.dataset.limitTest)
+        try data.signature.requireFits(ft.model)
+        let test = data.test
         let pruneAccuracy = try Evaluator.evaluate(ft.original, on: test, communicator: communicator).accuracy
         let extractedAccuracy = try Evaluator.evaluate(ft.model, on: test, communicator: communicator).accuracy
         log.info(String(format: "extracted %@ from %@: %d → %d parameters; test accuracy %.4f (masked model %.4f)",
@@ -73,9 +75,10 @@ public enum FinetuneJob {
         var job = config
         job.initFrom = nil
         job.report = false  // written below, once the summary has its gap_finetune section
-        let outcome = try TrainJob.run(job, communicator: communicator, log: log, resume: resume, model: { ft.model })
+        let outcome = try TrainJob.run(job, communicator: communicator, log: log, resume: resume, data: data,
+                                       model: { ft.model })
 
-        let dense = try config.makeModel()
+        let dense = try config.makeModel(for: data.signature)
         // Inference speed is measured by the chief alone (the other ranks wait at a barrier,
         // so two ranks do not share the cores while it times).
         let unmeasured = InferenceSpeed(batch256SamplesPerSecond: 0, batch1Microseconds: 0)

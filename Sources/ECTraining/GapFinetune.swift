@@ -31,7 +31,11 @@ public final class GapFinetune {
     /// Where the weights came from.
     public let checkpoint: URL
 
-    public init(modelDir: String) throws {
+    /// - Parameters:
+    ///   - inputShape, classes: the data the pruning run trained on (`JobData`'s signature),
+    ///     Fashion-MNIST's by default; used only for save_dirs without `model.json` (a zoo
+    ///     model is then rebuilt for that data).
+    public init(modelDir: String, inputShape: [Int] = [28, 28, 1], classes: Int = 10) throws {
         let dir = URL(fileURLWithPath: modelDir)
         let hookWeights = dir.appendingPathComponent(SavedRun.weightsFile("pruner"))
         let tensors: NamedTensors, tensorsPath: String, source: URL, state: JobState?
@@ -44,7 +48,7 @@ public final class GapFinetune {
             _ = try SavedRun.requireLatestCheckpoint(in: modelDir)  // throws, naming the folder
             preconditionFailure("unreachable: no checkpoint was found")
         }
-        let model = try SavedRun.modelSkeleton(in: dir, state: state)
+        let model = try SavedRun.modelSkeleton(in: dir, state: state, inputShape: inputShape, classes: classes)
         WeightLoader.assign(try WeightLoader.weights(for: model, from: tensors, file: tensorsPath), to: model)
         let latest = (tensors: tensors, tensorsPath: tensorsPath, url: source)
 

@@ -89,13 +89,14 @@ public enum SavedRun {
 
     /// The model a save_dir holds, with zero weights: `model.json` when present, else the zoo
     /// model its job state names.
-    public static func modelSkeleton(in saveDir: URL, state: JobState?) throws -> Model {
+    public static func modelSkeleton(in saveDir: URL, state: JobState?, inputShape: [Int] = [28, 28, 1],
+                                     classes: Int = 10) throws -> Model {
         if let description = try modelDescription(in: saveDir) {
             do { return try Model(description: description) } catch {
                 throw TrainingError.incompatibleWeights(source: saveDir.appendingPathComponent(modelFile).path, reason: "\(error)")
             }
         }
-        guard let state, let model = ModelZoo.make(state.model, seed: state.seed) else {
+        guard let state, let model = ModelZoo.make(state.model, seed: state.seed, inputShape: inputShape, classes: classes) else {
             throw TrainingError.incompatibleWeights(source: saveDir.path, reason: "no \(modelFile) and "
                 + (state.map { "'\($0.model)' is not a built-in model" } ?? "no checkpoint naming a built-in model"))
         }

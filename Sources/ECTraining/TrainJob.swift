@@ -20,15 +20,23 @@ public enum TrainJob {
     /// With `resume`, training continues from the newest checkpoint in `save_dir` (weights,
     /// optimizer state, step and data position) instead of starting over.
     ///
-    /// `model` replaces the zoo model the job names (GapFinetune's extracted model).
+    /// `model` replaces the zoo model the job names (GapFinetune's extracted model); `data`, the
+    /// job's data when the caller has loaded them already (`JobData.load`).
     ///
-    /// The chief saves the job as `save_dir/config.json` before training and, unless the job
-    /// says `report: false`, writes `save_dir/report.html` (`RunReport`) at the end.
+    /// The data are loaded and the model built (a zoo model for the data's image shape and
+    /// classes; a given one checked against them) before anything is written. The chief then
+    /// saves the job as `save_dir/config.json` and, unless the job says `report: false`, writes
+    /// `save_dir/report.html` (`RunReport`) at the end.
     public static func run(_ config: JobConfig, communicator: Communicator, log: Logger,
-                           resume: Bool = false, model makeModel: (() throws -> Model)? = nil) throws -> TrainOutcome {
+                           resume: Bool = false, data loaded: JobData? = nil,
+                           model makeModel: (() throws -> Model)? = nil) throws -> TrainOutcome {
         configureThreads(config.threads)
-        let train = try Dataset.load(.train, directory: config.dataset.path, limit: config.dataset.limitTrain)
-        let test = try Dataset.load(.test, directory: config.dataset.path, limit: config.dataset.limitTest)
+        let data = try loaded ?? JobData.load(config.dataset)
+        guard let train = data.train else { preconditionFailure("TrainJob needs the training split: JobData.load(_:train: .all)") }
+        let test = data.test
+        let built = try makeModel?() ?? config.makeModel(for: data.signature)
+        try data.signature.requireFits(built)
+        log.info("data: \(data.summary)")
         var run = RunConfig(saveDir: config.saveDir, communicator: communicator, log: log)
         run.logEvery = config.logEvery
         run.checkpointEvery = config.checkpointEvery
@@ -42,7 +50,7 @@ public enum TrainJob {
                                       reason: "the job also has init_from: give the starting weights once")
         }
         let estimator = Estimator(modelFn: {
-            let model = try makeModel?() ?? config.makeModel()
+            let model = built
             if let q = config.quantizer {
                 do { try q.validate(against: model) } catch {
                     throw ConfigError.invalid(path: "compression.quantizer", reason: "\(error)")

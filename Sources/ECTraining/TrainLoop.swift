@@ -94,11 +94,9 @@ struct TrainLoop {
 }
 
 extension Dataset {
-    /// Throws when this data's images do not have the model's input shape.
+    /// Throws when this data's images or classes are not the model's (`DataSignature.requireFits`).
     func checkFits(_ model: Model) throws {
-        guard imageShape == model.inputShape else {
-            throw ConfigError.invalid(path: "dataset.path",
-                                      reason: "images are \(imageShape) but \(model.name) expects \(model.inputShape)")
-        }
+        try DataSignature(imageShape: imageShape, classes: classes, imagesSource: "the training data",
+                          classesSource: "the training data").requireFits(model)
     }
 }

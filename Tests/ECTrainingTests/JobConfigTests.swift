@@ -84,4 +84,70 @@ final class JobConfigTests: XCTestCase {
         assertError("zzzzzz: 1", "unknown config key 'zzzzzz'")
         assertError("repot: false", "unknown config key 'repot' (did you mean 'report'?)")
     }
+
+    func testDatasetFormatsAndTheirKeys() throws {
+        let idx = try parse("dataset: {path: /data, classes: 10, mean: 0.286, std: 0.353}").dataset
+        XCTAssertEqual(idx.format, .idx)
+        XCTAssertEqual(idx.path, "/data")
+        XCTAssertEqual(idx.classes, 10)
+        XCTAssertEqual(idx.normalization, PixelNormalization(mean: [0.286], std: [0.353]))
+
+        let npz = try parse("""
+            dataset:
+              format: npz
+              train: data/train.npz
+              test: data/test.npz
+              layout: nchw
+              scale: 0.00392156862745098
+              mean: [0.49, 0.48, 0.45]
+              std: [0.25, 0.24, 0.26]
+              limit_train: 640
+            """).dataset
+        XCTAssertEqual(npz.format, .npz)
+        XCTAssertEqual(npz.train, "data/train.npz")
+        XCTAssertEqual(npz.test, "data/test.npz")
+        XCTAssertEqual(npz.layout, .nchw)
+        XCTAssertEqual(npz.normalization.scale, 1 / 255.0)
+        XCTAssertEqual(npz.normalization.mean, [0.49, 0.48, 0.45])
+        XCTAssertEqual(npz.normalization.std, [0.25, 0.24, 0.26])
+        XCTAssertEqual(npz.limitTrain, 640)
+        XCTAssertNil(npz.classes, "from the data")
+
+        let npy = try parse("dataset: {format: npy, train_x: a.npy, train_y: b.npy, test_x: c.npy, test_y: d.npy, layout: nhwc}").dataset
+        XCTAssertEqual([npy.trainX, npy.trainY, npy.testX, npy.testY], ["a.npy", "b.npy", "c.npy", "d.npy"])
+        XCTAssertEqual(npy.layout, .nhwc)
+        XCTAssertNil(try parse("dataset: {format: npz, train: a, test: b}").dataset.layout, "inferred")
+    }
+
+    func testDatasetErrorsNameTheKey() {
+        assertError("dataset: {format: csv}", "dataset.format must be one of \"idx\", \"npz\", \"npy\", got \"csv\"")
+        assertError("dataset: {format: npz, test: b.npz}", "missing required config key 'dataset.train'")
+        assertError("dataset: {format: npy, train_x: a, train_y: b, test_x: c}", "missing required config key 'dataset.test_y'")
+        assertError("dataset: {path: /data, train: a.npz}",
+                    "dataset.train: is a key of format npz, but the dataset is format idx (the default), which reads path; "
+                    + "give format: npz and its keys, or remove train")
+        assertError("dataset: {format: npz, path: /data, train: a.npz, test: b.npz}",
+                    "dataset.path: is a key of format idx, but the dataset is format npz, which reads train, test; "
+                    + "give format: idx and its keys, or remove path")
+        assertError("dataset: {format: npy, train: a.npz}",
+                    "dataset.train: is a key of format npz, but the dataset is format npy, which reads train_x, train_y, test_x, test_y; "
+                    + "give format: npz and its keys, or remove train")
+        assertError("dataset: {layout: nchw}", "dataset.layout: IDX images are N×H×W (one channel); layout is for format npz or npy")
+        assertError("dataset: {format: npz, train: a, test: b, layout: chw}",
+                    "dataset.layout must be one of \"nhwc\", \"nchw\" (leave it out to infer it from the shape), got \"chw\"")
+        assertError("dataset: {classes: 0}", "dataset.classes must be in [1, 100000], got 0")
+        assertError("dataset: {scale: 0}", "dataset.scale must be > 0, got 0")
+        assertError("dataset: {std: 0}", "dataset.std must be > 0, got 0")
+        assertError("dataset: {std: [0.5, -1, 0.5]}", "dataset.std[1] must be > 0, got -1")
+        assertError("dataset: {mean: []}", "dataset.mean must be a number or a non-empty list of numbers, got an empty list")
+        assertError("dataset: {mean: [0.5, red]}", "dataset.mean[1] must be a number or a list of numbers, got \"red\"")
+        assertError("dataset: {mean: zero}", "dataset.mean must be a number or a list of numbers, got \"zero\"")
+        assertError("dataset: {mean: [0.1, 0.2, 0.3], std: [0.2, 0.3]}",
+                    "dataset.std: 2 values but mean has 3: give one per channel (or one number for all)")
+        assertError("dataset: {format: npz, train: a, test: b, limt_test: 5}",
+                    "unknown config key 'dataset.limt_test' (did you mean 'dataset.limit_test'?)")
+        assertError("dataset: {format: npz, train: a, tset: b}", "missing required config key 'dataset.test'")
+        assertError("dataset: {format: npy, train_x: a, train_y: b, test_x: c, test_y: d, trian_x: e}",
+                    "unknown config key 'dataset.trian_x' (did you mean 'dataset.train_x'?)")
+    }
 }

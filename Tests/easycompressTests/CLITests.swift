@@ -137,4 +137,106 @@ final class CLITests: XCTestCase {
         XCTAssertTrue(corrupt.stderr.contains("tensors.safetensors"), corrupt.stderr)
         XCTAssertTrue(corrupt.stderr.contains("checksum"), corrupt.stderr)
     }
+
+    /// Runs `script` with real NumPy in `work` (skips, or fails under `EC_REQUIRE_PYTHON=1`, without it).
+    func numpy(_ script: String, file: StaticString = #filePath, line: UInt = #line) throws -> Bool {
+        guard try PythonRunner.require("numpy", file: file, line: line) else { return false }
+        let r = try PythonRunner.run("import sys, os, numpy as np\nos.chdir(sys.argv[1])\n" + script, [work.path])
+        XCTAssertEqual(r.status, 0, r.stderr, file: file, line: line)
+        return r.status == 0
+    }
+
+    func summary(_ saveDir: String) throws -> [String: Any] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: saveDir + "/summary.json"))
+        return try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
+    }
+
+    /// A slice of Fashion-MNIST written by NumPy as PyTorch users hold it (N×1×28×28 uint8,
+    /// int64 labels) trains to a sane accuracy in a few dozen steps, and `eval` reads it back.
+    func testTrainsOnAnNPZSliceOfFashionMNIST() throws {
+        guard try numpy("""
+            import gzip
+            def idx(name, offset):
+                path = '/usr/share/datasets/fashion-mnist/' + name
+                data = open(path, 'rb').read() if os.path.exists(path) else gzip.open(path + '.gz').read()
+                return np.frombuffer(data, np.uint8, offset=offset)
+            x = idx('train-images-idx3-ubyte', 16).reshape(-1, 1, 28, 28)
+            y = idx('train-labels-idx1-ubyte', 8).astype(np.int64)
+            np.savez_compressed('train.npz', x=x[:640], y=y[:640])
+            np.savez('test.npz', x=x[-200:], y=y[-200:])
+            """) else { return }
+        let saveDir = work.appendingPathComponent("run").path
+        let config = try job("""
+            model: fmnist-cnn
+            dataset: {format: npz, train: \(work.path)/train.npz, test: \(work.path)/test.npz}
+            steps: 60
+            batch_size: 32
+            optimizer: {name: sgd, lr: 0.05, momentum: 0.9}
+            log_every: 20
+            save_dir: \(saveDir)
+            """)
+        let r = try cli(["train", "--config", config], timeout: 300)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("data: 640 training and 200 test images of 28×28×1, 10 classes (labels 0…9 in "
+                                        + "\(work.path)/train.npz y); uint8 pixels kept as bytes (NCHW inferred from the shape)"), r.stderr)
+        let accuracy = try XCTUnwrap(try summary(saveDir)["test_accuracy"] as? Double)
+        XCTAssertGreaterThan(accuracy, 0.6, "60 steps (3 epochs) on 640 images reach 0.715; chance is 0.1")
+        XCTAssertEqual(try summary(saveDir)["params"] as? Int, 421_642, "the zoo model as on the IDX files")
+
+        let e = try cli(["eval", "--config", config, "--checkpoint", saveDir, "--json"])
+        XCTAssertEqual(e.status, 0, e.stderr)
+        let result = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(e.stdout.utf8)) as? [String: Any])
+        XCTAssertEqual(result["accuracy"] as? Double, accuracy, "eval of the saved weights = final eval")
+    }
+
+    /// Colour images in separate .npy files with per-channel normalisation: the zoo model is
+    /// built for 16×16×3 and 12 classes, trains, and evaluates.
+    func testTrainsAZooModelOnColourNPYArrays() throws {
+        guard try numpy("""
+            rng = np.random.default_rng(3)
+            for split, n in [('train', 96), ('test', 24)]:
+                np.save(f'{split}_x.npy', rng.random((n, 16, 16, 3), dtype=np.float32) * 4)
+                np.save(f'{split}_y.npy', np.arange(n) % 12)
+            """) else { return }
+        let saveDir = work.appendingPathComponent("rgb").path
+        let config = try job("""
+            model: lenet5
+            dataset:
+              format: npy
+              train_x: \(work.path)/train_x.npy
+              train_y: \(work.path)/train_y.npy
+              test_x: \(work.path)/test_x.npy
+              test_y: \(work.path)/test_y.npy
+              scale: 0.25
+              mean: [0.5, 0.5, 0.5]
+              std: [0.29, 0.29, 0.29]
+            steps: 3
+            batch_size: 32
+            save_dir: \(saveDir)
+            """)
+        let r = try cli(["train", "--config", config])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("96 training and 24 test images of 16×16×3, 12 classes"), r.stderr)
+        let layers = try XCTUnwrap(try summary(saveDir)["layers"] as? [[String: Any]])
+        XCTAssertEqual(layers.last?["params"] as? Int, 84 * 12 + 12, "fc3 has 12 outputs")
+        let e = try cli(["eval", "--config", config, "--checkpoint", saveDir, "--json"])
+        XCTAssertEqual(e.status, 0, e.stderr)
+    }
+
+    /// Data the model cannot take stop the job with the reason before anything is written.
+    func testDataTheModelCannotTakeStopTheJobBeforeItWrites() throws {
+        guard try numpy("""
+            np.savez('twelve.npz', x=np.zeros((24, 28, 28), np.uint8), y=np.arange(24) % 12)
+            np.savez('tiny.npz', x=np.zeros((4, 8, 8), np.uint8), y=np.arange(4))
+            """) else { return }
+        let saveDir = work.appendingPathComponent("never").path
+        let labels = "\(work.path)/twelve.npz (member y.npy): label 10 at index 10 is outside 0..<10"
+        try assertFails("dataset: {format: npz, train: \(work.path)/twelve.npz, test: \(work.path)/twelve.npz, classes: 10}\n"
+                        + "steps: 1\nsave_dir: \(saveDir)\n", status: 1, saying: labels)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: saveDir), "nothing written")
+        try assertFails("model: lenet5\ndataset: {format: npz, train: \(work.path)/tiny.npz, test: \(work.path)/tiny.npz}\n"
+                        + "steps: 1\nsave_dir: \(saveDir)\n",
+                        saying: "dataset: images are 8×8×1 (\(work.path)/tiny.npz x), model lenet5 needs at least 12×12")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: saveDir), "nothing written")
+    }
 }

@@ -24,7 +24,7 @@ final class DocSamplesTests: XCTestCase {
     /// Every job file in the docs parses and validates as `easycompress train` would.
     func testEveryYAMLBlockOfTheDocsIsAValidJob() throws {
         var count = 0
-        for doc in Self.docs + ["docs/quantization.md"] {
+        for doc in Self.docs + ["docs/quantization.md", "docs/training.md"] {
             for block in try DocSamples.blocks("yaml", inDoc: doc) {
                 count += 1
                 do {
@@ -34,7 +34,7 @@ final class DocSamplesTests: XCTestCase {
                 }
             }
         }
-        XCTAssertGreaterThanOrEqual(count, 7)
+        XCTAssertGreaterThanOrEqual(count, 9)
     }
 
     /// A trained FP32 model for the samples that start from one (TensorFlow's golden weights).

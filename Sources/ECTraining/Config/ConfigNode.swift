@@ -135,6 +135,33 @@ public final class ConfigNode {
         try list(key, of: "an integer")
     }
 
+    /// A number or a non-empty list of numbers (`0.5` or `[0.49, 0.48, 0.45]`), each finite and
+    /// `≥ lo` (`> lo` with `exclusiveMin`); nil when absent. Errors name the item (`std[1]`).
+    public func numbers(_ key: String, min lo: Double? = nil, exclusiveMin: Bool = false) throws -> [Double]? {
+        guard let v = raw(key) else { return nil }
+        let items: [(path: String, value: Any)]
+        if let list = v as? [Any] {
+            guard !list.isEmpty else {
+                throw ConfigError.wrongType(path: keyPath(key), expected: "a number or a non-empty list of numbers", got: "an empty list")
+            }
+            items = list.enumerated().map { ("\(keyPath(key))[\($0.offset)]", $0.element) }
+        } else {
+            items = [(keyPath(key), v)]
+        }
+        return try items.map { path, item in
+            let d: Double
+            if let x = item as? Double { d = x }
+            else if let i = item as? Int { d = Double(i) }
+            else { throw ConfigError.wrongType(path: path, expected: "a number or a list of numbers", got: Self.describe(item)) }
+            guard d.isFinite else { throw ConfigError.outOfRange(path: path, value: "\(d)", allowed: "a finite number") }
+            if let lo, exclusiveMin ? d <= lo : d < lo {
+                throw ConfigError.outOfRange(path: path, value: Self.format(d),
+                                             allowed: exclusiveMin ? "> \(Self.format(lo))" : "≥ \(Self.format(lo))")
+            }
+            return d
+        }
+    }
+
     /// A list whose items are all `T` (`what` names one in errors); nil when absent.
     private func list<T>(_ key: String, of what: String) throws -> [T]? {
         guard let v = raw(key) else { return nil }

@@ -55,11 +55,37 @@ public struct JobConfig {
 
     public init() {}
 
+    /// `dataset:` — where the images and labels come from and how pixels are normalised
+    /// (docs/training.md, "Data from arrays"). `JobData.load` reads it.
     public struct DatasetConfig {
+        /// `format`: `idx` (the default), `npz` or `npy`.
+        public var format: DatasetFormat = .idx
+        /// `path` (`idx`): the directory of IDX files.
         public var path: String = "/usr/share/datasets/fashion-mnist"
+        /// `train` / `test` (`npz`): archives holding arrays `x` (images) and `y` (labels).
+        public var train: String?
+        public var test: String?
+        /// `train_x`, `train_y`, `test_x`, `test_y` (`npy`): one array per file.
+        public var trainX: String?
+        public var trainY: String?
+        public var testX: String?
+        public var testY: String?
+        /// `layout` (`npz`, `npy`): where 4-dimensional images keep their channels; nil infers it.
+        public var layout: ImageLayout?
+        /// `classes`: the class count; nil takes the largest label + 1.
+        public var classes: Int?
+        /// `scale`, `mean`, `std`.
+        public var normalization = PixelNormalization()
         public var limitTrain: Int?
         public var limitTest: Int?
         public init() {}
+
+        /// The keys only one format reads.
+        static let formatKeys: [(DatasetFormat, [String])] = [
+            (.idx, ["path"]), (.npz, ["train", "test"]), (.npy, ["train_x", "train_y", "test_x", "test_y"]),
+        ]
+        /// The largest `classes` a job may have (and the largest label + 1).
+        public static let maxClasses = 100_000
     }
 
     public struct OptimizerConfig {
@@ -106,12 +132,7 @@ extension JobConfig {
         } else {
             c.model = try node.string("model", default: c.model, allowed: ModelZoo.names)
         }
-        if let d = try node.child("dataset") {
-            c.dataset.path = try d.string("path", default: c.dataset.path)
-            c.dataset.limitTrain = try d.optionalInt("limit_train", min: 1)
-            c.dataset.limitTest = try d.optionalInt("limit_test", min: 1)
-            try d.finish()
-        }
+        if let d = try node.child("dataset") { c.dataset = try parseDataset(d) }
         c.epochs = try node.int("epochs", default: c.epochs, min: 1)
         c.steps = try node.optionalInt("steps", min: 1)
         c.batchSize = try node.int("batch_size", default: c.batchSize, min: 1)
@@ -154,6 +175,61 @@ extension JobConfig {
             try comp.finish()
         }
         try node.finish()
+        return c
+    }
+}
+
+extension JobConfig {
+    /// `dataset:`: the keys of the chosen format (a key of another format is an error naming
+    /// both), the layout, the class count and the normalisation, each checked.
+    static func parseDataset(_ d: ConfigNode) throws -> DatasetConfig {
+        var c = DatasetConfig()
+        let formatGiven = d.has("format")
+        c.format = DatasetFormat(rawValue: try d.string("format", default: "idx", allowed: DatasetFormat.allCases.map(\.rawValue)))!
+        let ownKeys = DatasetConfig.formatKeys.first { $0.0 == c.format }!.1
+        for (other, keys) in DatasetConfig.formatKeys where other != c.format {
+            for key in keys where d.has(key) {
+                throw ConfigError.invalid(path: d.keyPath(key), reason: "is a key of format \(other.rawValue), but the dataset is format "
+                                          + "\(c.format.rawValue)\(formatGiven ? "" : " (the default)"), which reads "
+                                          + ownKeys.joined(separator: ", ") + "; give format: \(other.rawValue) and its keys, "
+                                          + "or remove \(key)")
+            }
+        }
+        switch c.format {
+        case .idx:
+            c.path = try d.string("path", default: c.path)
+            if d.has("layout") {
+                throw ConfigError.invalid(path: d.keyPath("layout"), reason: "IDX images are N×H×W (one channel); "
+                                          + "layout is for format npz or npy")
+            }
+        case .npz:
+            c.train = try d.string("train")
+            c.test = try d.string("test")
+        case .npy:
+            c.trainX = try d.string("train_x")
+            c.trainY = try d.string("train_y")
+            c.testX = try d.string("test_x")
+            c.testY = try d.string("test_y")
+        }
+        if c.format != .idx, let layout = try d.optionalString("layout") {
+            guard let parsed = ImageLayout(rawValue: layout) else {
+                throw ConfigError.outOfRange(path: d.keyPath("layout"), value: "\"\(layout)\"",
+                                             allowed: "one of \"nhwc\", \"nchw\" (leave it out to infer it from the shape)")
+            }
+            c.layout = parsed
+        }
+        c.classes = try d.optionalInt("classes", min: 1, max: DatasetConfig.maxClasses)
+        c.normalization.scale = d.has("scale") ? try d.double("scale", min: 0, exclusiveMin: true) : nil
+        c.normalization.mean = try d.numbers("mean") ?? []
+        c.normalization.std = try d.numbers("std", min: 0, exclusiveMin: true) ?? []
+        let (mean, std) = (c.normalization.mean, c.normalization.std)
+        if mean.count > 1, std.count > 1, mean.count != std.count {
+            throw ConfigError.invalid(path: d.keyPath("std"), reason: "\(std.count) values but mean has \(mean.count): "
+                                      + "give one per channel (or one number for all)")
+        }
+        c.limitTrain = try d.optionalInt("limit_train", min: 1)
+        c.limitTest = try d.optionalInt("limit_test", min: 1)
+        try d.finish()
         return c
     }
 }

@@ -4,7 +4,7 @@ import ECTensor
 public struct TrainingBatch {
     /// The schedule position of this step.
     public let position: BatchPosition
-    /// This rank's images, `[n, H, W, 1]`; `n` may be 0 (see `BatchSchedule.shard(of:rank:worldSize:)`).
+    /// This rank's images, `[n, H, W, C]`; `n` may be 0 (see `BatchSchedule.shard(of:rank:worldSize:)`).
     public let images: Tensor
     /// This rank's labels, one per image.
     public let labels: [Int32]

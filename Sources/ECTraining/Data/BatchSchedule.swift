@@ -91,7 +91,7 @@ public struct BatchSchedule {
         Array(shard(in: permutation(epoch: epoch), step: step, rank: rank, worldSize: worldSize))
     }
 
-    /// Rank `rank`'s samples of global batch `step` of `epoch`: images `[n, H, W, 1]` gathered
+    /// Rank `rank`'s samples of global batch `step` of `epoch`: images `[n, H, W, C]` gathered
     /// into a fresh tensor, and their labels, where `n` is the shard size (see `shard(of:rank:worldSize:)`).
     /// Costs O(N) for the permutation; iterate with `makeIterator` to pay it once per epoch.
     public func shardBatch(epoch: Int, step: Int, rank: Int, worldSize: Int) -> (images: Tensor, labels: [Int32]) {

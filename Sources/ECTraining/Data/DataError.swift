@@ -35,6 +35,30 @@ public enum DataError: Error, Equatable {
     /// A data-pipeline option is out of range (`batch_size`, `limit`, `classes`, a resume position).
     case invalidOption(name: String, value: String, expected: String)
 
+    // MARK: NumPy arrays (`format: npy` and `format: npz`)
+
+    /// A file the job's `dataset.<key>` names does not exist.
+    case missingDataFile(path: String, key: String)
+    /// A `.npy` file (or an `.npz` member: `path` is `archive.npz (member x.npy)`) is malformed.
+    case badNPY(path: String, problem: NPYProblem)
+    /// An `.npz` file is not a readable ZIP archive.
+    case badNPZ(path: String, problem: NPZProblem)
+    /// An `.npz` archive has no member `member` (`found` lists the ones it has).
+    case missingMember(path: String, member: String, found: [String])
+    /// An `.npz` member's data do not have the CRC-32 its directory entry gives.
+    case crcMismatch(path: String, member: String, expected: UInt32, computed: UInt32)
+    /// A well-formed array that cannot be images or labels: its shape or dtype (`expected` says
+    /// what is taken).
+    case unsuitableArray(path: String, shape: [Int], dtype: String, expected: String)
+    /// A 4-dimensional `x` whose layout (NHWC or NCHW) cannot be told from its shape.
+    case ambiguousLayout(path: String, shape: [Int])
+    /// The training and test images differ in height, width or channels.
+    case imageShapeMismatch(trainPath: String, trainShape: [Int], testPath: String, testShape: [Int])
+    /// A label that is no class index: negative, not an integer, or beyond any class count.
+    case invalidLabel(path: String, index: Int, value: String, reason: String)
+    /// An image holds NaN or an infinity (after normalisation).
+    case nonFiniteValue(path: String, sample: Int)
+
     /// What the user can do about the error.
     public var hint: String {
         switch self {
@@ -56,6 +80,24 @@ public enum DataError: Error, Equatable {
             return "the labels file does not match the number of classes; check `classes` or restore the file"
         case .invalidOption:
             return "fix the value in the job configuration"
+        case .missingDataFile:
+            return "check the path in the job file (relative paths start from the directory easycompress runs in)"
+        case .badNPY, .badNPZ, .crcMismatch:
+            return "the file is damaged or was not written by NumPy; write it again with np.save / np.savez "
+                + "(docs/training.md, \"Data from arrays\")"
+        case .missingMember:
+            return "write the archive with np.savez(FILE, x=images, y=labels) (or np.savez_compressed)"
+        case .unsuitableArray:
+            return "x must be images N×H×W, N×H×W×C or N×C×H×W of uint8, float32 or float64; y one integer "
+                + "class index per image, shape (N,) or (N, 1) (docs/training.md, \"Data from arrays\")"
+        case .ambiguousLayout:
+            return "give the layout under dataset: `layout: nhwc` (N×H×W×C) or `layout: nchw` (N×C×H×W)"
+        case .imageShapeMismatch:
+            return "the training and test images must have the same height, width and channels"
+        case .invalidLabel:
+            return "labels must be class indices 0, 1, …, classes − 1 (np.argmax(y, axis=1) turns one-hot rows into indices)"
+        case .nonFiniteValue:
+            return "replace NaN and infinite values (np.nan_to_num) or drop those images; check scale, mean and std"
         }
     }
 
@@ -91,8 +133,37 @@ public enum DataError: Error, Equatable {
             return "\(path): label \(label) at index \(index) is outside 0..<\(classes)"
         case let .invalidOption(name, value, expected):
             return "\(name) must be \(expected), got \(value)"
+        case let .missingDataFile(path, key):
+            return "\(path): file not found (dataset.\(key))"
+        case let .badNPY(path, problem):
+            return "\(path): not a valid .npy array: \(problem.text)"
+        case let .badNPZ(path, problem):
+            return "\(path): not a valid .npz archive: \(problem.text)"
+        case let .missingMember(path, member, found):
+            let members = found.isEmpty ? "none" : found.joined(separator: ", ")
+            return "\(path): the archive has no member \(member) (it has: \(members))"
+        case let .crcMismatch(path, member, expected, computed):
+            return "\(path): member \(member) is corrupt: CRC-32 \(String(format: "%08x", computed)) "
+                + "where the archive records \(String(format: "%08x", expected))"
+        case let .unsuitableArray(path, shape, dtype, expected):
+            return "\(path): array of shape \(NPYProblem.tuple(shape)) and dtype \(dtype) cannot be used: expected \(expected)"
+        case let .ambiguousLayout(path, shape):
+            return "\(path): cannot tell whether images of shape \(NPYProblem.tuple(shape)) are NHWC or NCHW "
+                + "(the channel axis is the one of size 1 or 3, and here both or neither are)"
+        case let .imageShapeMismatch(trainPath, trainShape, testPath, testShape):
+            return "training images are \(DataError.dims(trainShape)) (\(trainPath)) but test images are "
+                + "\(DataError.dims(testShape)) (\(testPath))"
+        case let .invalidLabel(path, index, value, reason):
+            return "\(path): label \(value) at index \(index) \(reason)"
+        case let .nonFiniteValue(path, sample):
+            return "\(path): image \(sample) holds NaN or an infinite value"
         }
     }
+}
+
+extension DataError {
+    /// `32×32×3`: an image shape `[H, W, C]` as messages print it.
+    static func dims(_ shape: [Int]) -> String { shape.map(String.init).joined(separator: "×") }
 }
 
 extension DataError: CustomStringConvertible, LocalizedError {

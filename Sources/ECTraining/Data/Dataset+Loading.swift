@@ -72,7 +72,7 @@ extension Dataset {
     }
 
     /// The path of `name` in `directory`: the raw file if present, else `name.gz`.
-    private static func locate(_ name: String, in directory: String, isDefault: Bool) throws -> String {
+    static func locate(_ name: String, in directory: String, isDefault: Bool) throws -> String {
         let raw = directory.hasSuffix("/") ? directory + name : directory + "/" + name
         for candidate in [raw, raw + ".gz"] where FileManager.default.fileExists(atPath: candidate) {
             return candidate
@@ -80,7 +80,7 @@ extension Dataset {
         throw DataError.missingFile(path: raw, isDefaultDataset: isDefault)
     }
 
-    private static func standardized(_ path: String) -> String {
+    static func standardized(_ path: String) -> String {
         URL(fileURLWithPath: path).standardizedFileURL.path
     }
 }

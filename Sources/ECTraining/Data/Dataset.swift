@@ -1,28 +1,31 @@
 import ECTensor
 
-/// An in-memory image classification dataset: images `[N, H, W, 1]` with pixels in [0, 1],
-/// and one label in `0..<classes` per image.
+/// An in-memory image classification dataset: images `[N, H, W, C]` (NHWC) as the model takes
+/// them, and one label in `0..<classes` per image.
 ///
 /// A value type: copies share the image tensor (copy-on-write). `Dataset.load(_:directory:limit:)`
-/// reads the MNIST/Fashion-MNIST IDX files; the memberwise `init` builds one in memory.
+/// reads the MNIST/Fashion-MNIST IDX files, `JobData.load` a job's data in any format
+/// (IDX, `.npy`, `.npz`); the memberwise `init` builds one in memory.
 public struct Dataset {
-    /// How the pixels are held: datasets read from IDX files keep the bytes (a quarter of the
-    /// memory of floats: 47 MB instead of 188 MB for Fashion-MNIST's training set) and convert
-    /// the rows a batch needs; in-memory datasets keep their tensor.
+    /// How the pixels are held: datasets of bytes (IDX files, uint8 arrays) keep the bytes (a
+    /// quarter of the memory of floats: 47 MB instead of 188 MB for Fashion-MNIST's training
+    /// set) and convert the rows a batch needs through `table` — 256 values per channel (one
+    /// set for every channel when it has 256 entries), the pixel normalisation precomputed;
+    /// float data keep their tensor, normalised when loaded.
     enum Storage {
-        case bytes([UInt8], shape: [Int])
+        case bytes([UInt8], shape: [Int], table: [Float])
         case floats(Tensor)
     }
     let storage: Storage
     /// `byte / 255` for every byte (exactly TensorFlow's `pixels / 255`).
     static let byteToUnit: [Float] = (0...255).map { Float($0) / 255 }
 
-    /// All images, `[count, height, width, 1]`, NHWC, pixel bytes divided by 255. For a
-    /// dataset read from files this converts every pixel: use `gather` for batches.
+    /// All images, `[count, height, width, channels]`, NHWC, normalised (pixel bytes divided by
+    /// 255 by default). For a dataset of bytes this converts every pixel: use `gather` for batches.
     public var images: Tensor {
         switch storage {
         case let .floats(t): return t
-        case let .bytes(_, shape): return gather(0..<shape[0]).images
+        case let .bytes(_, shape, _): return gather(0..<shape[0]).images
         }
     }
     /// One label per image, each in `0..<classes`.
@@ -43,11 +46,14 @@ public struct Dataset {
         self.classes = classes
     }
 
-    /// A dataset over pixel bytes (`[count, H, W, C]`), converted to `byte / 255` when gathered.
-    init(pixels: [UInt8], shape: [Int], labels: [Int32], classes: Int) {
+    /// A dataset over pixel bytes (`[count, H, W, C]`), converted through `table` when gathered:
+    /// byte `b` of channel `c` becomes `table[c · 256 + b]`, or `table[b]` for every channel when
+    /// the table has 256 entries (the default: `b / 255`).
+    init(pixels: [UInt8], shape: [Int], labels: [Int32], classes: Int, table: [Float] = Dataset.byteToUnit) {
         precondition(shape.count == 4 && shape[0] == labels.count && pixels.count == Tensor.elementCount(shape),
                      "pixels \(pixels.count) do not fit shape \(shape) with \(labels.count) labels")
-        storage = .bytes(pixels, shape: shape)
+        precondition(table.count == 256 || table.count == 256 * shape[3], "a byte table has 256 entries per channel")
+        storage = .bytes(pixels, shape: shape, table: table)
         self.labels = labels
         self.classes = classes
     }
@@ -59,7 +65,7 @@ public struct Dataset {
     public var imageShape: [Int] {
         switch storage {
         case let .floats(t): return Array(t.shape.dropFirst())
-        case let .bytes(_, shape): return Array(shape.dropFirst())
+        case let .bytes(_, shape, _): return Array(shape.dropFirst())
         }
     }
 
@@ -80,10 +86,17 @@ public struct Dataset {
                 switch storage {
                 case let .floats(t):
                     t.withUnsafeBufferPointer { row.update(from: $0.baseAddress! + index * rowLength, count: rowLength) }
-                case let .bytes(pixels, _):
-                    pixels.withUnsafeBufferPointer { bytes in Dataset.byteToUnit.withUnsafeBufferPointer { table in
+                case let .bytes(pixels, shape, table):
+                    pixels.withUnsafeBufferPointer { bytes in table.withUnsafeBufferPointer { table in
                         let src = bytes.baseAddress! + index * rowLength
-                        for j in 0..<rowLength { row[j] = table[Int(src[j])] }
+                        if table.count == 256 {
+                            for j in 0..<rowLength { row[j] = table[Int(src[j])] }
+                        } else {
+                            let channels = shape[3]
+                            for pixel in stride(from: 0, to: rowLength, by: channels) {
+                                for c in 0..<channels { row[pixel + c] = table[c << 8 | Int(src[pixel + c])] }
+                            }
+                        }
                     } }
                 }
                 row += rowLength
@@ -93,11 +106,28 @@ public struct Dataset {
         return (batch, batchLabels)
     }
 
-    /// The first `min(maxCount, count)` samples (a copy).
+    /// The first `min(maxCount, count)` samples (a copy, held as the original is: bytes stay bytes).
     public func prefix(_ maxCount: Int) -> Dataset {
         precondition(maxCount >= 0, "prefix length must be >= 0, got \(maxCount)")
         guard maxCount < count else { return self }
-        let (images, labels) = gather(0..<maxCount)
-        return Dataset(images: images, labels: labels, classes: classes)
+        switch storage {
+        case let .bytes(pixels, shape, table):
+            return Dataset(pixels: Array(pixels[0..<(maxCount * imageShape.reduce(1, *))]), shape: [maxCount] + shape.dropFirst(),
+                           labels: Array(labels[0..<maxCount]), classes: classes, table: table)
+        case .floats:
+            let (images, labels) = gather(0..<maxCount)
+            return Dataset(images: images, labels: labels, classes: classes)
+        }
+    }
+
+    /// The same samples, reporting `classes` classes (labels must lie in `0..<classes`).
+    func withClasses(_ classes: Int) -> Dataset {
+        precondition(labels.allSatisfy { Int($0) < classes }, "labels must lie in 0..<\(classes)")
+        switch storage {
+        case let .bytes(pixels, shape, table):
+            return Dataset(pixels: pixels, shape: shape, labels: labels, classes: classes, table: table)
+        case let .floats(images):
+            return Dataset(images: images, labels: labels, classes: classes)
+        }
     }
 }

@@ -47,7 +47,7 @@ public struct EvaluationBatches: Sequence, IteratorProtocol {
         return (start + shard.lowerBound)..<(start + shard.upperBound)
     }
 
-    /// This rank's images `[n, H, W, 1]` and labels of global batch `index`.
+    /// This rank's images `[n, H, W, C]` and labels of global batch `index`.
     public func batch(_ index: Int) -> (images: Tensor, labels: [Int32]) {
         dataset.gather(indices(ofBatch: index))
     }
