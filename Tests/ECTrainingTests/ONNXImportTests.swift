@@ -95,6 +95,42 @@ final class ONNXImportTests: XCTestCase {
         }
     }
 
+    /// An epoch of fine-tuning (of a 6,400-image training set) on 2 ranks with the replica
+    /// check every 10 steps, then `export --format onnx`: ONNX Runtime gives the engine's outputs.
+    func testFineTuningOnTwoRanksThenExportingRoundTrips() throws {
+        guard try PythonRunner.require("numpy, onnx, onnxruntime, safetensors") else { return }
+        for name in ["keras_concat"] {
+            let saveDir = work.appendingPathComponent("\(name)-tuned").path, config = work.appendingPathComponent("\(name).yaml").path
+            try """
+                model: {onnx: \(fixture(name).path)}
+                dataset: {limit_train: 6400, limit_test: 500}
+                epochs: 1
+                batch_size: 64
+                optimizer: {name: sgd, lr: 0.01, momentum: 0.9}
+                debug_check_every: 10
+                log_every: 50
+                save_dir: \(saveDir)
+                """.write(toFile: config, atomically: true, encoding: .utf8)
+            let r = try TrainCommand.run(config, ranks: 2, timeoutSeconds: 600)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let file = work.appendingPathComponent("\(name)-tuned.onnx").path
+            let e = try ProcessRunner.run([try TestPaths.executable("easycompress"), "export", "--format", "onnx", "--from", saveDir,
+                                           "--config", config, "--out", file], timeoutSeconds: 300)
+            XCTAssertEqual(e.status, 0, e.stderr)
+            let tuned = try Model(onnx: fixture(name))
+            try WeightLoader.load(into: tuned, from: saveDir)
+            let (x, _) = try Dataset.load(.test, limit: 64).gather(0..<64)
+            let input = tuned.interface.inputLayout == .nchw ? Variable(x).transpose([0, 3, 1, 2]).value : x
+            let inputs = work.appendingPathComponent("in.safetensors"), results = work.appendingPathComponent("out.safetensors")
+            try SafeTensors(tensors: NamedTensors([("input", input)])).write(to: inputs)
+            let info = try PythonRunner.runONNX(model: file, inputs: inputs.path, outputs: results.path)
+            XCTAssertEqual((info["input"] as? [String: Any])?["name"] as? String, try expected(name).input_name)
+            let onnx = try XCTUnwrap(SafeTensors.read(from: results)["logits"]?.tensor)
+            assertClose(onnx, outputs(tuned, x), absolute: 1e-4, relative: 1e-4, "\(name): the fine-tuned export in ONNX Runtime vs the engine")
+            XCTAssertNotEqual(outputs(tuned, x), outputs(try Model(onnx: fixture(name)), x), "the weights did change")
+        }
+    }
+
     func testUnsupportedOpsAndBadFilesAreClearErrors() throws {
         // Garbage, a truncated file, a missing file.
         let garbage = work.appendingPathComponent("garbage.onnx")
