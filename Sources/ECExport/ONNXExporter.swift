@@ -125,13 +125,22 @@ struct ONNXWalk {
         self.quantization = quantization
     }
 
-    /// The nodes in order, fused as the engine runs them (`Graph.steps`, from `Fusion.plan`).
+    /// The nodes in order, fused as the engine runs them (`Graph.steps`, from `Fusion.plan`);
+    /// in an FP32 export a batch norm that only a Conv2D/Dense feeds is folded into it
+    /// (`Fusion.foldableBatchNorms`, `BatchNorm.fold`) — exact up to rounding in inference.
     mutating func graph(_ g: Graph, _ x: ONNXValue) throws -> ONNXValue {
         var values = [ONNXValue?](repeating: nil, count: g.valueShapes.count)
         values[g.input] = x
         func input(_ i: Int) -> ONNXValue { values[g.nodes[i].inputs[0]]! }
+        let folds = quantization == nil ? Fusion.foldableBatchNorms(g) : [:]
+        let folded = Set(folds.values)
         for step in g.steps {
             switch step {
+            case let .node(i) where folds[i] != nil:
+                let bn = g.nodes[folds[i]!].op.layer as! BatchNorm
+                values[g.nodes[i].outputs[0]] = try weightLayer(Self.folding(g.nodes[i].op.layer!, bn), input(i), relu: false)
+            case let .node(i) where folded.contains(i):
+                values[g.nodes[i].outputs[0]] = input(i)
             case let .node(i):
                 let node = g.nodes[i]
                 let outs = try self.node(node, node.inputs.map { values[$0]! })
@@ -143,6 +152,21 @@ struct ONNXWalk {
             }
         }
         return values[g.output]!
+    }
+
+    /// A copy of weight layer `layer` with batch norm `bn` folded into its kernel and bias.
+    static func folding(_ layer: Module, _ bn: BatchNorm) -> ActivationFusable {
+        switch layer {
+        case let c as Conv2D:
+            let (k, b) = bn.fold(kernel: c.weight.value, bias: c.bias?.value)
+            return Conv2D(name: c.name, kernel: k, bias: b, stride: c.stride, strideWidth: c.strideWidth, padding: c.padding,
+                          pads: c.pads, groups: c.groups)
+        case let d as Dense:
+            let (k, b) = bn.fold(kernel: d.weight.value, bias: d.bias?.value)
+            return Dense(name: d.name, weight: k, bias: b)
+        default:
+            preconditionFailure("\(layer.name): only Conv2D and Dense fold a batch norm")
+        }
     }
 
     mutating func node(_ node: GraphNode, _ x: [ONNXValue]) throws -> [ONNXValue] {

@@ -37,4 +37,17 @@ public final class BatchNorm: Module {
     }
 
     public func outputShape(for input: [Int]) -> [Int] { input }
+
+    /// The kernel and bias of a Conv2D/Dense followed by this batch norm in inference, as one
+    /// layer: with a = γ / √(σ² + ε) per output channel (the kernel's last axis),
+    /// `W' = W·a`, `b' = (b − μ)·a + β`.
+    public func fold(kernel: Tensor, bias: Tensor?) -> (kernel: Tensor, bias: Tensor) {
+        let c = channels
+        precondition(kernel.shape.last == c, "\(name): a kernel of \(kernel.shape) does not end in \(c) channels")
+        let g = gamma.value.scalars, b = beta.value.scalars, m = movingMean.value.scalars, v = movingVariance.value.scalars
+        let a = (0..<c).map { g[$0] / (v[$0] + epsilon).squareRoot() }
+        let k = kernel.scalars.enumerated().map { $0.element * a[$0.offset % c] }
+        let old = bias?.scalars ?? [Float](repeating: 0, count: c)
+        return (Tensor(shape: kernel.shape, scalars: k), Tensor(shape: [c], scalars: (0..<c).map { (old[$0] - m[$0]) * a[$0] + b[$0] }))
+    }
 }

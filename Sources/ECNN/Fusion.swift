@@ -52,4 +52,19 @@ public enum Fusion {
         }
         return steps
     }
+
+    /// The batch norms that fold into the Conv2D/Dense before them in inference: weight node →
+    /// batch-norm node, for a weight layer whose output only that batch norm reads (and is not
+    /// the graph's output). Folding (`BatchNorm.fold`) is exact up to rounding in inference
+    /// mode; training needs the batch statistics, so the engine's training never folds.
+    public static func foldableBatchNorms(_ graph: Graph) -> [Int: Int] {
+        var folds: [Int: Int] = [:]
+        for (i, node) in graph.nodes.enumerated() where node.op.layer is Conv2D || node.op.layer is Dense {
+            let v = node.outputs[0]
+            guard v != graph.output, graph.consumers[v].count == 1 else { continue }
+            let reader = graph.consumers[v][0]
+            if graph.nodes[reader].op.layer is BatchNorm { folds[i] = reader }
+        }
+        return folds
+    }
 }
