@@ -5,8 +5,12 @@ struct BenchOptions {
     var steps = 300
     var repeats = 3
     var mode = "all"
-    /// Where `--mode onnx` writes its files.
+    /// Where `--mode onnx` / `torchvision` write their files.
     var out: String?
+    /// Where `--mode torchvision` reads the exported architectures.
+    var dir: String?
+    /// `--only NAME` (repeatable): the architectures `--mode torchvision` checks.
+    var only: Set<String>?
 
     static func parse<S: Sequence>(_ args: S) -> BenchOptions where S.Element == String {
         var o = BenchOptions()
@@ -18,8 +22,10 @@ struct BenchOptions {
             case "--repeats": o.repeats = Int(it.next() ?? "") ?? o.repeats
             case "--mode": o.mode = it.next() ?? o.mode
             case "--out": o.out = it.next()
+            case "--dir": o.dir = it.next()
+            case "--only": o.only = (o.only ?? []).union([it.next() ?? ""])
             default:
-                FileHandle.standardError.write(Data("usage: ecbench [--mode train|inference|dp-train|collectives|pruner|qat|int8|sparse|onnx|imported] [--threads N] [--steps N] [--repeats N] [--out DIR]\n".utf8))
+                FileHandle.standardError.write(Data("usage: ecbench [--mode train|inference|dp-train|collectives|pruner|qat|int8|sparse|onnx|imported|torchvision] [--threads N] [--steps N] [--repeats N] [--out DIR] [--dir DIR] [--only NAME]\n".utf8))
                 exit(2)
             }
         }

@@ -13,6 +13,7 @@ import Foundation
 //   ecbench --mode sparse       block-sparse kernel vs dense sgemm; block-sparse fmnist-cnn inference
 //   ecbench --mode onnx         exports fmnist-cnn (FP32, QDQ) for Tools/onnx_bench.py; engine FP32 reference
 //   ecbench --mode imported     fmnist-cnn exported to ONNX and imported back vs the built-in model
+//   ecbench --mode torchvision  torchvision architectures: import, output vs ONNX Runtime, a training step, 30% pruned
 // Every figure is printed with the reference it is compared to, measured in the same run;
 // lines starting with RESULT are read by launch/bench.
 
@@ -32,6 +33,7 @@ do {
     case "sparse": try SparseBenchmark(options: options).run()
     case "onnx": try ONNXBenchmark(options: options).run()
     case "imported": try ImportedModelBenchmark(options: options).run()
+    case "torchvision": try TorchvisionCoverage(options: options).run()
     default:
         try TrainingBenchmark(options: options).run()
         try InferenceBenchmark(options: options).run()
