@@ -131,6 +131,40 @@ final class ONNXImportTests: XCTestCase {
         }
     }
 
+    /// The integer path on imported graphs: quantized convolutions and dense layers on the int8
+    /// kernels (explicit pads, strides), batch norms, adds, concats and the rest in Float as the
+    /// fake-quantized model runs them — logits equal the fake-quant model's; a quantized
+    /// depthwise convolution is a clear error naming the node, and runs once kept in FP32.
+    func testInt8PathOnImportedModels() throws {
+        let x = try Dataset.load(.test, limit: 32).gather(0..<32).images
+        for name in ["torch_resnet", "keras_concat", "torch_opmix", "torch_mobilenetv2"] {
+            let model = try Model(onnx: fixture(name))
+            var config = QuantizerConfig()
+            config.wbits = 8
+            if name == "torch_mobilenetv2" {
+                let q = try LSQQuantizer(config: config, calibration: x, learningRate: 0.01)
+                try q.prepare(model: model, communicator: SingleProcessCommunicator())
+                XCTAssertThrowsError(try Int8Model(model: model, quantizer: q), name) {
+                    XCTAssertTrue("\($0)".contains("a grouped or depthwise convolution") && "\($0)".contains("quantizer.fp32_layers"), "\($0)")
+                }
+                model.transform = nil
+                config.fp32Layers = model.graph.children.compactMap { ($0 as? Conv2D).flatMap { $0.groups > 1 ? $0.name : nil } }
+            }
+            let q = try LSQQuantizer(config: config, calibration: x, learningRate: 0.01)
+            try q.prepare(model: model, communicator: SingleProcessCommunicator())
+            let fake = outputs(model, x)
+            var int8 = try Int8Model(model: model, quantizer: q)(x)
+            if model.interface.outputSoftmax { int8 = Variable(int8).softmax(axis: 1).value }
+            // The integer sums are exact where the fake-quantized model sums in Float; deep nets
+            // see a few inputs round to the neighbouring code (seen: ≤ 3% of the largest logit on
+            // the MobileNetV2-style fixture, ≤ 1e-4 on the others), not a different model.
+            let scale = max(1, fake.scalars.map(abs).max() ?? 1)
+            XCTAssertLessThan(int8.maxAbsDifference(fake), 0.05 * scale, name)
+            let agree = zip(int8.argmaxRows(), fake.argmaxRows()).filter { $0 == $1 }.count
+            XCTAssertGreaterThanOrEqual(agree, 31, "\(name): top-1 of 32 images")
+        }
+    }
+
     func testUnsupportedOpsAndBadFilesAreClearErrors() throws {
         // Garbage, a truncated file, a missing file.
         let garbage = work.appendingPathComponent("garbage.onnx")

@@ -99,6 +99,13 @@ public struct Int8Layer: Equatable, Sendable {
     /// with the max — the result is bit for bit that of pooling the dequantized output.
     func forward(_ x: Tensor, stride: Int, padding: Padding, relu: Bool, pool: (size: Int, stride: Int)? = nil,
                  chunkImages: Int = 8) -> Tensor {
+        forward(x, geometry: { Conv2DGeometry(input: $0, kernel: weightShape, stride: stride, padding: padding) }, relu: relu,
+                pool: pool, chunkImages: chunkImages)
+    }
+
+    /// `forward` for a convolution of any geometry (explicit pads, a stride per axis; one group).
+    func forward(_ x: Tensor, geometry: ([Int]) -> Conv2DGeometry, relu: Bool, pool: (size: Int, stride: Int)? = nil,
+                 chunkImages: Int = 8) -> Tensor {
         let codes = Int8GEMM.quantize(x, step: inputScale, range: inputRange)
         let c = weightShape.last!, signed = inputRange.signed
         if opType == "MatMul" {
@@ -114,7 +121,8 @@ public struct Int8Layer: Equatable, Sendable {
             }
             return dequantize(acc, shape: [rows, c], relu: relu)
         }
-        let g = Conv2DGeometry(input: x.shape, kernel: weightShape, stride: stride, padding: padding)
+        let g = geometry(x.shape)
+        precondition(g.groups == 1, "\(name): the integer kernel runs one group, the convolution has \(g.groups)")
         let pixels = g.outHeight * g.outWidth
         let pooledGeometry = pool.map { (size: $0.size, stride: $0.stride,
                                          height: (g.outHeight - $0.size) / $0.stride + 1, width: (g.outWidth - $0.size) / $0.stride + 1) }

@@ -5,7 +5,7 @@ import ECTensor
 public enum Int8ModelError: Error, Equatable, CustomStringConvertible {
     /// The quantizer has no plan (`prepare` not called), or lacks the step size `missing`.
     case notPrepared(missing: String?)
-    /// A module kind the integer walk does not handle (residual blocks, batch norm, …).
+    /// A node the integer walk does not run (a quantized grouped convolution).
     case unsupportedModule(model: String, module: String, opType: String)
     /// A quantized layer of the plan has no integer form, or one that does not fit the model.
     case layerMismatch(layer: String, reason: String)
@@ -16,8 +16,8 @@ public enum Int8ModelError: Error, Equatable, CustomStringConvertible {
             return "int8: the quantizer has " + (missing.map { "no step size \($0)" } ?? "no plan")
                 + "; call prepare(model:communicator:) with a calibration batch first"
         case let .unsupportedModule(model, module, opType):
-            return "int8: \(model) has '\(module)' (\(opType)); the integer path runs chains of "
-                + "Conv2D, Dense, ReLU, MaxPool, Flatten and GlobalAvgPool only"
+            return "int8: \(model) has '\(module)' (\(opType)), a grouped or depthwise convolution, which the integer kernel "
+                + "does not run; keep it in FP32 (quantizer.fp32_layers) to export the rest in int8"
         case let .layerMismatch(layer, reason):
             return "int8: layer '\(layer)': \(reason)"
         }
@@ -48,7 +48,7 @@ public final class Int8Model {
     ///   a planned layer is missing from `layers` or does not fit the skeleton's kernel.
     public init(skeleton: Model, plan: QuantizationPlan, layers: [String: Int8Layer],
                 winogradLayers: [String: Int8WinogradLayer] = [:]) throws {
-        try Self.checkSupported(skeleton)
+        try Self.checkSupported(skeleton, plan: plan)
         for q in plan.quantized {
             guard let shape = layers[q.layer]?.weightShape ?? winogradLayers[q.layer]?.weightShape else {
                 throw Int8ModelError.layerMismatch(layer: q.layer, reason: "no integer form")
@@ -69,8 +69,8 @@ public final class Int8Model {
     ///
     /// - Throws: `Int8ModelError.notPrepared`, or as `init(skeleton:plan:layers:)`.
     public convenience init(model: Model, quantizer: LSQQuantizer) throws {
-        try Self.checkSupported(model)
         guard let plan = quantizer.plan else { throw Int8ModelError.notPrepared(missing: nil) }
+        try Self.checkSupported(model, plan: plan)
         var layers: [String: Int8Layer] = [:], winograd: [String: Int8WinogradLayer] = [:]
         for q in plan.quantized {
             guard let w = model.parameter(named: q.weight.parameter) else {
@@ -122,12 +122,14 @@ public final class Int8Model {
                                  output: outputStep.flatMap { step in q.output.map { (step, QuantRange(bits: $0.bits, signed: $0.signed)) } })
     }
 
-    /// Throws `unsupportedModule` for the first module of `model` the walk does not handle.
-    static func checkSupported(_ model: Model) throws {
+    /// Throws `unsupportedModule` for the first node of `model` the walk does not run: a
+    /// grouped convolution the plan quantizes (every other node runs — quantized Conv2D/Dense
+    /// layers on the integer kernels, the rest in Float as the fake-quantized model runs them).
+    static func checkSupported(_ model: Model, plan: QuantizationPlan) throws {
+        let quantized = Set(plan.quantized.map(\.layer))
         for node in model.graph.nodes {
-            let m = node.op.layer
-            guard m is Conv2D || m is Dense || m is ReLU || m is MaxPool || m is Flatten || m is GlobalAvgPool else {
-                throw Int8ModelError.unsupportedModule(model: model.name, module: node.name, opType: node.op.opType)
+            if let conv = node.op.layer as? Conv2D, conv.groups != 1, quantized.contains(conv.name) {
+                throw Int8ModelError.unsupportedModule(model: model.name, module: node.name, opType: "\(node.op.opType), groups \(conv.groups)")
             }
         }
     }
@@ -169,15 +171,16 @@ public final class Int8Model {
                     // Conv → ReLU → MaxPool: pooled on the integer sums (Int8Layer.forward). (A
                     // binary post-quant grid maps 0 to +1: there the ReLU must follow the output
                     // quantization, as in the fake-quant model, so that layer takes the plain path.)
-                    write(pool, layer.forward(input(i), stride: conv.stride, padding: conv.padding, relu: true,
-                                              pool: (p.size, p.stride)))
+                    write(pool, layer.forward(input(i), geometry: conv.geometry, relu: true, pool: (p.size, p.stride)))
                     s += 2
                     continue
                 }
                 if let fusable = node.op.layer as? ActivationFusable {
                     write(i, run(fusable, input(i), relu: false, ctx))
                 } else {
-                    write(i, node.op.layer!.forward(Variable(input(i)), ctx).value)
+                    // Everything but the weight layers runs in Float, as in the fake-quantized model.
+                    let outs = graph.run(node.op, node.inputs.map { Variable(values[$0]!) }, ctx)
+                    for (v, o) in zip(node.outputs, outs) { values[v] = o.value }
                 }
             case let .weightReLU(i, relu):
                 write(relu, run(graph.nodes[i].op.layer as! ActivationFusable, input(i), relu: true, ctx))
@@ -196,7 +199,8 @@ public final class Int8Model {
             return module.forward(Variable(x), ctx, activation: relu ? .relu : .identity).value
         }
         let conv = module as? Conv2D
-        return layer.forward(x, stride: conv?.stride ?? 1, padding: conv?.padding ?? .valid, relu: relu)
+        guard let conv else { return layer.forward(x, stride: 1, padding: .valid, relu: relu) }
+        return layer.forward(x, geometry: conv.geometry, relu: relu)
     }
 
     /// Top-1 accuracy over `images` (`[N] + inputShape`) and `labels`, in batches.

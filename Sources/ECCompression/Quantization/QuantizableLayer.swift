@@ -35,7 +35,7 @@ public struct QuantizableLayer: Equatable, Sendable {
                 if QuantizerConfig.quantizableOpTypes.contains(module.opType),
                    let weight = module.ownParameters.first(where: { $0.role == .weight }) {
                     let conv = module as? Conv2D
-                    let winograd = conv.map { Winograd.applies(kernel: $0.weight.shape, stride: $0.stride, padding: $0.padding) } ?? false
+                    let winograd = conv.map { $0.isPlain && Winograd.applies(kernel: $0.weight.shape, stride: $0.stride, padding: $0.padding) } ?? false
                     found.append(QuantizableLayer(name: module.name, opType: module.opType, weight: weight.name,
                                                   readsModelInput: readsInput, winogradCapable: winograd))
                 } else if module is Flatten {

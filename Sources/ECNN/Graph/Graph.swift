@@ -110,8 +110,8 @@ public final class Graph: Module {
         return values[output]!
     }
 
-    /// One node's op on its inputs.
-    func run(_ op: NodeOp, _ x: [Variable], _ ctx: ForwardContext) -> [Variable] {
+    /// One node's op on its inputs (the unfused step).
+    public func run(_ op: NodeOp, _ x: [Variable], _ ctx: ForwardContext) -> [Variable] {
         switch op {
         case let .layer(m): return [m.forward(x[0], ctx)]
         case .add: return [x[0] + x[1]]
