@@ -125,6 +125,29 @@ final class DistributedTrainingTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("replicas diverged at step 4: 'conv1/bias' differs between ranks"), r.stderr)
     }
 
+    /// The chief's initial parameters are verified on every rank like every payload: a copy
+    /// corrupted in transit (`EC_FAULT_CORRUPT_BROADCAST=1`: rank 1 flips a bit of what it
+    /// received) ends the job before the first step, naming the tensor and both checksums.
+    func testACorruptedInitialBroadcastEndsTheJob() throws {
+        let job = try writeJob("corrupt-broadcast", batch: 64, steps: 4)
+        let r = try train(ranks: 2, job, environment: ["EC_FAULT_CORRUPT_BROADCAST": "1"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("[rank 1/2] error: initial parameter broadcast (chief → every rank, before step 1) "
+                                        + "arrived corrupted on rank 1: 'conv1/bias' hashes to 0x"), r.stderr)
+        XCTAssertFalse(r.stderr.contains("step 1/4"), "no step ran: \(r.stderr)")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: job.saveDir + "/checkpoints"), "nothing was saved")
+    }
+
+    /// A compression payload that fails verification names itself: kind, step, compressor, rank.
+    func testACorruptedPayloadIsNamed() throws {
+        let job = try writeJob("corrupt-payload", batch: 64, steps: 4,
+                               extra: "compression:\n  pruner: {compression_ratio: 0.3, step_interval: 2, num_trials: 2}")
+        let r = try train(ranks: 2, job, environment: ["EC_FAULT_CORRUPT_PAYLOAD": "1"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("[rank 1/2] error: the pruner's masks payload of step 2 was rejected on rank 1: "
+                                        + "payload checksum mismatch: header says 0x"), r.stderr)
+    }
+
     func testFailureOnOneRankEndsTheJob() throws {
         let job = try writeJob("fault", batch: 64, steps: 50)
         let r = try train(ranks: 2, job, environment: ["EC_FAULT_INJECT": "1:2"])

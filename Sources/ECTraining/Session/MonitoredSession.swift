@@ -32,6 +32,10 @@ public final class MonitoredSession {
     public var threadReplicas = 1
     private var closed = false
 
+    /// Test fault injection: the rank named by this environment variable flips one bit of the
+    /// parameters it receives from the chief at creation, before they are verified.
+    public static let corruptBroadcastVariable = "EC_FAULT_CORRUPT_BROADCAST"
+
     /// Creates the session: runs `begin`, makes parameters identical on every rank (the chief's
     /// values are broadcast), then runs `afterCreateSession`.
     public init(model: Model, optimizer: Optimizer, communicator: Communicator = SingleProcessCommunicator(),
@@ -43,7 +47,8 @@ public final class MonitoredSession {
         self.hooks = hooks
         globalStep = startStep
         for h in hooks { try h.begin(self) }
-        try broadcastParameters(model.parameters, from: 0, communicator: communicator)
+        let corrupt = ProcessInfo.processInfo.environment[Self.corruptBroadcastVariable] == String(communicator.rank)
+        try broadcastParameters(model.parameters, from: 0, communicator: communicator, corruptOnReceipt: corrupt)
         for h in hooks { try h.afterCreateSession(self) }
     }
 
@@ -145,10 +150,29 @@ public final class MonitoredSession {
     }
 }
 
-/// Broadcasts every parameter (running statistics included) from `root`, in canonical order.
-public func broadcastParameters(_ parameters: [Parameter], from root: Int, communicator: Communicator) throws {
+/// Broadcasts every parameter (running statistics included) from `root`, in canonical order,
+/// and verifies what arrived as every payload is verified: the root broadcasts the XXH64 of
+/// each parameter's bytes, and a rank whose copy hashes otherwise throws
+/// `TrainingError.initialBroadcastCorrupted`, naming the first such parameter (the caller ends
+/// the job; nobody trains on a corrupted copy).
+///
+/// - Parameter corruptOnReceipt: tests only — flip one bit of the first parameter received
+///   (on a rank other than `root`) before verifying.
+public func broadcastParameters(_ parameters: [Parameter], from root: Int, communicator: Communicator,
+                                corruptOnReceipt: Bool = false) throws {
     guard communicator.size > 1 else { return }
-    for p in parameters.sorted(by: { $0.name < $1.name }) {
+    let ordered = parameters.sorted(by: { $0.name < $1.name })
+    for p in ordered {
         try p.value.withUnsafeMutableBufferPointer { try communicator.broadcast($0, root: root) }
+    }
+    if corruptOnReceipt, communicator.rank != root, let first = ordered.first(where: { $0.value.count > 0 }) {
+        first.value.withUnsafeMutableBufferPointer { $0.withMemoryRebound(to: UInt32.self) { $0[0] ^= 1 } }
+    }
+    let received = ordered.map { p in p.value.withUnsafeBufferPointer { XXHash64.hash(UnsafeRawBufferPointer($0)) } }
+    var sent = received
+    try sent.withUnsafeMutableBytes { try communicator.broadcast($0, root: root) }
+    if let i = ordered.indices.first(where: { received[$0] != sent[$0] }) {
+        throw TrainingError.initialBroadcastCorrupted(rank: communicator.rank, tensor: ordered[i].name,
+                                                      received: received[i], sent: sent[i])
     }
 }
