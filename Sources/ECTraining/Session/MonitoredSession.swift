@@ -97,6 +97,7 @@ public final class MonitoredSession {
             return forwardBackward(images: images, labels: labels, globalBatchSize: globalBatchSize, replicas: replicas)
         }
         let ctx = ForwardContext.training()
+        ctx.batchShare = BatchShare(pass: labels.count, global: globalBatchSize)
         let loss = model(Variable(images), ctx).softmaxCrossEntropy(labels: labels, normalizer: globalBatchSize)
         ctx.tape!.backward(from: loss)
         return loss.value.scalarValue
@@ -126,6 +127,7 @@ public final class MonitoredSession {
                 // The same cut as ranks' shards: a world of `replicas` ranks trains like this.
                 let range = BatchSchedule.shard(of: labels.count, rank: r, worldSize: replicas)
                 let ctx = ForwardContext(tape: Tape(), training: true, gradients: accumulators[r])
+                ctx.batchShare = BatchShare(pass: range.count, global: globalBatchSize)
                 let loss = model(Variable(images.rows(range)), ctx).softmaxCrossEntropy(labels: Array(labels[range]),
                                                                                          normalizer: globalBatchSize)
                 ctx.tape!.backward(from: loss)
