@@ -11,6 +11,9 @@ public final class ForwardContext {
     public let gradients: GradientAccumulator?
     /// Settings of an inference pass (which kernels may run block-sparse); ignored when recording.
     public let inferenceOptions: InferenceOptions
+    /// Synchronised batch norm: in training, batch-norm layers sum their batch statistics over
+    /// every pass of the global batch through this (nil: each pass normalises with its own).
+    public var batchStatistics: BatchStatisticsReducer?
     /// This pass's share of a global batch that several passes (thread replicas, ranks) train
     /// on together; nil when the pass is the whole batch. Values computed "per batch" (LSQ's
     /// step-size gradient scale) use the global batch.

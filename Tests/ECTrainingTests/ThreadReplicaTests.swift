@@ -164,6 +164,8 @@ final class ThreadReplicaTests: XCTestCase {
     func testModelsWithBatchStatisticsOrATransformOrTinyShardsUseOnePass() throws {
         let resnet = try session(try XCTUnwrap(ModelZoo.make("resnet-mini", seed: 1)), replicas: 2)
         XCTAssertEqual(resnet.replicaCount(batch: 64), 1, "batch norm statistics would race")
+        resnet.syncBatchNorm = true
+        XCTAssertEqual(resnet.replicaCount(batch: 64), 2, "synchronised: one replica moves the running statistics")
         let cnn = try XCTUnwrap(ModelZoo.make("fmnist-cnn", seed: 1))
         let plain = try session(cnn, replicas: 2)
         XCTAssertEqual(plain.replicaCount(batch: 64), 2)
