@@ -12,9 +12,10 @@ import Glibc
 /// process without mpirun, as two thread replicas, must give the same weights bit for bit as
 /// on one rank per "host" (sums over ranks are taken in rank order on any transport).
 ///
-/// Needs root and `ip` (skipped otherwise); the namespaces, bridge and /etc/hosts lines are
-/// removed before each test (leftovers of a crashed run) and after it, pass or fail. By hand:
-/// docs/distributed.md, "The multi-host test".
+/// Needs root and `ip` (iproute2): skipped otherwise, unless `EC_REQUIRE_NETNS=1` (as
+/// `launch/test` sets), which makes a missing lab a failure. The namespaces, bridge and
+/// /etc/hosts lines are removed before each test (leftovers of a crashed run) and after it,
+/// pass or fail. By hand: docs/distributed.md, "The multi-host test".
 final class MultiHostTests: XCTestCase {
     private var lab = NetworkLab(hosts: ["ectest-master-0", "ectest-worker-0"], bridge: "br-ectest", subnet: "10.231.77")
     private var labLocked = false
@@ -212,7 +213,12 @@ final class MultiHostTests: XCTestCase {
     }
 
     private func startLab() throws {
-        if let reason = NetworkLab.unavailableReason { throw XCTSkip("multi-host test skipped: \(reason)") }
+        if let reason = NetworkLab.unavailableReason {
+            if NetworkLab.required {
+                throw HarnessError(description: "the multi-host test must run (EC_REQUIRE_NETNS=1) but cannot: \(reason)")
+            }
+            throw XCTSkip("multi-host test skipped: \(reason)")
+        }
         try lab.up()
     }
 
