@@ -19,7 +19,14 @@ public enum ReduceOp: String, Sendable, CaseIterable {
 ///
 /// Every operation is *collective*: all ranks must call it, in the same order, with
 /// matching arguments (the same element count for buffers, the same root). Buffers are
-/// reduced in place. Failures throw `CollectiveError`; a rank that cannot continue should call
+/// reduced in place.
+///
+/// Sums (`allreduce` with `.sum`/`.average`, `reduce`) are taken in rank order,
+/// `((x₀ + x₁) + x₂) + …`, and every rank gets the same bits: on two ranks any MPI sum is that
+/// (float addition commutes), on three or more `MPICommunicator` adds the ranks' values itself
+/// in that order instead of leaving the association to MPI's algorithm of the moment (which
+/// changes with the message size and the transport). So N ranks sum exactly as N thread
+/// replicas summed in replica order do, and the same job gives the same bits on any network. Failures throw `CollectiveError`; a rank that cannot continue should call
 /// `failJob(_:comm:)` so that the whole job stops instead of the other ranks hanging.
 public protocol Communicator: AnyObject {
     /// This process's rank, in `0..<size`.

@@ -1,7 +1,8 @@
 import CMPI
 
 // The collectives of `MPICommunicator`: every one validates, then funnels each MPI call
-// through `mpiCall`. Counts beyond `maxCountPerCall` are split into several calls.
+// through `mpiCall`. Counts beyond `maxCountPerCall` are split into several calls. Sums over
+// three or more ranks are taken in rank order (`Communicator`'s documentation).
 extension MPICommunicator {
     public func allreduce(_ buffer: UnsafeMutableBufferPointer<Float>, op: ReduceOp) throws {
         try allreduce(UnsafeMutableRawPointer(buffer.baseAddress), count: buffer.count,
@@ -104,6 +105,18 @@ extension MPICommunicator {
                            type: MPI_Datatype, op: ReduceOp) throws {
         try ensureActive("allreduce")
         guard let base else { return }
+        if size > 2, op == .sum || op == .average {  // sums in rank order (the type's documentation)
+            if stride == MemoryLayout<Float>.stride {
+                try forEachChunk(of: count) { offset, n in
+                    try rankOrderedAllreduce(base.assumingMemoryBound(to: Float.self) + Int(offset), count: Int(n), type: type)
+                }
+            } else {
+                try forEachChunk(of: count) { offset, n in
+                    try rankOrderedAllreduce(base.assumingMemoryBound(to: Double.self) + Int(offset), count: Int(n), type: type)
+                }
+            }
+            return
+        }
         let mpiOp: MPI_Op
         switch op {
         case .sum, .average: mpiOp = cmpi_op_sum()
@@ -123,6 +136,20 @@ extension MPICommunicator {
         try ensureActive("reduce")
         try validate(root: root)
         guard let base else { return }
+        if size > 2 {  // sums in rank order (the type's documentation)
+            let piece = Swift.max(1, maxCountPerCall / size)
+            var offset = 0
+            while offset < count {
+                let n = Swift.min(piece, count - offset)
+                if stride == MemoryLayout<Float>.stride {
+                    try rankOrderedReduce(base.assumingMemoryBound(to: Float.self) + offset, count: n, type: type, root: root)
+                } else {
+                    try rankOrderedReduce(base.assumingMemoryBound(to: Double.self) + offset, count: n, type: type, root: root)
+                }
+                offset += n
+            }
+            return
+        }
         let isRoot = rank == root
         try forEachChunk(of: count) { offset, n in
             let chunk = base + offset * stride
@@ -130,6 +157,63 @@ extension MPICommunicator {
                 isRoot
                     ? MPI_Reduce(cmpi_in_place(), chunk, n, type, cmpi_op_sum(), Int32(root), comm)
                     : MPI_Reduce(chunk, nil, n, type, cmpi_op_sum(), Int32(root), comm)
+            }
+        }
+    }
+}
+
+// MARK: Sums in rank order
+
+extension MPICommunicator {
+    /// The sum of every rank's `count` values at `base`, taken in rank order
+    /// `((x₀ + x₁) + x₂) + …` and written on every rank: rank r receives chunk r of every
+    /// rank's buffer (`MPI_Alltoallv`), adds them in rank order, and every rank collects the
+    /// summed chunks (`MPI_Allgatherv`). The bytes moved are those of a ring allreduce;
+    /// `count ≤ maxCountPerCall`, so every displacement fits MPI's `int`.
+    func rankOrderedAllreduce<T: BinaryFloatingPoint>(_ base: UnsafeMutablePointer<T>, count: Int, type: MPI_Datatype) throws {
+        let starts = (0...size).map { count * $0 / size }
+        let counts = (0..<size).map { Int32(starts[$0 + 1] - starts[$0]) }
+        let mine = Int(counts[rank])
+        var received = [T](repeating: 0, count: mine * size)
+        var sendDisplacements = starts.dropLast().map { Int32($0) }
+        var receiveCounts = [Int32](repeating: Int32(mine), count: size)
+        var receiveDisplacements = (0..<size).map { Int32($0 * mine) }
+        var sendCounts = counts
+        try received.withUnsafeMutableBufferPointer { r in
+            try mpiCall("MPI_Alltoallv") {
+                MPI_Alltoallv(base, &sendCounts, &sendDisplacements, type,
+                              r.baseAddress, &receiveCounts, &receiveDisplacements, type, comm)
+            }
+            let out = base + starts[rank]
+            for i in 0..<mine { out[i] = r[i] }
+            for source in 1..<size {
+                let row = r.baseAddress! + source * mine
+                for i in 0..<mine { out[i] += row[i] }
+            }
+        }
+        var displacements = starts.dropLast().map { Int32($0) }
+        var allCounts = counts
+        try mpiCall("MPI_Allgatherv") {
+            MPI_Allgatherv(cmpi_in_place(), 0, type, base, &allCounts, &displacements, type, comm)
+        }
+    }
+
+    /// The sum of every rank's `count` values in rank order on `root` (`MPI_Gather`, then the
+    /// root adds the rows in rank order); the other ranks' buffers are unchanged.
+    /// `count · size ≤ maxCountPerCall`.
+    func rankOrderedReduce<T: BinaryFloatingPoint>(_ base: UnsafeMutablePointer<T>, count: Int, type: MPI_Datatype,
+                                                  root: Int) throws {
+        let isRoot = rank == root
+        var rows = [T](repeating: 0, count: isRoot ? count * size : 0)
+        try rows.withUnsafeMutableBufferPointer { r in
+            try mpiCall("MPI_Gather") {
+                MPI_Gather(base, Int32(count), type, r.baseAddress, Int32(count), type, Int32(root), comm)
+            }
+            guard isRoot else { return }
+            for i in 0..<count { base[i] = r[i] }
+            for source in 1..<size {
+                let row = r.baseAddress! + source * count
+                for i in 0..<count { base[i] += row[i] }
             }
         }
     }

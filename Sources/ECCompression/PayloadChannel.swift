@@ -14,6 +14,9 @@ import Foundation
 /// `EC_FAULT_CORRUPT_PAYLOAD` is this rank's number at `init`, every payload this rank receives
 /// has one bit flipped (the first byte of the header's checksum field) before verification,
 /// which then fails with `PayloadError.checksumMismatch`.
+///
+/// Failures are `PayloadChannelError`s naming the payload — kind, step, the compressor
+/// (`sender`) and the rank — around the `PayloadError` that says what was wrong.
 public final class PayloadChannel {
     /// The environment variable naming the rank that corrupts what it receives.
     public static let corruptPayloadVariable = "EC_FAULT_CORRUPT_PAYLOAD"
@@ -24,6 +27,8 @@ public final class PayloadChannel {
     public let communicator: Communicator
     /// The zstd level the chief compresses with.
     public let level: Int
+    /// The compressor whose decisions this channel carries (named in errors), if any.
+    public let sender: String?
     /// The counters so far.
     public private(set) var metrics = PayloadChannelMetrics()
 
@@ -34,11 +39,13 @@ public final class PayloadChannel {
     /// - Parameters:
     ///   - communicator: the world; rank 0 is the chief.
     ///   - level: the zstd level (1: on bit-packed masks level 9 is 5–10× slower for little gain, docs/payload-format.md).
+    ///   - sender: the compressor whose decisions travel here (`pruner`…), named in errors.
     ///   - environment: where `EC_FAULT_CORRUPT_PAYLOAD` is read (the process's by default).
-    public init(communicator: Communicator, level: Int = 1,
+    public init(communicator: Communicator, level: Int = 1, sender: String? = nil,
                 environment: [String: String] = ProcessInfo.processInfo.environment) {
         self.communicator = communicator
         self.level = level
+        self.sender = sender
         if environment[Self.corruptPayloadVariable] == String(communicator.rank) {
             corruptOnReceipt = { bytes in
                 if bytes.count > 32 { bytes[32] ^= 0x01 }
@@ -55,19 +62,27 @@ public final class PayloadChannel {
     ///     (pass `nil`).
     /// - Returns: the decoded payload, bit-identical on every rank; on the chief it equals
     ///   `entries` in canonical order.
-    /// - Throws: on the chief, `PayloadError` from encoding (the workers are then left waiting:
-    ///   end the job with `failJob`); on any rank, `CollectiveError` from the broadcast and
-    ///   `PayloadError` from verification.
+    /// - Throws: on the chief, `PayloadChannelError` (stage `.encode`) from encoding (the
+    ///   workers are then left waiting: end the job with `failJob`); on any rank,
+    ///   `CollectiveError` from the broadcast and `PayloadChannelError` (stage `.verify`) from
+    ///   verification.
     public func broadcast(kind: PayloadKind, step: Int, entries: [String: PayloadValue]?) throws -> Payload {
         let start = clock.now
+        func named(_ stage: PayloadChannelError.Stage, _ body: () throws -> Void) throws {
+            do { try body() } catch let error as PayloadError {
+                throw PayloadChannelError(kind: kind, step: step, sender: sender, rank: communicator.rank, stage: stage, error: error)
+            }
+        }
         var bytes: [UInt8] = []
         if communicator.rank == Self.root {
             guard let entries else { preconditionFailure("the chief must pass the entries to broadcast") }
-            bytes = try PayloadCodec.encode(kind: kind, step: step, entries: entries, level: level)
+            try named(.encode) { bytes = try PayloadCodec.encode(kind: kind, step: step, entries: entries, level: level) }
         }
         try communicator.broadcast(&bytes, root: Self.root)
         corruptOnReceipt?(&bytes)
-        let payload = try PayloadCodec.decode(bytes, expectedKind: kind, expectedStep: step)
+        var decoded: Payload?
+        try named(.verify) { decoded = try PayloadCodec.decode(bytes, expectedKind: kind, expectedStep: step) }
+        let payload = decoded!
         metrics.calls += 1
         metrics.bytesSent += bytes.count
         metrics.uncompressedBytes += Self.bodyLength(bytes)

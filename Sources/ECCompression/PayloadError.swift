@@ -74,6 +74,40 @@ public enum PayloadError: Error, Equatable, CustomStringConvertible {
     }
 }
 
+/// A payload the channel could not send or accept, named by what it was: its kind, its step,
+/// the compressor whose decisions it carries and the rank it failed on, with the reason.
+/// `PayloadChannel.broadcast` throws it.
+public struct PayloadChannelError: Error, Equatable, CustomStringConvertible {
+    /// Where it failed: encoding on the chief, or verifying what arrived on a rank.
+    public enum Stage: String, Sendable { case encode, verify }
+    public let kind: PayloadKind
+    public let step: Int
+    /// The compressor whose decisions the payload carries (`pruner`, `quantizer`,
+    /// `sparsifier`), nil for a channel that serves no compressor.
+    public let sender: String?
+    public let rank: Int
+    public let stage: Stage
+    /// What was wrong with the bytes.
+    public let error: PayloadError
+
+    public init(kind: PayloadKind, step: Int, sender: String?, rank: Int, stage: Stage, error: PayloadError) {
+        self.kind = kind
+        self.step = step
+        self.sender = sender
+        self.rank = rank
+        self.stage = stage
+        self.error = error
+    }
+
+    public var description: String {
+        let what = "\(sender.map { "the \($0)'s " } ?? "")\(kind) payload of step \(step)"
+        switch stage {
+        case .encode: return "\(what) could not be encoded on rank \(rank): \(error)"
+        case .verify: return "\(what) was rejected on rank \(rank): \(error)"
+        }
+    }
+}
+
 /// `0x` and two lower-case hex digits per byte.
 private func hex(_ bytes: [UInt8]) -> String {
     "0x" + bytes.map { $0 < 16 ? "0" + String($0, radix: 16) : String($0, radix: 16) }.joined()

@@ -2,8 +2,9 @@ import ECTensor
 
 /// Batch normalisation over the channel axis (op type `FusedBatchNorm`): `name/gamma`,
 /// `name/beta` (trained) and `name/moving_mean`, `name/moving_variance` (running statistics,
-/// momentum 0.99, ε = 1e-3 as Keras). In training each rank normalises with its own shard's
-/// batch statistics (per-rank batch norm, as Horovod without SyncBN).
+/// momentum 0.99, ε = 1e-3 as Keras). In training each pass normalises with its own batch's
+/// statistics, or — synchronised batch norm, when the context has a `batchStatistics` reducer
+/// — with the global batch's (docs/distributed.md, "Batch norm on several ranks").
 public final class BatchNorm: Module {
     public let name: String
     public let opType = "FusedBatchNorm"
@@ -27,9 +28,18 @@ public final class BatchNorm: Module {
     public var ownParameters: [Parameter] { [gamma, beta, movingMean, movingVariance] }
 
     public func forward(_ x: Variable, _ ctx: ForwardContext) -> Variable {
-        x.batchNorm(gamma: ctx.variable(for: gamma), beta: ctx.variable(for: beta),
-                    runningMean: &movingMean.value, runningVariance: &movingVariance.value,
-                    training: ctx.training, momentum: momentum, epsilon: epsilon)
+        let statistics = ctx.training ? ctx.batchStatistics : nil
+        if let statistics, !statistics.updatesRunningStatistics {
+            // Another pass of this process moves the running statistics (the same global ones):
+            // this one never touches them, so passes may run at once.
+            var unusedMean = Tensor(shape: [channels]), unusedVariance = Tensor(shape: [channels], repeating: 1)
+            return x.batchNorm(gamma: ctx.variable(for: gamma), beta: ctx.variable(for: beta),
+                               runningMean: &unusedMean, runningVariance: &unusedVariance, training: true,
+                               momentum: momentum, epsilon: epsilon, statistics: statistics)
+        }
+        return x.batchNorm(gamma: ctx.variable(for: gamma), beta: ctx.variable(for: beta),
+                           runningMean: &movingMean.value, runningVariance: &movingVariance.value,
+                           training: ctx.training, momentum: momentum, epsilon: epsilon, statistics: statistics)
     }
 
     public func inputProblem(_ input: [Int]) -> String? {

@@ -11,6 +11,13 @@ public final class ForwardContext {
     public let gradients: GradientAccumulator?
     /// Settings of an inference pass (which kernels may run block-sparse); ignored when recording.
     public let inferenceOptions: InferenceOptions
+    /// Synchronised batch norm: in training, batch-norm layers sum their batch statistics over
+    /// every pass of the global batch through this (nil: each pass normalises with its own).
+    public var batchStatistics: BatchStatisticsReducer?
+    /// This pass's share of a global batch that several passes (thread replicas, ranks) train
+    /// on together; nil when the pass is the whole batch. Values computed "per batch" (LSQ's
+    /// step-size gradient scale) use the global batch.
+    public var batchShare: BatchShare?
     private var bound: [ObjectIdentifier: Variable] = [:]
 
     public init(tape: Tape?, training: Bool, gradients: GradientAccumulator? = nil,
@@ -44,6 +51,24 @@ public final class ForwardContext {
         bound[key] = v
         return v
     }
+}
+
+/// The samples of one pass and of the global batch the passes of a training step make up.
+public struct BatchShare: Equatable, Sendable {
+    /// Samples in this pass (> 0).
+    public let pass: Int
+    /// Samples in the global batch (≥ `pass`).
+    public let global: Int
+
+    public init(pass: Int, global: Int) {
+        precondition(pass > 0 && global >= pass, "BatchShare: \(pass) samples of a global batch of \(global)")
+        self.pass = pass
+        self.global = global
+    }
+
+    /// The element count of a per-sample tensor over the global batch, from this pass's
+    /// `count` (a multiple of `pass`: the batch is a factor of every activation's size).
+    public func globalCount(_ count: Int) -> Int { count / pass * global }
 }
 
 /// Parameter gradients of one forward/backward pass, kept apart from `Parameter.grad`.

@@ -42,6 +42,30 @@ extension Parallel {
         workers = saved
     }
 
+    /// `replicas`, with every replica on a thread of its own at the same time, also when there
+    /// are more replicas than cores — for replicas that wait for each other (synchronised batch
+    /// norm), which `replicas` might run one after another. Replica 0 runs on the caller's
+    /// thread; returns when all have returned.
+    public static func replicasTogether(_ n: Int, _ body: @escaping (Int) -> Void) {
+        let blasThreads = BLAS.threads, saved = workers
+        BLAS.setThreads(1)
+        workers = 1
+        let done = DispatchGroup()
+        for i in 1..<max(n, 1) {
+            done.enter()
+            let thread = Thread {
+                body(i)
+                done.leave()
+            }
+            thread.stackSize = 8 << 20
+            thread.start()
+        }
+        if n > 0 { body(0) }
+        done.wait()
+        BLAS.setThreads(blasThreads)
+        workers = saved
+    }
+
     /// `transform` of each of `n` contiguous slices of `batch`'s first axis, run as replicas
     /// and joined back along the first axis in order.
     public static func mapBatchSlices(_ batch: Tensor, _ n: Int, _ transform: (Tensor) -> Tensor) -> Tensor {

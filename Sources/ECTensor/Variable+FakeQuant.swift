@@ -13,7 +13,10 @@ extension Variable {
     ///   `∂v̂/∂s = level(x) − x` inside the range, `−Qn` below it and `Qp` above it
     ///   (the level in both cases: `∂v̂/∂s = level(x) − (inside ? x : 0)`);
     /// - `g = gradScale ?? 1/√(N·Qp)` (eq. 4–5), N the number of elements sharing `s`, which puts
-    ///   the step's update on the scale of the weights' updates.
+    ///   the step's update on the scale of the weights' updates. When this pass holds part of a
+    ///   batch that several passes share (thread replicas, ranks), `globalCount` is the element
+    ///   count of the whole batch's tensor and N is counted from it, so that the passes' summed
+    ///   gradient is the one pass over the whole batch would give.
     ///
     /// Shapes: `stepSize` is `[]` or `[1]` (one step; `channelAxisSize` nil), or `[C]` with
     /// `channelAxisSize == C == shape.last` (per output channel: element `e` uses `s[e % C]`, the
@@ -23,7 +26,7 @@ extension Variable {
     /// `∂L/∂s` is summed in Double over blocks fixed by the shape, not by the thread count, so it
     /// is bit-identical whatever the number of workers.
     public func fakeQuantLSQ(stepSize: Variable, range: QuantRange, channelAxisSize: Int? = nil,
-                             gradScale: Float? = nil) -> Variable {
+                             gradScale: Float? = nil, globalCount: Int? = nil) -> Variable {
         let v = value, s = stepSize.value
         let layout = FakeQuantLayout(valueShape: v.shape, stepShape: s.shape, channelAxisSize: channelAxisSize)
         s.withUnsafeBufferPointer { sp in
@@ -68,7 +71,8 @@ extension Variable {
                 for j in 0..<layout.width { lanes[j] += sums[b * layout.width + j] }
             }
             let perStep = v.count / layout.channels
-            let scale = gradScale.map(Double.init) ?? 1 / (Double(perStep) * Double(range.qp)).squareRoot()
+            let sharing = (globalCount ?? v.count) / layout.channels
+            let scale = gradScale.map(Double.init) ?? 1 / (Double(sharing) * Double(range.qp)).squareRoot()
             let ds: [Float] = perStep == 0 ? Array(repeating: 0, count: layout.channels)
                 : layout.channels == 1 ? [Float(scale * lanes.reduce(0, +))] : lanes.map { Float(scale * $0) }
             stepSize.accumulate(Tensor(shape: s.shape, scalars: ds))

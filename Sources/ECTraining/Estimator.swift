@@ -24,6 +24,8 @@ public struct RunConfig {
     /// Thread replicas per rank (`MonitoredSession.threadReplicas`); nil: one per element-wise
     /// worker thread (`Parallel.workers`, the rank's share of the cores).
     public var threadReplicas: Int?
+    /// Synchronised batch norm (`MonitoredSession.syncBatchNorm`).
+    public var syncBatchNorm = false
 
     public init(saveDir: String, communicator: Communicator = SingleProcessCommunicator(),
                 log: Logger = Logger()) {

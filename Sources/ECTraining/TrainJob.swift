@@ -45,6 +45,7 @@ public enum TrainJob {
         run.bucketBytes = config.bucketBytes
         run.resume = resume
         run.threadReplicas = config.threadReplicas
+        run.syncBatchNorm = config.syncBatchNorm
         if config.initFrom != nil, config.quantizer?.pretrainedModel != nil {
             throw ConfigError.invalid(path: "compression.quantizer.pretrained_model",
                                       reason: "the job also has init_from: give the starting weights once")

@@ -20,6 +20,10 @@ struct TrainLoop {
         let rc = estimator.config, comm = rc.communicator, log = rc.log
         let model = try estimator.modelFn()
         try trainSpec.data.checkFits(model)
+        if rc.syncBatchNorm, !model.graph.allModules.contains(where: { $0 is BatchNorm }) {
+            throw ConfigError.invalid(path: "sync_batch_norm", reason: "\(model.name) has no batch norm layer to synchronise; "
+                                      + "hint: remove the key")
+        }
         let schedule = try BatchSchedule(dataset: trainSpec.data, batchSize: trainSpec.batchSize, seed: trainSpec.seed)
         let totalSteps = trainSpec.maxSteps ?? trainSpec.epochs * schedule.stepsPerEpoch
         let optimizer = try estimator.optimizerFn(totalSteps)
@@ -56,6 +60,7 @@ struct TrainLoop {
         let session = try MonitoredSession(model: model, optimizer: optimizer, communicator: comm, hooks: hooks,
                                            bucketBytes: rc.bucketBytes, startStep: start.step)
         session.threadReplicas = rc.threadReplicas ?? Parallel.workers
+        session.syncBatchNorm = rc.syncBatchNorm
         var batches = try schedule.makeIterator(startingAt: start.position, rank: comm.rank, worldSize: comm.size)
         let clock = DispatchTime.now()
         while !session.shouldStop {

@@ -6,6 +6,11 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
     case incompatibleWeights(source: String, reason: String)
     /// A fault injected for tests (`EC_FAULT_INJECT`).
     case injectedFault(rank: Int, step: Int)
+    /// A collective of synchronised batch norm failed inside a forward or backward pass.
+    case syncBatchNorm(reason: String)
+    /// The parameters a rank received from the chief at the start are not the ones the chief
+    /// sent (their XXH64 checksums differ); `tensor` is the first that differs in name order.
+    case initialBroadcastCorrupted(rank: Int, tensor: String, received: UInt64, sent: UInt64)
 
     public var description: String {
         switch self {
@@ -15,6 +20,17 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
             return "cannot load weights from \(source): \(reason)"
         case let .injectedFault(rank, step):
             return "injected fault on rank \(rank) at step \(step) (EC_FAULT_INJECT)"
+        case let .syncBatchNorm(reason):
+            return "synchronised batch norm: \(reason)"
+        case let .initialBroadcastCorrupted(rank, tensor, received, sent):
+            return "initial parameter broadcast (chief → every rank, before step 1) arrived corrupted on rank \(rank): "
+                + "'\(tensor)' hashes to \(hex(received)), the chief sent \(hex(sent)) (XXH64; first differing tensor in name order)"
         }
     }
+}
+
+/// `0x` and sixteen lower-case hex digits.
+private func hex(_ value: UInt64) -> String {
+    let digits = String(value, radix: 16)
+    return "0x" + String(repeating: "0", count: 16 - digits.count) + digits
 }

@@ -25,7 +25,7 @@ struct BenchOptions {
             case "--dir": o.dir = it.next()
             case "--only": o.only = (o.only ?? []).union([it.next() ?? ""])
             default:
-                FileHandle.standardError.write(Data("usage: ecbench [--mode train|inference|dp-train|collectives|pruner|qat|int8|sparse|onnx|imported|torchvision] [--threads N] [--steps N] [--repeats N] [--out DIR] [--dir DIR] [--only NAME]\n".utf8))
+                FileHandle.standardError.write(Data("usage: ecbench [--mode train|inference|dp-train|collectives|bn|pruner|qat|int8|sparse|onnx|imported|torchvision] [--threads N] [--steps N] [--repeats N] [--out DIR] [--dir DIR] [--only NAME]\n".utf8))
                 exit(2)
             }
         }

@@ -7,6 +7,7 @@ import Foundation
 //   ecbench --mode inference    FP32 inference, batch 256 and batch 1
 //   ecbench --mode dp-train     training on every rank of an MPI job (global batch 64)
 //   ecbench --mode collectives  gradient allreduce (bucketed vs raw) and mask broadcast (raw vs zstd)
+//   ecbench --mode bn           batch norm across ranks: running-statistics average, synchronised BN
 //   ecbench --mode pruner       extracted-model inference vs original; the chief's pruning work
 //   ecbench --mode qat          LSQ quantization-aware training step vs FP32 step, then int8 inference
 //   ecbench --mode int8         int8 inference alone (TensorFlow's golden weights, W8A8) vs FP32
@@ -27,6 +28,7 @@ do {
     case "inference": try InferenceBenchmark(options: options).run()
     case "dp-train": try TrainingBenchmark(options: options).runDataParallel(world: world)
     case "collectives": try CollectivesBenchmark(options: options, world: world).run()
+    case "bn": try BatchNormBenchmark(options: options, world: world).run()
     case "pruner": try PrunerBenchmark(options: options).run()
     case "qat": try QATBenchmark(options: options).run()
     case "int8": try QATBenchmark(options: options).runInt8Only()

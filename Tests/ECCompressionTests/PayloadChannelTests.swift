@@ -1,6 +1,7 @@
 import ECCollective
 @testable import ECCompression
 import ECTensor
+import ECTestSupport
 import XCTest
 
 /// The channel in a world of size 1 (the chief alone); the multi-rank behaviour is in
@@ -43,6 +44,28 @@ final class PayloadChannelTests: XCTestCase {
         }
         XCTAssertEqual(found ^ declared, 1)
         XCTAssertEqual(corrupting.metrics.calls, 0, "a rejected payload is not counted")
+    }
+
+    /// A rejected payload is named: its kind, step, the compressor it serves and the rank.
+    func testErrorsNameThePayload() throws {
+        let channel = PayloadChannel(communicator: SingleProcessCommunicator(), sender: "sparsifier",
+                                     environment: [PayloadChannel.corruptPayloadVariable: "0"])
+        let error = thrownError(PayloadChannelError.self) {
+            try channel.broadcast(kind: .masks, step: 42, entries: ["fc1/weight": .mask(Mask([true, false]))])
+        }
+        XCTAssertEqual(error?.kind, .masks)
+        XCTAssertEqual(error?.step, 42)
+        XCTAssertEqual(error?.sender, "sparsifier")
+        XCTAssertEqual(error?.stage, .verify)
+        XCTAssertTrue(String(describing: error!).hasPrefix("the sparsifier's masks payload of step 42 was rejected on rank 0: "
+                                                          + "payload checksum mismatch: header says 0x"), "\(error!)")
+        let encoding = thrownError(PayloadChannelError.self) {
+            try PayloadChannel(communicator: SingleProcessCommunicator(), sender: "quantizer", environment: [:])
+                .broadcast(kind: .scales, step: 3, entries: ["": .floats(Tensor(scalar: 1))])
+        }
+        XCTAssertEqual(encoding?.stage, .encode)
+        XCTAssertTrue(String(describing: encoding!).hasPrefix("the quantizer's scales payload of step 3 could not be encoded on rank 0: "),
+                      "\(encoding!)")
     }
 
     /// Whatever happens to the bytes in transit, the receiver's verification names it.

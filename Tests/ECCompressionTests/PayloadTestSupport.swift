@@ -6,7 +6,15 @@ import XCTest
 /// The `PayloadError` `body` throws, or `nil` (failing the test) if it throws nothing or
 /// something else.
 func payloadError<T>(_ body: () throws -> T, file: StaticString = #filePath, line: UInt = #line) -> PayloadError? {
-    thrownError(PayloadError.self, body, file: file, line: line)
+    thrownError(Error.self, body, file: file, line: line).flatMap { error in
+        switch error {
+        case let e as PayloadError: return e
+        case let e as PayloadChannelError: return e.error  // the channel names the payload around the reason
+        default:
+            XCTFail("expected a PayloadError, got \(error)", file: file, line: line)
+            return nil
+        }
+    }
 }
 
 /// Asserts that decoding `bytes` (expecting masks at `step`) throws exactly `expected`.

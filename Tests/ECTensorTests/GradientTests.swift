@@ -80,6 +80,36 @@ final class GradientTests: XCTestCase {
         }
     }
 
+    /// Synchronised batch norm with one pass (a reducer that returns its input): exactly plain
+    /// batch norm — outputs, running statistics and every gradient, bit for bit — and every
+    /// pass calls the reducer twice forward and once backward, with C+1, C and 2C values.
+    func testBatchNormWithAOnePassReducerIsPlainBatchNorm() {
+        final class OnePass: BatchStatisticsReducer {
+            var lengths: [Int] = []
+            func sum(_ values: inout [Double]) { lengths.append(values.count) }
+            var updatesRunningStatistics: Bool { true }
+        }
+        var rng = RNG(seed: 21)
+        let x = Tensor.normal(shape: [6, 3, 3, 5], mean: 0.5, std: 2, rng: &rng)
+        let gamma = Tensor.uniform(shape: [5], low: 0.5, high: 1.5, rng: &rng)
+        let beta = Tensor.normal(shape: [5], rng: &rng)
+        let weights = Tensor.normal(shape: x.shape, rng: &rng)
+        func run(_ reducer: BatchStatisticsReducer?) -> [Tensor] {
+            let tape = Tape()
+            let v = [x, gamma, beta].map { tape.watch($0) }
+            var rm = Tensor(shape: [5], repeating: 0.25), rv = Tensor(shape: [5], repeating: 2)
+            let y = v[0].batchNorm(gamma: v[1], beta: v[2], runningMean: &rm, runningVariance: &rv, training: true,
+                                   statistics: reducer)
+            let out = y.value
+            tape.backward(from: (y * Variable(weights)).sum())
+            return [out, rm, rv] + v.map { $0.grad! }
+        }
+        let reducer = OnePass()
+        let plain = run(nil), synchronised = run(reducer)
+        for (a, b) in zip(plain, synchronised) { XCTAssertEqual(a.scalars.map(\.bitPattern), b.scalars.map(\.bitPattern)) }
+        XCTAssertEqual(reducer.lengths, [6, 5, 10])
+    }
+
     func testBatchNormInference() {
         var rng = RNG(seed: 12)
         let x = Tensor.normal(shape: [3, 2, 2, 4], rng: &rng)

@@ -9,11 +9,13 @@ import Glibc
 /// Multi-host training through `launch/cluster` and `launch/dlc`, on one machine: two network
 /// namespaces joined by a bridge play two hosts (`launch/netns-lab`, docs/distributed.md),
 /// and `launch/netns-rsh` is mpirun's remote agent into them. The same tiny job trained on one
-/// process without mpirun must give the same weights as on one rank per "host".
+/// process without mpirun, as two thread replicas, must give the same weights bit for bit as
+/// on one rank per "host" (sums over ranks are taken in rank order on any transport).
 ///
-/// Needs root and `ip` (skipped otherwise); the namespaces, bridge and /etc/hosts lines are
-/// removed before each test (leftovers of a crashed run) and after it, pass or fail. By hand:
-/// docs/distributed.md, "The multi-host test".
+/// Needs root and `ip` (iproute2): skipped otherwise, unless `EC_REQUIRE_NETNS=1` (as
+/// `launch/test` sets), which makes a missing lab a failure. The namespaces, bridge and
+/// /etc/hosts lines are removed before each test (leftovers of a crashed run) and after it,
+/// pass or fail. By hand: docs/distributed.md, "The multi-host test".
 final class MultiHostTests: XCTestCase {
     private var lab = NetworkLab(hosts: ["ectest-master-0", "ectest-worker-0"], bridge: "br-ectest", subnet: "10.231.77")
     private var labLocked = false
@@ -179,13 +181,15 @@ final class MultiHostTests: XCTestCase {
 
     // MARK: - Helpers
 
-    /// (a): the job on one process without mpirun (a world of one). Computed once per run.
+    /// (a): the job on one process without mpirun (a world of one), as two thread replicas
+    /// of one BLAS thread each — what two ranks of one thread compute. Computed once per run.
     private static var oneProcessWeights: NamedTensors?
 
     private func trainOnOneProcess() throws -> NamedTensors {
         if let weights = Self.oneProcessWeights { return weights }
         let saveDir = work.appendingPathComponent("one-process")
-        let result = try ProcessRunner.run([try TestPaths.executable("easycompress"), "train", "--config", try job(saveDir)],
+        let config = try job(saveDir, extra: "threads: 1\nthread_replicas: 2")
+        let result = try ProcessRunner.run([try TestPaths.executable("easycompress"), "train", "--config", config],
                                            environment: ["OPENBLAS_NUM_THREADS": "1"], timeoutSeconds: 60)
         assertSucceeded(result, "easycompress train (one process)")
         let weights = try WeightLoader.readTensors(from: saveDir.path)
@@ -194,7 +198,7 @@ final class MultiHostTests: XCTestCase {
     }
 
     /// 4 steps of global batch 64 on 256 samples: every rank count sees the same global batches.
-    private func job(_ saveDir: URL) throws -> String {
+    private func job(_ saveDir: URL, extra: String = "") throws -> String {
         let path = work.appendingPathComponent("\(saveDir.lastPathComponent).yaml")
         try """
         model: fmnist-cnn
@@ -203,12 +207,18 @@ final class MultiHostTests: XCTestCase {
         batch_size: 64
         seed: 7
         save_dir: \(saveDir.path)
+        \(extra)
         """.write(to: path, atomically: true, encoding: .utf8)
         return path.path
     }
 
     private func startLab() throws {
-        if let reason = NetworkLab.unavailableReason { throw XCTSkip("multi-host test skipped: \(reason)") }
+        if let reason = NetworkLab.unavailableReason {
+            if NetworkLab.required {
+                throw HarnessError(description: "the multi-host test must run (EC_REQUIRE_NETNS=1) but cannot: \(reason)")
+            }
+            throw XCTSkip("multi-host test skipped: \(reason)")
+        }
         try lab.up()
     }
 
@@ -261,23 +271,15 @@ final class MultiHostTests: XCTestCase {
         XCTAssertEqual(result.status, 0, "\(what) failed:\n\(result.stdout)\n\(result.stderr)", file: file, line: line)
     }
 
-    /// The last checkpoint of `saveDir` holds the same tensors as `expected` (weights and
-    /// optimizer state), each within 1e-4. Not bit-identical: with 2 ranks each gradient is the
-    /// sum of two half-batch sums (one per rank, then the allreduce) instead of one sum over the
-    /// batch, and float addition is not associative (observed: ≤ 2e-7 after these 4 steps).
+    /// The last checkpoint of `saveDir` holds `expected`'s tensors (weights and optimizer
+    /// state) bit for bit: each rank computes its half-batch's gradient as a thread replica
+    /// does, and the two halves are added in the same order over TCP as in the process.
     private func assertWeights(of saveDir: URL, equal expected: NamedTensors,
                                file: StaticString = #filePath, line: UInt = #line) throws {
         XCTAssertTrue(FileManager.default.fileExists(atPath: saveDir.appendingPathComponent("checkpoints/step-00000004").path),
                       "no final checkpoint in \(saveDir.path)", file: file, line: line)
-        let actual = try WeightLoader.readTensors(from: saveDir.path)
-        XCTAssertEqual(actual.names, expected.names, file: file, line: line)
-        for (name, tensor) in expected.sorted {
-            guard let other = actual[name], other.shape == tensor.shape else {
-                XCTFail("\(name): missing or of another shape", file: file, line: line)
-                continue
-            }
-            XCTAssertLessThanOrEqual(other.maxAbsDifference(tensor), 1e-4, name, file: file, line: line)
-        }
+        assertBitIdentical(try WeightLoader.readTensors(from: saveDir.path), expected, "2 hosts vs 2 thread replicas",
+                           file: file, line: line)
     }
 
     /// Live processes whose command line mentions `text` (here: this test's work directory).

@@ -32,6 +32,10 @@ public struct NetworkLab {
         ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"].first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
+    /// Whether the lab must run (`EC_REQUIRE_NETNS=1`, set by `launch/test`): a machine that
+    /// cannot host it then fails the multi-host tests instead of skipping them.
+    public static var required: Bool { ProcessInfo.processInfo.environment["EC_REQUIRE_NETNS"] == "1" }
+
     /// Why this machine cannot host the lab, or nil when it can.
     public static var unavailableReason: String? {
         if getuid() != 0 { return "network namespaces need root (uid \(getuid()))" }

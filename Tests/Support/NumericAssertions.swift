@@ -50,3 +50,22 @@ where E.Element == Double {
                 + "exceeded by \(w.excess) \(message())", file: file, line: line)
     }
 }
+
+/// Every tensor of `actual` is `expected`'s bit for bit (names, shapes and each Float's bit
+/// pattern, so −0 ≠ +0 and NaNs compare by payload); a failure names the tensor and the first
+/// differing element.
+public func assertBitIdentical(_ actual: NamedTensors, _ expected: NamedTensors, _ message: @autoclosure () -> String = "",
+                               file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertEqual(actual.names, expected.names, "tensor names \(message())", file: file, line: line)
+    for name in actual.names {
+        guard let a = actual[name], let e = expected[name] else { continue }
+        guard a.shape == e.shape else {
+            XCTFail("\(name): shape \(a.shape) vs \(e.shape) \(message())", file: file, line: line)
+            continue
+        }
+        let x = a.scalars, y = e.scalars
+        if let i = x.indices.first(where: { x[$0].bitPattern != y[$0].bitPattern }) {
+            XCTFail("\(name): element \(i) is \(x[i]) vs \(y[i]) (not bit-identical) \(message())", file: file, line: line)
+        }
+    }
+}

@@ -16,7 +16,10 @@ import ECTensor
 /// - initialised from the pretrained weights (s = 2·mean|w|/√Qp) and, for activations, from a
 ///   calibration batch the caller gives (the same on every rank, so every rank starts equal);
 /// - every rank computes its local step-size gradients (the LSQ gradient, scaled by
-///   g = 1/√(N·Qp)); they are summed to the chief (`reduce`) after every step and accumulated;
+///   g = 1/√(N·Qp), N the elements sharing the step in the *global* batch for activations —
+///   `ForwardContext.batchShare` — and in the kernel for weights, so the sum over ranks and
+///   thread replicas is what one pass over the global batch gives); they are summed to the
+///   chief (`reduce`) after every step and accumulated;
 /// - at each `step_interval`, for `num_trials` updates, the chief applies
 ///   s ← max(s − lr·(accumulated gradient / step_interval), s_min) — the interval's mean
 ///   gradient at the training learning rate, kept positive — and broadcasts the new step
@@ -223,7 +226,11 @@ public final class LSQQuantizer: Compressor, LayerTransform {
         } else {
             step = Variable(s)
         }
-        return v.fakeQuantLSQ(stepSize: step, range: range, channelAxisSize: channels[key] ?? nil)
+        // Activations (and Winograd tiles) grow with the batch: scale by the global batch's
+        // element count. Kernels are whole in every pass.
+        let perBatch = !(key.hasPrefix("weight:") || key.hasPrefix("winograd_weight:"))
+        let globalCount = learning && perBatch ? ctx.batchShare?.globalCount(v.value.count) : nil
+        return v.fakeQuantLSQ(stepSize: step, range: range, channelAxisSize: channels[key] ?? nil, globalCount: globalCount)
     }
 }
 

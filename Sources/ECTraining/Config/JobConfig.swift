@@ -38,6 +38,8 @@ public struct JobConfig {
     /// Forward/backward passes run at once per rank, each on a slice of the shard (default:
     /// one per thread; models with batch norm use 1).
     public var threadReplicas: Int?
+    /// Batch norm with the global batch's statistics (all ranks and thread replicas).
+    public var syncBatchNorm = false
     /// Cross-rank consistency check interval in steps (0 = off; `--debug` sets it).
     public var debugCheckEvery: Int = 0
     /// Gradient allreduce bucket size in bytes (default chosen by measurement: 1 MiB).
@@ -165,6 +167,7 @@ extension JobConfig {
         c.resume = try node.bool("resume", default: false)
         c.threads = try node.optionalInt("threads", min: 1, max: 256)
         c.threadReplicas = try node.optionalInt("thread_replicas", min: 1, max: 256)
+        c.syncBatchNorm = try node.bool("sync_batch_norm", default: false)
         c.debugCheckEvery = try node.int("debug_check_every", default: 0, min: 0)
         c.bucketBytes = try node.int("bucket_bytes", default: c.bucketBytes, min: 1024)
         c.report = try node.bool("report", default: true)

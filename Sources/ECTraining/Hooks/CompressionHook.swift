@@ -40,7 +40,7 @@ public final class CompressionHook: SessionRunHook {
     }
 
     public func afterCreateSession(_ session: MonitoredSession) throws {
-        channel = PayloadChannel(communicator: session.communicator)
+        channel = PayloadChannel(communicator: session.communicator, sender: compressor.kind)
         try compressor.prepare(model: session.model, communicator: session.communicator)
         if let saved = pendingRestore {
             try compressor.restore(tensors: saved.tensors, state: saved.state)

@@ -16,9 +16,13 @@ import ECTensor
 /// try session.close()
 /// ```
 ///
-/// The session broadcasts the chief's parameters at creation and wraps the optimizer in a
-/// `DistributedOptimizer` (gradients allreduced in fused buckets before each update; a no-op
-/// for a world of one), so the training loop is the same on one process and on N ranks.
+/// The session broadcasts the chief's parameters at creation (verified by checksum on every
+/// rank) and wraps the optimizer in a `DistributedOptimizer` (gradients allreduced in fused
+/// buckets before each update; a no-op for a world of one), so the training loop is the same on
+/// one process and on N ranks. Batch norm keeps the replicas identical too: its running
+/// statistics are averaged over the ranks after every step, or, with `syncBatchNorm`, every
+/// pass normalises with the global batch's statistics (docs/distributed.md, "Batch norm on
+/// several ranks").
 public final class MonitoredSession {
     public let model: Model
     public let optimizer: DistributedOptimizer
@@ -30,7 +34,21 @@ public final class MonitoredSession {
     /// Intra-process data parallelism: forward/backward passes run at once on this many
     /// threads, each on a slice of the shard (see `replicaCount(batch:)`); 1 = off.
     public var threadReplicas = 1
+    /// Synchronised batch norm (`sync_batch_norm: true`): every batch-norm layer normalises
+    /// with the mean and variance of the global batch — all ranks' and thread replicas'
+    /// samples — instead of its own pass's, and the gradient flows through those global
+    /// statistics. Models with batch norm may then run thread replicas.
+    public var syncBatchNorm = false
     private var closed = false
+    /// The model's batch-norm layers in execution order, and their running statistics.
+    private lazy var batchNormLayers: [BatchNorm] = model.graph.steps.flatMap(\.nodeIndices).compactMap {
+        model.graph.nodes[$0].op.layer as? BatchNorm
+    }
+    private lazy var runningStatistics = RunningStatistics(model: model)
+
+    /// Test fault injection: the rank named by this environment variable flips one bit of the
+    /// parameters it receives from the chief at creation, before they are verified.
+    public static let corruptBroadcastVariable = "EC_FAULT_CORRUPT_BROADCAST"
 
     /// Creates the session: runs `begin`, makes parameters identical on every rank (the chief's
     /// values are broadcast), then runs `afterCreateSession`.
@@ -43,7 +61,8 @@ public final class MonitoredSession {
         self.hooks = hooks
         globalStep = startStep
         for h in hooks { try h.begin(self) }
-        try broadcastParameters(model.parameters, from: 0, communicator: communicator)
+        let corrupt = ProcessInfo.processInfo.environment[Self.corruptBroadcastVariable] == String(communicator.rank)
+        try broadcastParameters(model.parameters, from: 0, communicator: communicator, corruptOnReceipt: corrupt)
         for h in hooks { try h.afterCreateSession(self) }
     }
 
@@ -68,6 +87,7 @@ public final class MonitoredSession {
         let context = RunContext(session: self, step: globalStep + 1)
         for h in hooks { try h.beforeRun(context) }
         let localLoss = forwardBackward(images: images, labels: labels, globalBatchSize: globalBatchSize)
+        if !syncBatchNorm { try runningStatistics.average(localSamples: labels.count, communicator: communicator) }
         try optimizer.step(model.parameters)
         globalStep += 1
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
@@ -83,49 +103,66 @@ public final class MonitoredSession {
     /// parameter's storage when the optimizer updates it in place (no copy-on-write copies).
     ///
     /// An empty shard (a global batch smaller than the world) contributes zero gradients and
-    /// zero loss, and its rank still takes part in the allreduce.
+    /// zero loss, and its rank still takes part in the allreduce (and, with synchronised batch
+    /// norm, in every layer's sums).
     func forwardBackward(images: Tensor, labels: [Int32], globalBatchSize: Int) -> Float {
         model.graph.zeroGrad()
-        guard !labels.isEmpty else { return 0 }
+        let synchronised = syncBatchNorm && !batchNormLayers.isEmpty
+        guard !labels.isEmpty else {
+            if synchronised {
+                SyncBatchNormStep(communicator: communicator, replicas: 1).takePartWithoutSamples(layers: batchNormLayers)
+            }
+            return 0
+        }
         let replicas = replicaCount(batch: labels.count)
+        let sync = synchronised ? SyncBatchNormStep(communicator: communicator, replicas: replicas) : nil
         if replicas > 1 {
-            return forwardBackward(images: images, labels: labels, globalBatchSize: globalBatchSize, replicas: replicas)
+            return forwardBackward(images: images, labels: labels, globalBatchSize: globalBatchSize, replicas: replicas,
+                                   sync: sync)
         }
         let ctx = ForwardContext.training()
+        ctx.batchShare = BatchShare(pass: labels.count, global: globalBatchSize)
+        ctx.batchStatistics = sync?.reducer(replica: 0)
         let loss = model(Variable(images), ctx).softmaxCrossEntropy(labels: labels, normalizer: globalBatchSize)
         ctx.tape!.backward(from: loss)
         return loss.value.scalarValue
     }
 
     /// How many thread replicas this step may use: `threadReplicas`, unless the model keeps
-    /// per-batch state a concurrent pass would race on (batch norm statistics, a layer
-    /// transform that does not support replicas — the quantizer does once its step sizes
-    /// exist) or the shard is too small to give every replica 8 samples.
+    /// per-batch state a concurrent pass would race on (batch norm's running statistics —
+    /// unless synchronised, when one replica moves them for all — or a layer transform that
+    /// does not support replicas: the quantizer does once its step sizes exist) or the shard is
+    /// too small to give every replica 8 samples.
     func replicaCount(batch: Int) -> Int {
-        guard threadReplicas > 1, model.transform?.supportsReplicas ?? true, !hasBatchStatistics else { return 1 }
+        guard threadReplicas > 1, model.transform?.supportsReplicas ?? true, batchNormLayers.isEmpty || syncBatchNorm
+        else { return 1 }
         return min(threadReplicas, batch / 8)
     }
-
-    private lazy var hasBatchStatistics: Bool = model.parameters.contains { !$0.isTrainable }
 
     /// Thread replicas: the shard is cut into `replicas` contiguous slices; each runs forward
     /// and backward at once on its own thread (one BLAS thread each) into its own gradient
     /// accumulator; the gradients are then summed into `Parameter.grad` in replica order, so
     /// the result is deterministic for a given replica count — and, with the shards cut as
     /// ranks cut them, bit-identical to that many ranks of one thread each.
-    private func forwardBackward(images: Tensor, labels: [Int32], globalBatchSize: Int, replicas: Int) -> Float {
+    private func forwardBackward(images: Tensor, labels: [Int32], globalBatchSize: Int, replicas: Int,
+                                 sync: SyncBatchNormStep?) -> Float {
         let accumulators = (0..<replicas).map { _ in GradientAccumulator() }
         var losses = [Float](repeating: 0, count: replicas)
-        losses.withUnsafeMutableBufferPointer { lossOut in
-            Parallel.replicas(replicas) { r in
+        losses.withUnsafeMutableBufferPointer { buffer in
+            let lossOut = buffer
+            let pass: (Int) -> Void = { [self] r in
                 // The same cut as ranks' shards: a world of `replicas` ranks trains like this.
                 let range = BatchSchedule.shard(of: labels.count, rank: r, worldSize: replicas)
                 let ctx = ForwardContext(tape: Tape(), training: true, gradients: accumulators[r])
+                ctx.batchShare = BatchShare(pass: range.count, global: globalBatchSize)
+                ctx.batchStatistics = sync?.reducer(replica: r)
                 let loss = model(Variable(images.rows(range)), ctx).softmaxCrossEntropy(labels: Array(labels[range]),
                                                                                          normalizer: globalBatchSize)
                 ctx.tape!.backward(from: loss)
                 lossOut[r] = loss.value.scalarValue
             }
+            // Synchronised batch norm: the replicas wait for each other at every layer.
+            if sync != nil { Parallel.replicasTogether(replicas, pass) } else { Parallel.replicas(replicas, pass) }
         }
         for p in model.parameters where p.isTrainable {
             for a in accumulators { if let g = a.gradient(of: p) { p.grad.addScaled(g) } }
@@ -145,10 +182,29 @@ public final class MonitoredSession {
     }
 }
 
-/// Broadcasts every parameter (running statistics included) from `root`, in canonical order.
-public func broadcastParameters(_ parameters: [Parameter], from root: Int, communicator: Communicator) throws {
+/// Broadcasts every parameter (running statistics included) from `root`, in canonical order,
+/// and verifies what arrived as every payload is verified: the root broadcasts the XXH64 of
+/// each parameter's bytes, and a rank whose copy hashes otherwise throws
+/// `TrainingError.initialBroadcastCorrupted`, naming the first such parameter (the caller ends
+/// the job; nobody trains on a corrupted copy).
+///
+/// - Parameter corruptOnReceipt: tests only — flip one bit of the first parameter received
+///   (on a rank other than `root`) before verifying.
+public func broadcastParameters(_ parameters: [Parameter], from root: Int, communicator: Communicator,
+                                corruptOnReceipt: Bool = false) throws {
     guard communicator.size > 1 else { return }
-    for p in parameters.sorted(by: { $0.name < $1.name }) {
+    let ordered = parameters.sorted(by: { $0.name < $1.name })
+    for p in ordered {
         try p.value.withUnsafeMutableBufferPointer { try communicator.broadcast($0, root: root) }
+    }
+    if corruptOnReceipt, communicator.rank != root, let first = ordered.first(where: { $0.value.count > 0 }) {
+        first.value.withUnsafeMutableBufferPointer { $0.withMemoryRebound(to: UInt32.self) { $0[0] ^= 1 } }
+    }
+    let received = ordered.map { p in p.value.withUnsafeBufferPointer { XXHash64.hash(UnsafeRawBufferPointer($0)) } }
+    var sent = received
+    try sent.withUnsafeMutableBytes { try communicator.broadcast($0, root: root) }
+    if let i = ordered.indices.first(where: { received[$0] != sent[$0] }) {
+        throw TrainingError.initialBroadcastCorrupted(rank: communicator.rank, tensor: ordered[i].name,
+                                                      received: received[i], sent: sent[i])
     }
 }

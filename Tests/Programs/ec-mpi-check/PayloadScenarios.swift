@@ -38,8 +38,9 @@ extension Scenarios {
         do {
             _ = try channel.broadcast(kind: .masks, step: workerStep, entries: masks)
             try check(comm.isChief, "rank \(comm.rank) accepted a payload for step 5 while expecting 6")
-        } catch let error as PayloadError {
-            try check(!comm.isChief && error == .stepMismatch(found: 5, expected: 6), "unexpected error \(error)")
+        } catch let error as PayloadChannelError {
+            try check(!comm.isChief && error.error == .stepMismatch(found: 5, expected: 6) && error.kind == .masks
+                      && error.step == 6 && error.rank == comm.rank && error.stage == .verify, "unexpected error \(error)")
         }
     }
 
@@ -49,7 +50,7 @@ extension Scenarios {
         try check(comm.size >= 2, "payload-corrupt needs at least 2 ranks, got \(comm.size)")
         let variable = PayloadChannel.corruptPayloadVariable
         try check(ProcessInfo.processInfo.environment[variable] != nil, "payload-corrupt needs \(variable) set")
-        let channel = PayloadChannel(communicator: comm)
+        let channel = PayloadChannel(communicator: comm, sender: "pruner")
         _ = try channel.broadcast(kind: .masks, step: 120, entries: comm.isChief ? payloadMasks(step: 120) : nil)
         try comm.barrier()
     }

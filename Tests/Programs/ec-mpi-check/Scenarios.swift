@@ -14,6 +14,7 @@ enum Scenarios {
         Scenario(name: "allreduce") { try allreduce($0, .normal) },
         Scenario(name: "broadcast") { try broadcast($0, .normal) },
         Scenario(name: "reduce") { try reduce($0, .normal) },
+        Scenario(name: "ordered") { try ordered($0, .normal) },
         Scenario(name: "gather") { try gather($0, .normal) },
         Scenario(name: "bucket", run: bucket),
         Scenario(name: "chunked", run: chunked),
@@ -28,7 +29,7 @@ enum Scenarios {
     ]
 
     /// What `all` runs, in order (`finalize` must stay last).
-    static let standard = ["world", "allreduce", "broadcast", "reduce", "gather", "bucket", "chunked",
+    static let standard = ["world", "allreduce", "broadcast", "reduce", "ordered", "gather", "bucket", "chunked",
                            "barrier", "finalize"]
 
     /// Ranks are distinct, cover 0..<size, and match the launcher's view.
@@ -134,6 +135,48 @@ enum Scenarios {
         }
     }
 
+    /// Sums are taken in rank order, `((x₀ + x₁) + x₂) + …`, bit for bit on every rank, for
+    /// allreduce and reduce, Float and Double: the values are chosen so that every other
+    /// association rounds differently (1 + 2²⁴ − 2²⁴ is 0 in this order, 1 in the others), and
+    /// which rank holds which value turns with the element index.
+    static func ordered(_ comm: Communicator, _ sizes: Sizes) throws {
+        func value<T: BinaryFloatingPoint>(_ r: Int, _ i: Int, big: T) -> T {
+            switch (r + i) % Swift.max(comm.size, 3) {
+            case 0: return 1
+            case 1: return big
+            case 2: return -big
+            default: return T(i % 5) * 0.25
+            }
+        }
+        func inOrder<T: BinaryFloatingPoint>(_ i: Int, big: T) -> T {
+            var sum = value(0, i, big: big)
+            for r in 1..<comm.size { sum += value(r, i, big: big) }
+            return sum
+        }
+        let bigFloat: Float = 16_777_216, bigDouble: Double = 9_007_199_254_740_992  // 2²⁴, 2⁵³
+        for n in sizes.lengths + [comm.size - 1, 2 * comm.size + 1] {
+            var floats = (0..<n).map { value(comm.rank, $0, big: bigFloat) }
+            let expectedFloats = (0..<n).map { inOrder($0, big: bigFloat) }
+            try comm.allreduce(&floats, op: .sum)
+            try checkEqual(floats.map(\.bitPattern), expectedFloats.map(\.bitPattern), "Float allreduce in rank order n=\(n)")
+            var doubles = (0..<n).map { value(comm.rank, $0, big: bigDouble) }
+            let expectedDoubles = (0..<n).map { inOrder($0, big: bigDouble) }
+            try comm.allreduce(&doubles, op: .sum)
+            try checkEqual(doubles.map(\.bitPattern), expectedDoubles.map(\.bitPattern), "Double allreduce in rank order n=\(n)")
+            let root = lastRoot(comm)
+            let mine = (0..<n).map { value(comm.rank, $0, big: bigFloat) }
+            var reduced = mine
+            try comm.reduce(&reduced, toRoot: root)
+            try checkEqual(reduced.map(\.bitPattern), (comm.rank == root ? expectedFloats : mine).map(\.bitPattern),
+                           "Float reduce to \(root) in rank order n=\(n)")
+            var reducedDoubles = (0..<n).map { value(comm.rank, $0, big: bigDouble) }
+            try comm.reduce(&reducedDoubles, toRoot: 0)
+            try checkEqual(reducedDoubles.map(\.bitPattern),
+                           (comm.isChief ? expectedDoubles : (0..<n).map { value(comm.rank, $0, big: bigDouble) }).map(\.bitPattern),
+                           "Double reduce to 0 in rank order n=\(n)")
+        }
+    }
+
     static func gather(_ comm: Communicator, _ sizes: Sizes) throws {
         func length(_ r: Int) -> Int { r == 1 ? sizes.large + 2 : 3 * r }
         for root in Set(roots(comm) + [lastRoot(comm)]).sorted() {
@@ -193,6 +236,7 @@ enum Scenarios {
         try allreduce(comm, .chunked)
         try broadcast(comm, .chunked)
         try reduce(comm, .chunked)
+        try ordered(comm, .chunked)
         try gather(comm, .chunked)
     }
 
