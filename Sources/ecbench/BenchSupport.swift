@@ -19,7 +19,7 @@ struct BenchOptions {
             case "--mode": o.mode = it.next() ?? o.mode
             case "--out": o.out = it.next()
             default:
-                FileHandle.standardError.write(Data("usage: ecbench [--mode train|inference|dp-train|collectives|pruner|qat|int8|sparse|onnx] [--threads N] [--steps N] [--repeats N] [--out DIR]\n".utf8))
+                FileHandle.standardError.write(Data("usage: ecbench [--mode train|inference|dp-train|collectives|pruner|qat|int8|sparse|onnx|gemm] [--threads N] [--steps N] [--repeats N] [--out DIR]\n".utf8))
                 exit(2)
             }
         }

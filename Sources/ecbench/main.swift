@@ -12,6 +12,7 @@ import Foundation
 //   ecbench --mode int8         int8 inference alone (TensorFlow's golden weights, W8A8) vs FP32
 //   ecbench --mode sparse       block-sparse kernel vs dense sgemm; block-sparse fmnist-cnn inference
 //   ecbench --mode onnx         exports fmnist-cnn (FP32, QDQ) for Tools/onnx_bench.py; engine FP32 reference
+//   ecbench --mode gemm         own FP32 GEMM kernels (every path) vs OpenBLAS on the training step's and inference's shapes
 // Every figure is printed with the reference it is compared to, measured in the same run;
 // lines starting with RESULT are read by launch/bench.
 
@@ -19,7 +20,10 @@ let options = BenchOptions.parse(CommandLine.arguments.dropFirst())
 TrainJob.configureThreads(options.threads)
 do {
     let world = try World.current()
-    if world.isChief { print("ecbench \(options.mode) — \(world.size) rank(s) × \(options.threads) thread(s), \(Date())") }
+    if world.isChief {
+        print("ecbench \(options.mode) — \(world.size) rank(s) × \(options.threads) thread(s), FP32 GEMM: \(FP32Kernels.path) "
+              + "(OpenBLAS core \(BLAS.openBLASCoreName)), \(Date())")
+    }
     switch options.mode {
     case "train": try TrainingBenchmark(options: options).run()
     case "inference": try InferenceBenchmark(options: options).run()
@@ -30,6 +34,7 @@ do {
     case "int8": try QATBenchmark(options: options).runInt8Only()
     case "sparse": try SparseBenchmark(options: options).run()
     case "onnx": try ONNXBenchmark(options: options).run()
+    case "gemm": try GEMMBenchmark(options: options).run()
     default:
         try TrainingBenchmark(options: options).run()
         try InferenceBenchmark(options: options).run()
