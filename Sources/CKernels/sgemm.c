@@ -543,17 +543,19 @@ int ec_sgemm_partition(int path, int transA, int transB, long m, long n, long k,
     const long tm = ceil_div(m, mr), tv = ceil_div(n, vec);
     const long pm = parts < tm ? parts : tm, pn = parts < tv ? parts : tv;
     // Cost of the largest part in multiply-adds, plus what it reads (~4 multiply-adds per
-    // float from a shared cache) and packs (~8 per float).
-    double best = (double)m * n * k, cost;
+    // float from a shared cache) and packs (~8 per float); against the same for one thread.
+    double best = (double)m * n * k + 4.0 * (m * k + k * n) + (transB ? 8.0 * k * n : 0), cost;
     int split = 0;  // 0: none, 1: rows, 2: columns
     if (pm > 1) {
         const long rows = ceil_div(tm, pm) * mr;
         cost = (double)rows * n * k + 4.0 * (rows * k + k * n) + (transB ? 8.0 * k * n : 0);
         if (cost < best) { best = cost; split = 1; }
     }
-    if (pn > 1) {
+    // Columns are split in whole vectors only under the 14- or 6-row tiles, where a narrower
+    // tile keeps enough accumulators; the wide tiles of 1–6 rows are split in whole tiles.
+    if (pn > 1 && (nvi <= 1 || n >= 2 * nr)) {
         long cols = ceil_div(tv, pn) * vec;
-        if (cols > nr) cols = ceil_div(cols, nr) * nr;
+        if (cols > nr || nvi > 1) cols = ceil_div(cols, nr) * nr;
         cost = (double)m * cols * k + 4.0 * (m * k + k * cols) + (transB ? 8.0 * k * cols : 0);
         if (cost < best) { best = cost; split = 2; }
     }
@@ -567,7 +569,7 @@ int ec_sgemm_partition(int path, int transA, int transB, long m, long n, long k,
     }
     if (split == 2) {
         // Column parts in whole tiles where n allows, else whole vectors.
-        const long unit = tv >= pn * (nr / vec) ? nr : vec;
+        const long unit = tv >= pn * (nr / vec) || nvi > 1 ? nr : vec;
         const long tu = ceil_div(n, unit);
         const long p = pn < tu ? pn : tu;
         for (long t = 0; t < p; t++) {

@@ -11,15 +11,21 @@
 #define EC_PAUSE() ((void)0)
 #endif
 
-// The GEMM's own worker threads. A multi-threaded GEMM of 10–50 µs cannot afford a thread
-// wake-up (Dispatch and futex wake-ups take 10–20 µs here), so the workers spin for a short
-// while after each GEMM, watching one atomic word, and only then sleep on a condition
-// variable. The caller publishes a job by bumping that word (generation << 8 | parts), runs
-// part 0 itself and waits for the parts it handed out. One GEMM uses the pool at a time; a
-// caller that finds it busy computes alone (the result is the same: C is split, never k).
+// The GEMM's own worker threads. A multi-threaded GEMM of 10–50 µs cannot wait for a thread
+// wake-up (futex and Dispatch wake-ups take 10–20 µs here), so after each GEMM the workers
+// keep watching one atomic word for a while — spinning briefly, then yielding the core to
+// any other runnable thread between looks — and only then sleep on a condition variable.
+//
+// A job is published by bumping that word (generation << 8 | parts). Parts are claimed from a
+// counter tagged with the generation, by the workers and by the caller alike: a caller whose
+// workers are late (no free core) computes the unclaimed parts itself instead of waiting, as
+// DispatchQueue.concurrentPerform does. The caller returns when every part is done. One GEMM
+// uses the pool at a time; a caller that finds it busy computes alone (the result is the same:
+// C is split, never k).
 
 #define EC_POOL_MAX 64
-#define EC_SPIN_NS 50000L
+#define EC_SPIN_NS 5000L     // pause-spinning after a job
+#define EC_YIELD_NS 50000L   // then yielding between looks, before sleeping
 
 typedef struct {
     int path, transA, transB;
@@ -34,10 +40,11 @@ typedef struct {
 static pthread_mutex_t pool_busy = PTHREAD_MUTEX_INITIALIZER;  // held by the GEMM using the pool
 static pthread_mutex_t wake_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake_cond = PTHREAD_COND_INITIALIZER;
-static _Atomic unsigned long job_word;  // generation << 8 | parts
+static _Atomic uint64_t job_word;   // generation << 8 | parts
+static _Atomic uint64_t job_claim;  // generation << 16 | next unclaimed part
 static _Atomic int job_done, sleepers;
-static int workers;                     // started so far (only the pool's holder changes it)
-static unsigned long start_word[EC_POOL_MAX];
+static int workers;                 // started so far (only the pool's holder changes it)
+static uint64_t start_word[EC_POOL_MAX];
 static ec_job job;
 
 static long now_ns(void) {
@@ -46,25 +53,35 @@ static long now_ns(void) {
     return (long)t.tv_sec * 1000000000L + t.tv_nsec;
 }
 
-static void run_part(int t) {
-    const long *r = job.ranges + 4 * t;
-    ec_sgemm(job.path, job.transA, job.transB, job.m, job.n, job.k, job.alpha, job.a, job.lda, job.b,
-                    job.ldb, job.beta, job.c, job.ldc, r[0], r[1], r[2], r[3]);
+/// Claims and computes parts of job `generation` until none is left.
+static void work_on(uint64_t generation, int parts) {
+    uint64_t c = atomic_load(&job_claim);
+    for (;;) {
+        if ((c >> 16) != (generation & 0xFFFFFFFFFFFFULL) || (int)(c & 0xFFFF) >= parts) return;
+        if (!atomic_compare_exchange_weak(&job_claim, &c, c + 1)) continue;
+        const long *r = job.ranges + 4 * (c & 0xFFFF);
+        ec_sgemm(job.path, job.transA, job.transB, job.m, job.n, job.k, job.alpha, job.a, job.lda, job.b, job.ldb,
+                 job.beta, job.c, job.ldc, r[0], r[1], r[2], r[3]);
+        atomic_fetch_add(&job_done, 1);
+        c = atomic_load(&job_claim);
+    }
 }
 
 static void *worker_main(void *arg) {
-    const int id = (int)(intptr_t)arg;  // 1 … workers: part id of each job with more parts
     // The word before the job that started this worker (the thread may first run after that
     // job was published: reading the word here could skip it).
-    unsigned long seen = start_word[id];
+    uint64_t seen = start_word[(intptr_t)arg];
     for (;;) {
-        unsigned long word = atomic_load(&job_word);
-        if (word == seen) {
-            const long deadline = now_ns() + EC_SPIN_NS;
-            for (int i = 1; (word = atomic_load(&job_word)) == seen; i++) {
+        uint64_t word;
+        const long start = now_ns();
+        for (int i = 1; (word = atomic_load(&job_word)) == seen; i++) {
+            if ((i & 63) != 0) {
                 EC_PAUSE();
-                if ((i & 255) == 0 && now_ns() > deadline) break;
+                continue;
             }
+            const long waited = now_ns() - start;
+            if (waited > EC_YIELD_NS) break;
+            if (waited > EC_SPIN_NS) sched_yield();
         }
         if (word == seen) {
             pthread_mutex_lock(&wake_lock);
@@ -74,10 +91,7 @@ static void *worker_main(void *arg) {
             pthread_mutex_unlock(&wake_lock);
         }
         seen = word;
-        if (id < (int)(word & 0xFF)) {
-            run_part(id);
-            atomic_fetch_add(&job_done, 1);
-        }
+        work_on(word >> 8, (int)(word & 0xFF));
     }
     return NULL;
 }
@@ -108,18 +122,19 @@ void ec_sgemm_parallel(int path, int threads, int transA, int transB, long m, lo
         job.path = path; job.transA = transA; job.transB = transB;
         job.m = m; job.n = n; job.k = k; job.alpha = alpha; job.beta = beta;
         job.a = a; job.b = b; job.c = c; job.lda = lda; job.ldb = ldb; job.ldc = ldc;
+        const uint64_t generation = (atomic_load(&job_word) >> 8) + 1;
         atomic_store(&job_done, 0);
-        const unsigned long word = atomic_load(&job_word);
-        atomic_store(&job_word, ((word >> 8) + 1) << 8 | (unsigned long)parts);
+        atomic_store(&job_claim, (generation & 0xFFFFFFFFFFFFULL) << 16);
+        atomic_store(&job_word, generation << 8 | (uint64_t)parts);
         if (atomic_load(&sleepers) > 0) {
             pthread_mutex_lock(&wake_lock);
             pthread_cond_broadcast(&wake_cond);
             pthread_mutex_unlock(&wake_lock);
         }
-        run_part(0);
-        for (int i = 1; atomic_load(&job_done) < parts - 1; i++) {
+        work_on(generation, parts);
+        for (int i = 1; atomic_load(&job_done) < parts; i++) {
             EC_PAUSE();
-            if ((i & 1023) == 0) sched_yield();  // a worker may be waiting for a core
+            if ((i & 1023) == 0) sched_yield();  // a worker holding a part may need this core
         }
     }
     pthread_mutex_unlock(&pool_busy);
