@@ -18,7 +18,7 @@ struct GEMMBenchmark {
         let paths = FP32Kernels.Path.allCases.filter { $0 != .openblas && $0.isSupported }
         let threads = options.threads
         print("")
-        print("== FP32 GEMM: own kernels vs OpenBLAS, \(threads) thread(s), median of \(options.repeats) alternated rounds; "
+        print("== FP32 GEMM: own kernels vs OpenBLAS, 1 and \(threads) thread(s), median of \(options.repeats) alternated rounds; "
               + "figures are preliminary on a shared machine")
         print("CPU: \(cpuModel())")
         print("OpenBLAS core: \(BLAS.openBLASCoreName); active path: \(FP32Kernels.path) (EC_FP32_KERNEL=\(ProcessInfo.processInfo.environment["EC_FP32_KERNEL"] ?? "unset"))")
@@ -28,41 +28,52 @@ struct GEMMBenchmark {
                      FP32Kernels.best.rawValue, peak.one / 1e9, peak.one / 1e9 / Double(2 * widest * 2), widest, peak.all / 1e9, threads))
 
         let workloads = try recordWorkloads()
+        // One thread first (thread replicas run every GEMM single-threaded, and no idle
+        // OpenBLAS or pool thread competes for a core), then `threads`.
         var totals: [String: [FP32Kernels.Path: Double]] = [:]
-        for (name, calls) in workloads {
-            var counts: [Shape: Int] = [:], order: [Shape] = []
-            for s in calls.map(Shape.init) {
-                if counts[s] == nil { order.append(s) }
-                counts[s, default: 0] += 1
+        for threads in Set([1, threads]).sorted() {
+            BLAS.setThreads(threads)
+            defer { BLAS.setThreads(options.threads) }
+            for (name, calls) in workloads {
+                var counts: [Shape: Int] = [:], order: [Shape] = []
+                for s in calls.map(Shape.init) {
+                    if counts[s] == nil { order.append(s) }
+                    counts[s, default: 0] += 1
+                }
+                print("")
+                print("-- \(name): \(calls.count) sgemm calls, \(order.count) shapes; GFLOP/s per path, \(threads) thread(s)")
+                let header = ["shape", "calls"] + paths.map(\.rawValue) + ["openblas", "\(FP32Kernels.best.rawValue)/openblas",
+                                                                             "% of \(threads)-core peak"]
+                var rows: [[String]] = []
+                var total: [FP32Kernels.Path: Double] = [:], fastest: [FP32Kernels.Path: Double] = [:]
+                for shape in order {
+                    let (t, best) = timeWithBest(shape.s, paths: paths + [.openblas], threads: threads)
+                    for (p, seconds) in t { total[p, default: 0] += seconds * Double(counts[shape]!) }
+                    for (p, seconds) in best { fastest[p, default: 0] += seconds * Double(counts[shape]!) }
+                    let gflops = { (p: FP32Kernels.Path) in Double(shape.s.flops) / t[p]! / 1e9 }
+                    rows.append([shape.label, "\(counts[shape]!)"] + (paths + [.openblas]).map { String(format: "%.1f", gflops($0)) }
+                                + [String(format: "%.2f×", t[.openblas]! / t[FP32Kernels.best]!),
+                                   String(format: "%.0f%%", 100 * gflops(FP32Kernels.best) * 1e9 / (threads == 1 ? peak.one : peak.all))])
+                }
+                print(table(header, rows))
+                let flops = Double(calls.reduce(0) { $0 + $1.flops })
+                for p in paths + [.openblas] {
+                    print(String(format: "   all GEMMs of the %@ on %@: %8.3f ms  (%.1f GFLOP/s; fastest rounds %.3f ms, %.1f GFLOP/s)",
+                                 name, p.rawValue, total[p]! * 1e3, flops / total[p]! / 1e9, fastest[p]! * 1e3, flops / fastest[p]! / 1e9))
+                }
+                print(String(format: "   own (%@) / OpenBLAS time: %.2f (fastest rounds: %.2f)", FP32Kernels.best.rawValue,
+                             total[FP32Kernels.best]! / total[.openblas]!, fastest[FP32Kernels.best]! / fastest[.openblas]!))
+                totals["\(name), \(threads) thread(s)"] = total
             }
-            print("")
-            print("-- \(name): \(calls.count) sgemm calls, \(order.count) shapes; GFLOP/s per path (\(threads) thread(s))")
-            let header = ["shape", "calls"] + paths.map(\.rawValue) + ["openblas", "\(FP32Kernels.best.rawValue)/openblas", "% of peak"]
-            var rows: [[String]] = []
-            var total: [FP32Kernels.Path: Double] = [:]
-            for shape in order {
-                let t = time(shape.s, paths: paths + [.openblas], threads: threads)
-                for (p, seconds) in t { total[p, default: 0] += seconds * Double(counts[shape]!) }
-                let gflops = { (p: FP32Kernels.Path) in Double(shape.s.flops) / t[p]! / 1e9 }
-                rows.append([shape.label, "\(counts[shape]!)"] + (paths + [.openblas]).map { String(format: "%.1f", gflops($0)) }
-                            + [String(format: "%.2f×", t[.openblas]! / t[FP32Kernels.best]!),
-                               String(format: "%.0f%%", 100 * gflops(FP32Kernels.best) * 1e9 / peak.all)])
-            }
-            print(table(header, rows))
-            let flops = Double(calls.reduce(0) { $0 + $1.flops })
-            for p in paths + [.openblas] {
-                print(String(format: "   all GEMMs of the %@ on %@: %8.3f ms  (%.1f GFLOP/s)", name, p.rawValue, total[p]! * 1e3,
-                             flops / total[p]! / 1e9))
-            }
-            print(String(format: "   own (%@) / OpenBLAS time: %.2f", FP32Kernels.best.rawValue, total[FP32Kernels.best]! / total[.openblas]!))
-            totals[name] = total
         }
 
         try compareThreading()
 
-        let step = totals["training step (batch 64)"]!
-        print(String(format: "RESULT gemm_step_ms_own=%.3f gemm_step_ms_openblas=%.3f gemm_step_own_over_openblas=%.3f peak_gflops=%.0f",
-                     step[FP32Kernels.best]! * 1e3, step[.openblas]! * 1e3, step[FP32Kernels.best]! / step[.openblas]!, peak.all / 1e9))
+        let one = totals["training step (batch 64), 1 thread(s)"]!, many = totals["training step (batch 64), \(threads) thread(s)"]!
+        print(String(format: "RESULT gemm_step_ms_own_1t=%.3f gemm_step_ms_openblas_1t=%.3f gemm_step_ms_own=%.3f gemm_step_ms_openblas=%.3f "
+                     + "gemm_step_own_over_openblas=%.3f peak_gflops=%.0f",
+                     one[FP32Kernels.best]! * 1e3, one[.openblas]! * 1e3, many[FP32Kernels.best]! * 1e3, many[.openblas]! * 1e3,
+                     many[FP32Kernels.best]! / many[.openblas]!, peak.all / 1e9))
     }
 
     /// The GEMM calls of one fmnist-cnn training step at batch 64 (one pass, as the trainer's
@@ -92,6 +103,13 @@ struct GEMMBenchmark {
 
     /// Median seconds per call of `shape` on each path, the paths alternated round by round.
     func time(_ shape: BLAS.GEMMShape, paths: [FP32Kernels.Path], threads: Int) -> [FP32Kernels.Path: Double] {
+        timeWithBest(shape, paths: paths, threads: threads).median
+    }
+
+    /// Median and fastest-round seconds per call of `shape` on each path (the paths alternated
+    /// round by round; the fastest round shows what the kernels do when nothing else runs).
+    func timeWithBest(_ shape: BLAS.GEMMShape, paths: [FP32Kernels.Path], threads: Int)
+        -> (median: [FP32Kernels.Path: Double], best: [FP32Kernels.Path: Double]) {
         let s = shape
         let aCount = s.m * s.k, bCount = s.k * s.n, cCount = s.m * s.n
         var rng = RNG(seed: 7)
@@ -119,7 +137,7 @@ struct GEMMBenchmark {
                 }
             }
         } } }
-        return samples.mapValues(median)
+        return (samples.mapValues(median), samples.mapValues { $0.min()! })
     }
 
     /// Multi-threaded GEMMs of 5–100 µs: the kernels' own spinning workers against
