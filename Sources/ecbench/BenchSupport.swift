@@ -1,3 +1,4 @@
+import EasyCompression
 import Foundation
 
 struct BenchOptions {
@@ -7,6 +8,9 @@ struct BenchOptions {
     var mode = "all"
     /// Where `--mode onnx` writes its files.
     var out: String?
+    /// `--ab`: train and inference alternate the engine's FP32 kernels and OpenBLAS round by
+    /// round in one process (ratios from interleaved rounds, not from separate runs).
+    var ab = false
 
     static func parse<S: Sequence>(_ args: S) -> BenchOptions where S.Element == String {
         var o = BenchOptions()
@@ -18,8 +22,9 @@ struct BenchOptions {
             case "--repeats": o.repeats = Int(it.next() ?? "") ?? o.repeats
             case "--mode": o.mode = it.next() ?? o.mode
             case "--out": o.out = it.next()
+            case "--ab": o.ab = true
             default:
-                FileHandle.standardError.write(Data("usage: ecbench [--mode train|inference|dp-train|collectives|pruner|qat|int8|sparse|onnx|gemm] [--threads N] [--steps N] [--repeats N] [--out DIR]\n".utf8))
+                FileHandle.standardError.write(Data("usage: ecbench [--mode train|inference|dp-train|collectives|pruner|qat|int8|sparse|onnx|gemm] [--threads N] [--steps N] [--repeats N] [--out DIR] [--ab]\n".utf8))
                 exit(2)
             }
         }
@@ -54,4 +59,11 @@ var goldenWeightsPath: String {
     let shared = ProcessInfo.processInfo.environment["EC_SHARED_DIR"].map { URL(fileURLWithPath: $0) }
         ?? repository.deletingLastPathComponent().appendingPathComponent("shared")
     return shared.appendingPathComponent("golden/fmnist_cnn_tf_fp32.safetensors").path
+}
+
+extension BenchOptions {
+    /// The FP32 GEMM paths a benchmark alternates: the active one, and OpenBLAS with `--ab`.
+    var fp32Paths: [FP32Kernels.Path] {
+        ab && FP32Kernels.active != .openblas ? [FP32Kernels.active, .openblas] : [FP32Kernels.active]
+    }
 }

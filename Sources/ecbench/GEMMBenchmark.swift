@@ -29,7 +29,8 @@ struct GEMMBenchmark {
 
         let workloads = try recordWorkloads()
         // One thread first (thread replicas run every GEMM single-threaded, and no idle
-        // OpenBLAS or pool thread competes for a core), then `threads`.
+        // OpenBLAS or pool thread competes for a core; timed in thread CPU time), then
+        // `threads` (wall time).
         var totals: [String: [FP32Kernels.Path: Double]] = [:]
         for threads in Set([1, threads]).sorted() {
             BLAS.setThreads(threads)
@@ -41,7 +42,8 @@ struct GEMMBenchmark {
                     counts[s, default: 0] += 1
                 }
                 print("")
-                print("-- \(name): \(calls.count) sgemm calls, \(order.count) shapes; GFLOP/s per path, \(threads) thread(s)")
+                print("-- \(name): \(calls.count) sgemm calls, \(order.count) shapes; GFLOP/s per path, \(threads) thread(s)"
+                  + (threads == 1 ? " (thread CPU time)" : " (wall time)"))
                 let header = ["shape", "calls"] + paths.map(\.rawValue) + ["openblas", "\(FP32Kernels.best.rawValue)/openblas",
                                                                              "% of \(threads)-core peak"]
                 var rows: [[String]] = []
@@ -102,13 +104,13 @@ struct GEMMBenchmark {
     }
 
     /// Median seconds per call of `shape` on each path, the paths alternated round by round.
-    func time(_ shape: BLAS.GEMMShape, paths: [FP32Kernels.Path], threads: Int) -> [FP32Kernels.Path: Double] {
-        timeWithBest(shape, paths: paths, threads: threads).median
+    func time(_ shape: BLAS.GEMMShape, paths: [FP32Kernels.Path], threads: Int, wallTime: Bool = false) -> [FP32Kernels.Path: Double] {
+        timeWithBest(shape, paths: paths, threads: threads, wallTime: wallTime).median
     }
 
     /// Median and fastest-round seconds per call of `shape` on each path (the paths alternated
     /// round by round; the fastest round shows what the kernels do when nothing else runs).
-    func timeWithBest(_ shape: BLAS.GEMMShape, paths: [FP32Kernels.Path], threads: Int)
+    func timeWithBest(_ shape: BLAS.GEMMShape, paths: [FP32Kernels.Path], threads: Int, wallTime: Bool = false)
         -> (median: [FP32Kernels.Path: Double], best: [FP32Kernels.Path: Double]) {
         let s = shape
         let aCount = s.m * s.k, bCount = s.k * s.n, cCount = s.m * s.n
@@ -123,15 +125,23 @@ struct GEMMBenchmark {
                            beta: 0, c: cp.baseAddress!, ldc: s.n)
             }
             for p in paths { call(p) }  // warm-up: packing buffers, worker threads, caches
+            // One thread: the calling thread's CPU time (all the work is on it, and time the
+            // thread spends preempted by other processes is not counted); more: wall time.
+            let clock = threads == 1 && !wallTime ? CLOCK_THREAD_CPUTIME_ID : CLOCK_MONOTONIC
+            func now() -> UInt64 {
+                var t = timespec()
+                clock_gettime(clock, &t)
+                return UInt64(t.tv_sec) * 1_000_000_000 + UInt64(t.tv_nsec)
+            }
             for _ in 0..<options.repeats {
                 for p in paths {
                     var calls = 0
-                    let start = DispatchTime.now().uptimeNanoseconds
+                    let start = now()
                     var elapsed: UInt64 = 0
                     repeat {
                         call(p)
                         calls += 1
-                        elapsed = DispatchTime.now().uptimeNanoseconds - start
+                        elapsed = now() - start
                     } while elapsed < 2_000_000
                     samples[p, default: []].append(Double(elapsed) / 1e9 / Double(calls))
                 }
@@ -151,7 +161,7 @@ struct GEMMBenchmark {
                       BLAS.GEMMShape(transA: false, transB: true, m: 64, n: 3136, k: 128),
                       BLAS.GEMMShape(transA: true, transB: false, m: 288, n: 64, k: 784)]
         print("")
-        print("-- threads inside a GEMM (\(path.rawValue)): µs per call, median of \(options.repeats)")
+        print("-- threads inside a GEMM (\(path.rawValue)): µs per call (wall time), median of \(options.repeats)")
         var rows: [[String]] = []
         for s in shapes {
             var t: [String: Double] = [:]
@@ -160,7 +170,7 @@ struct GEMMBenchmark {
             FP32Kernels.threading = .dispatch
             t["dispatch"] = time(s, paths: [path], threads: options.threads)[path]!
             FP32Kernels.threading = .pool
-            t["one"] = time(s, paths: [path], threads: 1)[path]!
+            t["one"] = time(s, paths: [path], threads: 1, wallTime: true)[path]!
             rows.append([Shape(s: s).label] + ["one", "pool", "dispatch"].map { String(format: "%.1f", t[$0]! * 1e6) })
         }
         print(table(["shape", "1 thread", "\(options.threads) threads: own workers", "Dispatch"], rows))

@@ -37,7 +37,9 @@ public enum FP32Kernels {
     public static let best: Path = [Path.avx512, .avx2].first { $0.isSupported } ?? .portable
 
     /// The path `BLAS.sgemm` takes: `EC_FP32_KERNEL` if set (and runnable here), else `best`.
-    public static let active: Path = {
+    /// Benchmarks switch it between rounds to compare paths in one process (set it only
+    /// while no GEMM runs).
+    public package(set) nonisolated(unsafe) static var active: Path = {
         guard let name = ProcessInfo.processInfo.environment["EC_FP32_KERNEL"], !name.isEmpty else { return best }
         guard let requested = Path(rawValue: name.lowercased()) else {
             warn("EC_FP32_KERNEL=\(name) is not one of \(Path.allCases.map(\.rawValue).joined(separator: ", ")); using \(best.rawValue)")
