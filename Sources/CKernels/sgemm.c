@@ -35,6 +35,11 @@ typedef void (*ec_ukernel)(long kc, const float *a, long as, const float *b, lon
 #define EC_UNROLL _Pragma("GCC unroll 16")
 #endif
 #define EC_MAX_MR 14
+// Row i (< 14) from two bases (rows 0–6, rows 7–13) and byte strides L, L3 = 3L, L5 = 5L:
+// every offset is a stride times 1, 2 or 4, one x86 addressing mode each.
+#define EC_ROW_OFFSET(i) ((i) == 0 ? 0 : (i) == 1 ? L : (i) == 2 ? 2 * L : (i) == 3 ? L3 : (i) == 4 ? 4 * L \
+                          : (i) == 5 ? L5 : 2 * L3)
+#define EC_ROW(base0, base7, i) ((i) < 7 ? (base0) + EC_ROW_OFFSET(i) : (base7) + EC_ROW_OFFSET((i) - 7))
 
 // MARK: - Portable micro-kernel (4 × 8; plain C, vectorised by the compiler for the target's
 // baseline instruction set). Multiply then add, never contracted to an FMA (the file's
@@ -110,20 +115,20 @@ EC_INLINE EC_AVX2 void body_avx2(const int MR, const int NV, const int ROWA, lon
             EC_UNROLL for (int v = 0; v < NV; v++) acc[i][v] = _mm256_setzero_ps();
     }
     if (ROWA) {
-        const float *ar[6];
-        EC_UNROLL for (int i = 0; i < MR; i++) ar[i] = a + i * as;
-        const float *pr = pf;
-        int r = 0;
-        long l = 0;
+        // Rows 0–5 at base + {0, 1, 2, 3, 4, 5}·lda (see body_avx512).
+        const char *a0 = (const char *)a, *p0 = (const char *)pf;
+        const long L = as * (long)sizeof(float), L3 = 3 * L, L5 = 5 * L;
         for (long p = 0; p < kc; p++) {
-            _mm_prefetch((const char *)pr, _MM_HINT_T0);
-            if (++r == MR) { r = 0; l += 16; pr = pf + l; } else pr += as;
+            if ((p & 15) == 0) {
+                EC_UNROLL for (int i = 0; i < MR; i++) _mm_prefetch(EC_ROW(p0, p0, i) + 4 * p, _MM_HINT_T0);
+            }
             __m256 bv[8];
             EC_UNROLL for (int v = 0; v < NV; v++) bv[v] = _mm256_loadu_ps(b + 8 * v);
             EC_UNROLL for (int i = 0; i < MR; i++) {
-                const __m256 x = _mm256_broadcast_ss(ar[i] + p);
+                const __m256 x = _mm256_broadcast_ss((const float *)EC_ROW(a0, a0, i));
                 EC_UNROLL for (int v = 0; v < NV; v++) acc[i][v] = _mm256_fmadd_ps(x, bv[v], acc[i][v]);
             }
+            a0 += sizeof(float);
             b += sb;
         }
     } else {
@@ -192,21 +197,24 @@ EC_INLINE EC_AVX512 void body_avx512(const int MR, const int NV, const int ROWA,
             EC_UNROLL for (int v = 0; v < NV; v++) acc[i][v] = _mm512_setzero_ps();
     }
     if (ROWA) {
-        const float *ar[EC_MAX_MR];
-        EC_UNROLL for (int i = 0; i < MR; i++) ar[i] = a + i * as;
-        // One line of the next tile's rows per step: row r, line l (it needs MR·kc/16).
-        const float *pr = pf;
-        int r = 0;
-        long l = 0;
+        // Row i of A at base + i·lda: two bases (rows 0–6 and 7–13) and three strides (lda,
+        // 3·lda, 5·lda in bytes) reach all 14 rows with x86 scaled addressing, so the loop needs
+        // few general registers (SwiftPM builds with a frame pointer: one fewer).
+        const char *a0 = (const char *)a, *a7 = (const char *)(a + 7 * as);
+        const char *p0 = (const char *)pf, *p7 = (const char *)(pf + 7 * as);
+        const long L = as * (long)sizeof(float), L3 = 3 * L, L5 = 5 * L;
         for (long p = 0; p < kc; p++) {
-            _mm_prefetch((const char *)pr, _MM_HINT_T0);
-            if (++r == MR) { r = 0; l += 16; pr = pf + l; } else pr += as;
+            if ((p & 15) == 0) {  // each row's next line of the tile below
+                EC_UNROLL for (int i = 0; i < MR; i++) _mm_prefetch(EC_ROW(p0, p7, i) + 4 * p, _MM_HINT_T0);
+            }
             __m512 bv[8];
             EC_UNROLL for (int v = 0; v < NV; v++) bv[v] = _mm512_loadu_ps(b + 16 * v);
             EC_UNROLL for (int i = 0; i < MR; i++) {
-                const __m512 x = _mm512_set1_ps(ar[i][p]);
+                const __m512 x = _mm512_set1_ps(*(const float *)EC_ROW(a0, a7, i));
                 EC_UNROLL for (int v = 0; v < NV; v++) acc[i][v] = _mm512_fmadd_ps(x, bv[v], acc[i][v]);
             }
+            a0 += sizeof(float);
+            a7 += sizeof(float);
             b += sb;
         }
     } else {
