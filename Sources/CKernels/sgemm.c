@@ -208,7 +208,7 @@ EC_INLINE EC_AVX512 void body_avx512(const int MR, const int NV, const int ROWA,
                 EC_UNROLL for (int i = 0; i < MR; i++) _mm_prefetch(EC_ROW(p0, p7, i) + 4 * p, _MM_HINT_T0);
             }
             __m512 bv[8];
-            EC_UNROLL for (int v = 0; v < NV; v++) bv[v] = _mm512_loadu_ps(b + 16 * v);
+            EC_UNROLL for (int v = 0; v < NV; v++) bv[v] = _mm512_maskz_loadu_ps(mk[v], b + 16 * v);
             EC_UNROLL for (int i = 0; i < MR; i++) {
                 const __m512 x = _mm512_set1_ps(*(const float *)EC_ROW(a0, a7, i));
                 EC_UNROLL for (int v = 0; v < NV; v++) acc[i][v] = _mm512_fmadd_ps(x, bv[v], acc[i][v]);
@@ -221,7 +221,7 @@ EC_INLINE EC_AVX512 void body_avx512(const int MR, const int NV, const int ROWA,
         for (long p = 0; p < kc; p++) {
             _mm_prefetch((const char *)(pf + p * as), _MM_HINT_T0);  // the next tile's line
             __m512 bv[8];
-            EC_UNROLL for (int v = 0; v < NV; v++) bv[v] = _mm512_loadu_ps(b + 16 * v);
+            EC_UNROLL for (int v = 0; v < NV; v++) bv[v] = _mm512_maskz_loadu_ps(mk[v], b + 16 * v);
             EC_UNROLL for (int i = 0; i < MR; i++) {
                 const __m512 x = _mm512_set1_ps(a[i]);
                 EC_UNROLL for (int v = 0; v < NV; v++) acc[i][v] = _mm512_fmadd_ps(x, bv[v], acc[i][v]);
@@ -392,11 +392,9 @@ static float *scratch(size_t floats) {
 /// Packs op(B) rows [0, kc) × columns [0, w) of a sliver into dst (stride nr, zero-padded
 /// to width nr). b points at op(B)[0][0] of the sliver.
 static void pack_b(int path, int transB, const float *b, long ldb, long kc, int w, int nr, float *dst) {
-    if (!transB) {
-        for (long p = 0; p < kc; p++) {
-            memcpy(dst + p * nr, b + p * ldb, (size_t)w * sizeof(float));
-            if (w < nr) memset(dst + p * nr + w, 0, (size_t)(nr - w) * sizeof(float));
-        }
+    if (!transB) {  // a narrow edge sliver: a loop (a memcpy call per row costs more)
+        for (long p = 0; p < kc; p++)
+            for (int j = 0; j < nr; j++) dst[p * nr + j] = j < w ? b[p * ldb + j] : 0.0f;
         return;
     }
 #ifdef EC_X86
@@ -474,7 +472,8 @@ void ec_sgemm(int path, int transA, int transB, long m, long n, long k, float al
     const long mcb = P->mc / mr * mr;
     const long ncb = P->nc;
     // op(B) is packed when stored transposed; otherwise read in place, except a last sliver
-    // narrower than its kernel at the right edge of B (the kernel would read past B's end).
+    // narrower than its kernel at the right edge of B (the kernel would read past B's end),
+    // unless the kernels mask their loads of B (AVX-512: a masked load costs a plain one).
     const long width = n1 - n0 < ncb ? n1 - n0 : ncb;
     // A stored m × k is read in place by MR row streams, unless its rows are a multiple of
     // 2 KiB apart: then they share a few L1 sets (all of them one set at 4 KiB) and evict each
@@ -511,7 +510,7 @@ void ec_sgemm(int path, int transA, int transB, long m, long n, long k, float al
                     if (transB) {
                         bp = packed + jr * kc;
                         sb = nr;
-                    } else if (jc + jr + kw > n) {
+                    } else if (jc + jr + kw > n && path != EC_SGEMM_AVX512) {
                         if (ic == m0) pack_b(path, 0, b + pc * ldb + jc + jr, ldb, kc, w, kw, packed);
                         bp = packed;
                         sb = kw;
