@@ -11,10 +11,12 @@
 // Blocking (BLIS order): for each NC-wide column block of C, for each k block (KC), the
 // op(B) panel is packed once (when B is stored transposed: its columns must become rows);
 // then for each MC rows, for each NR-wide sliver of the panel (it stays in L1), the MR × NR
-// micro-kernel runs down the rows. op(A) is never packed: a micro-kernel broadcasts its MR
+// micro-kernel runs down the rows. op(A) is read in place: a micro-kernel broadcasts its MR
 // values for step p straight from A, from MR row streams (A stored m × k, "row" kernels)
-// or from one row of the transposed storage (A stored k × m, "column" kernels). op(B) rows
-// are read from the packed panel or, when B is stored k × n, from B itself.
+// or from one row of the transposed storage (A stored k × m, "column" kernels); only rows a
+// multiple of 2 KiB apart (L1 set conflicts) are packed first. op(B) rows are read from the
+// packed panel or, when B is stored k × n, from B itself. Threads split C (ec_sgemm_partition,
+// sgemm_pool.c), never k.
 //
 // Each micro-kernel computes an MR × (NV vectors) tile: acc[i][v] starts at beta·C (or 0),
 // gets one FMA per p, and is stored (C = acc, or alpha·acc + beta·C when alpha ≠ 1). Edge
@@ -43,7 +45,7 @@ typedef void (*ec_ukernel)(long kc, const float *a, long as, const float *b, lon
 
 // MARK: - Portable micro-kernel (4 × 8; plain C, vectorised by the compiler for the target's
 // baseline instruction set). Multiply then add, never contracted to an FMA (the file's
-// pragma below), so it computes what chain_rect's portable form computes on any target.
+// FP_CONTRACT pragma), so it computes what chain_rect's portable form computes on any target.
 
 EC_INLINE void body_portable(const int MR, const int ROWA, long kc, const float *a, long as, const float *b,
                              long sb, float *c, long ldc, int w, float alpha, float beta, const float *pf) {
@@ -68,14 +70,14 @@ EC_INLINE void body_portable(const int MR, const int ROWA, long kc, const float 
         }
 }
 
-#define EC_DEF_PORTABLE(MR)                                                                             \
-    static void kp_r##MR(long kc, const float *a, long as, const float *b, long sb, float *c, long ldc, \
-                         int w, float alpha, float beta, const float *pf) {                                              \
-        body_portable(MR, 1, kc, a, as, b, sb, c, ldc, w, alpha, beta, pf);                                 \
-    }                                                                                                   \
-    static void kp_c##MR(long kc, const float *a, long as, const float *b, long sb, float *c, long ldc, \
-                         int w, float alpha, float beta, const float *pf) {                                              \
-        body_portable(MR, 0, kc, a, as, b, sb, c, ldc, w, alpha, beta, pf);                                 \
+#define EC_DEF_PORTABLE(MR)                                                                                           \
+    static void kp_r##MR(long kc, const float *a, long as, const float *b, long sb, float *c, long ldc,               \
+                         int w, float alpha, float beta, const float *pf) {                                           \
+        body_portable(MR, 1, kc, a, as, b, sb, c, ldc, w, alpha, beta, pf);                                           \
+    }                                                                                                                 \
+    static void kp_c##MR(long kc, const float *a, long as, const float *b, long sb, float *c, long ldc,               \
+                         int w, float alpha, float beta, const float *pf) {                                           \
+        body_portable(MR, 0, kc, a, as, b, sb, c, ldc, w, alpha, beta, pf);                                           \
     }
 EC_DEF_PORTABLE(1) EC_DEF_PORTABLE(2) EC_DEF_PORTABLE(3) EC_DEF_PORTABLE(4)
 
@@ -158,14 +160,14 @@ EC_INLINE EC_AVX2 void body_avx2(const int MR, const int NV, const int ROWA, lon
         }
 }
 
-#define EC_DEF_AVX2(MR, NV)                                                                                  \
-    static EC_AVX2 void k2_r##MR##_##NV(long kc, const float *a, long as, const float *b, long sb, float *c, \
-                                        long ldc, int w, float alpha, float beta, const float *pf) {                          \
-        body_avx2(MR, NV, 1, kc, a, as, b, sb, c, ldc, w, alpha, beta, pf);                                      \
-    }                                                                                                        \
-    static EC_AVX2 void k2_c##MR##_##NV(long kc, const float *a, long as, const float *b, long sb, float *c, \
-                                        long ldc, int w, float alpha, float beta, const float *pf) {                          \
-        body_avx2(MR, NV, 0, kc, a, as, b, sb, c, ldc, w, alpha, beta, pf);                                      \
+#define EC_DEF_AVX2(MR, NV)                                                                                           \
+    static EC_AVX2 void k2_r##MR##_##NV(long kc, const float *a, long as, const float *b, long sb, float *c,          \
+                                        long ldc, int w, float alpha, float beta, const float *pf) {                  \
+        body_avx2(MR, NV, 1, kc, a, as, b, sb, c, ldc, w, alpha, beta, pf);                                           \
+    }                                                                                                                 \
+    static EC_AVX2 void k2_c##MR##_##NV(long kc, const float *a, long as, const float *b, long sb, float *c,          \
+                                        long ldc, int w, float alpha, float beta, const float *pf) {                  \
+        body_avx2(MR, NV, 0, kc, a, as, b, sb, c, ldc, w, alpha, beta, pf);                                           \
     }
 EC_DEF_AVX2(1, 1) EC_DEF_AVX2(2, 1) EC_DEF_AVX2(3, 1) EC_DEF_AVX2(4, 1) EC_DEF_AVX2(5, 1) EC_DEF_AVX2(6, 1)
 EC_DEF_AVX2(1, 2) EC_DEF_AVX2(2, 2) EC_DEF_AVX2(3, 2) EC_DEF_AVX2(4, 2) EC_DEF_AVX2(5, 2) EC_DEF_AVX2(6, 2)
@@ -244,18 +246,18 @@ EC_INLINE EC_AVX512 void body_avx512(const int MR, const int NV, const int ROWA,
         }
 }
 
-#define EC_DEF_AVX512(MR, NV)                                                                                  \
-    static EC_AVX512 void k5_r##MR##_##NV(long kc, const float *a, long as, const float *b, long sb, float *c, \
-                                          long ldc, int w, float alpha, float beta, const float *pf) {                          \
-        body_avx512(MR, NV, 1, kc, a, as, b, sb, c, ldc, w, alpha, beta, pf);                                      \
-    }                                                                                                          \
-    static EC_AVX512 void k5_c##MR##_##NV(long kc, const float *a, long as, const float *b, long sb, float *c, \
-                                          long ldc, int w, float alpha, float beta, const float *pf) {                          \
-        body_avx512(MR, NV, 0, kc, a, as, b, sb, c, ldc, w, alpha, beta, pf);                                      \
+#define EC_DEF_AVX512(MR, NV)                                                                                         \
+    static EC_AVX512 void k5_r##MR##_##NV(long kc, const float *a, long as, const float *b, long sb, float *c,        \
+                                          long ldc, int w, float alpha, float beta, const float *pf) {                \
+        body_avx512(MR, NV, 1, kc, a, as, b, sb, c, ldc, w, alpha, beta, pf);                                         \
+    }                                                                                                                 \
+    static EC_AVX512 void k5_c##MR##_##NV(long kc, const float *a, long as, const float *b, long sb, float *c,        \
+                                          long ldc, int w, float alpha, float beta, const float *pf) {                \
+        body_avx512(MR, NV, 0, kc, a, as, b, sb, c, ldc, w, alpha, beta, pf);                                         \
     }
-#define EC_DEF_AVX512_14(NV)                                                                                   \
-    EC_DEF_AVX512(1, NV) EC_DEF_AVX512(2, NV) EC_DEF_AVX512(3, NV) EC_DEF_AVX512(4, NV) EC_DEF_AVX512(5, NV)   \
-    EC_DEF_AVX512(6, NV) EC_DEF_AVX512(7, NV) EC_DEF_AVX512(8, NV) EC_DEF_AVX512(9, NV) EC_DEF_AVX512(10, NV)  \
+#define EC_DEF_AVX512_14(NV)                                                                                          \
+    EC_DEF_AVX512(1, NV) EC_DEF_AVX512(2, NV) EC_DEF_AVX512(3, NV) EC_DEF_AVX512(4, NV) EC_DEF_AVX512(5, NV)          \
+    EC_DEF_AVX512(6, NV) EC_DEF_AVX512(7, NV) EC_DEF_AVX512(8, NV) EC_DEF_AVX512(9, NV) EC_DEF_AVX512(10, NV)         \
     EC_DEF_AVX512(11, NV) EC_DEF_AVX512(12, NV) EC_DEF_AVX512(13, NV) EC_DEF_AVX512(14, NV)
 EC_DEF_AVX512_14(1)
 EC_DEF_AVX512_14(2)
