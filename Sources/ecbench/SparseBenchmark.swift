@@ -1,10 +1,11 @@
 import EasyCompression
 import Foundation
 
-/// The block-sparse kernel against dense sgemm (the active FP32 path: the own kernels, or OpenBLAS) on fmnist-cnn's GEMM shapes (conv1 and
-/// conv2 through im2col, fc1, fc2) at 50/60/80/90% zero [1, 16] blocks, batch 1 and 64 — the
-/// two timed alternately, medians, ratio dense/sparse — then end-to-end inference of a
-/// block-sparse fmnist-cnn (the engine's automatic path) against the same model run dense.
+/// The block-sparse kernel against dense sgemm (the active FP32 path: the engine's kernels, or
+/// OpenBLAS) on fmnist-cnn's GEMM shapes (conv1 and conv2 through im2col, fc1, fc2) at
+/// 50/60/80/90% zero [1, 16] blocks, batch 1 and 64 — the two timed alternately, medians,
+/// ratio dense/sparse — then end-to-end inference of a block-sparse fmnist-cnn (the engine's
+/// automatic path) against the same model run dense.
 struct SparseBenchmark {
     let options: BenchOptions
 
