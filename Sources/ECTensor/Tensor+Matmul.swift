@@ -1,11 +1,17 @@
 import CBLAS
 
-/// The engine's one door to OpenBLAS: every GEMM in the project goes through `BLAS.sgemm`.
+/// The engine's one door to GEMM: every matrix product in the project goes through
+/// `BLAS.sgemm`. It runs the engine's own kernels (`FP32Kernels`, on `Parallel.workers`
+/// threads) unless `EC_FP32_KERNEL=openblas` sends it to OpenBLAS, the reference.
 public enum BLAS {
     /// The shape of one GEMM call, as recorded for benchmarks.
     public struct GEMMShape: Hashable, Sendable {
         public let transA: Bool, transB: Bool, m: Int, n: Int, k: Int
         public var flops: Int { 2 * m * n * k }
+
+        public init(transA: Bool, transB: Bool, m: Int, n: Int, k: Int) {
+            self.transA = transA; self.transB = transB; self.m = m; self.n = n; self.k = k
+        }
     }
 
     /// When set, every `sgemm` call reports its shape here (benchmarks replay the exact GEMMs
@@ -16,7 +22,6 @@ public enum BLAS {
     /// the row lengths of the stored (untransposed) matrices.
     ///
     /// - Parameters: `transA`/`transB` say whether A is stored `[k, m]` / B stored `[n, k]`.
-    @inline(__always)
     public static func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
                              alpha: Float = 1, a: UnsafePointer<Float>, b: UnsafePointer<Float>,
                              beta: Float = 0, c: UnsafeMutablePointer<Float>) {
@@ -32,6 +37,16 @@ public enum BLAS {
                              beta: Float = 0, c: UnsafeMutablePointer<Float>, lda: Int, ldb: Int, ldc: Int) {
         guard m > 0, n > 0 else { return }
         recorder?(GEMMShape(transA: transA, transB: transB, m: m, n: n, k: k))
+        sgemm(path: FP32Kernels.active, threads: Parallel.workers, transA: transA, transB: transB, m: m, n: n, k: k,
+              alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+    }
+
+    /// `sgemm` on a chosen path and thread count, with explicit leading dimensions (tests and
+    /// benchmarks compare paths in one process). OpenBLAS uses its own thread setting.
+    package static func sgemm(path: FP32Kernels.Path, threads: Int, transA: Bool, transB: Bool, m: Int, n: Int,
+                              k: Int, alpha: Float, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>,
+                              ldb: Int, beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        guard m > 0, n > 0 else { return }
         if k == 0 {
             // op(A)·op(B) is zero: C = beta·C (BLAS may skip the scaling when k == 0).
             for i in 0..<m {
@@ -39,9 +54,14 @@ public enum BLAS {
             }
             return
         }
-        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                    blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb),
-                    beta, c, blasint(ldc))
+        if path == .openblas {
+            cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                        blasint(m), blasint(n), blasint(k), alpha, a, blasint(lda), b, blasint(ldb),
+                        beta, c, blasint(ldc))
+        } else {
+            FP32Kernels.multiply(path: path, threads: threads, transA: transA, transB: transB, m: m, n: n, k: k,
+                                 alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+        }
     }
 
     /// Sets OpenBLAS's thread count (call before heavy work; ranks × threads ≤ cores).
@@ -51,6 +71,10 @@ public enum BLAS {
 
     /// The thread count OpenBLAS will use.
     public static var threads: Int { Int(openblas_get_num_threads()) }
+
+    /// The name of the kernel family OpenBLAS chose for this CPU (e.g. "Haswell", or
+    /// "Prescott" under `OPENBLAS_CORETYPE=Prescott`).
+    public static var openBLASCoreName: String { openblas_get_corename().map { String(cString: $0) } ?? "unknown" }
 }
 
 extension Tensor {

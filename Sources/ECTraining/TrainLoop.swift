@@ -56,7 +56,7 @@ struct TrainLoop {
             log.info("resumed from step \(restored.step) of \(saveDir.path)")
         }
         log.info("training \(model.name) (\(model.parameterCount) params) on \(trainSpec.data.count) samples, "
-                 + "\(totalSteps) steps of global batch \(trainSpec.batchSize) on \(comm.size) rank(s)")
+                 + "\(totalSteps) steps of global batch \(trainSpec.batchSize) on \(comm.size) rank(s); FP32 GEMM: \(FP32Kernels.path)")
         let session = try MonitoredSession(model: model, optimizer: optimizer, communicator: comm, hooks: hooks,
                                            bucketBytes: rc.bucketBytes, startStep: start.step)
         session.threadReplicas = rc.threadReplicas ?? Parallel.workers

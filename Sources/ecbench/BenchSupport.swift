@@ -1,3 +1,4 @@
+import EasyCompression
 import Foundation
 
 struct BenchOptions {
@@ -11,6 +12,9 @@ struct BenchOptions {
     var dir: String?
     /// `--only NAME` (repeatable): the architectures `--mode torchvision` checks.
     var only: Set<String>?
+    /// `--ab`: train and inference alternate the engine's FP32 kernels and OpenBLAS round by
+    /// round in one process (ratios from interleaved rounds, not from separate runs).
+    var ab = false
 
     static func parse<S: Sequence>(_ args: S) -> BenchOptions where S.Element == String {
         var o = BenchOptions()
@@ -24,8 +28,9 @@ struct BenchOptions {
             case "--out": o.out = it.next()
             case "--dir": o.dir = it.next()
             case "--only": o.only = (o.only ?? []).union([it.next() ?? ""])
+            case "--ab": o.ab = true
             default:
-                FileHandle.standardError.write(Data("usage: ecbench [--mode train|inference|dp-train|collectives|bn|pruner|qat|int8|sparse|onnx|imported|torchvision] [--threads N] [--steps N] [--repeats N] [--out DIR] [--dir DIR] [--only NAME]\n".utf8))
+                FileHandle.standardError.write(Data("usage: ecbench [--mode train|inference|dp-train|collectives|bn|pruner|qat|int8|sparse|onnx|imported|torchvision|gemm] [--threads N] [--steps N] [--repeats N] [--out DIR] [--dir DIR] [--only NAME] [--ab]\n".utf8))
                 exit(2)
             }
         }
@@ -56,4 +61,11 @@ func peakRSSMegabytes() -> Double {
 var goldenWeightsPath: String {
     URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Tests/Fixtures/golden/fmnist_cnn_tf_fp32.safetensors").path
+}
+
+extension BenchOptions {
+    /// The FP32 GEMM paths a benchmark alternates: the active one, and OpenBLAS with `--ab`.
+    var fp32Paths: [FP32Kernels.Path] {
+        ab && FP32Kernels.active != .openblas ? [FP32Kernels.active, .openblas] : [FP32Kernels.active]
+    }
 }

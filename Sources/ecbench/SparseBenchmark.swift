@@ -2,10 +2,11 @@ import ECReport
 import EasyCompression
 import Foundation
 
-/// The block-sparse kernel against dense OpenBLAS sgemm on fmnist-cnn's GEMM shapes (conv1 and
-/// conv2 through im2col, fc1, fc2) at 50/60/80/90% zero [1, 16] blocks, batch 1 and 64 — the
-/// two timed alternately, medians, ratio dense/sparse — then end-to-end inference of a
-/// block-sparse fmnist-cnn (the engine's automatic path) against the same model run dense.
+/// The block-sparse kernel against dense sgemm (the active FP32 path: the engine's kernels, or
+/// OpenBLAS) on fmnist-cnn's GEMM shapes (conv1 and conv2 through im2col, fc1, fc2) at
+/// 50/60/80/90% zero [1, 16] blocks, batch 1 and 64 — the two timed alternately, medians,
+/// ratio dense/sparse — then end-to-end inference of a block-sparse fmnist-cnn (the engine's
+/// automatic path) against the same model run dense.
 struct SparseBenchmark {
     let options: BenchOptions
 
@@ -39,7 +40,7 @@ struct SparseBenchmark {
     func kernels() throws {
         var rng = RNG(seed: 9)
         print("")
-        print("== block-sparse kernel vs dense sgemm (OpenBLAS), [1, 16] blocks, \(options.threads) thread(s); "
+        print("== block-sparse kernel vs dense sgemm (\(FP32Kernels.path)), [1, 16] blocks, \(options.threads) thread(s); "
               + "ratio = dense time / sparse time (medians of alternating runs)")
         var rows = [["layer", "m×k×n", "batch", "50%", "60%", "80%", "90%"]]
         var at80: [Int: [Double]] = [:]

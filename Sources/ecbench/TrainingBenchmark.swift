@@ -27,25 +27,44 @@ struct TrainingBenchmark {
         BLAS.recorder = nil
 
         // A: thread replicas (the trainer's default on a model without batch norm), B: one
-        // pass with multi-threaded BLAS, C: raw GEMM — alternated so drift hits all alike.
-        var replicated: [Double] = [], single: [Double] = [], raw: [Double] = []
+        // pass with multi-threaded BLAS, C: raw GEMM — alternated so drift hits all alike;
+        // with --ab, each on the engine's kernels and on OpenBLAS in every round.
+        let paths = options.fp32Paths
+        var replicated: [FP32Kernels.Path: [Double]] = [:], single = replicated, raw = replicated
         for _ in 0..<options.repeats {
-            session.threadReplicas = options.threads
-            replicated.append(try time { for _ in 0..<options.steps { try step() } } / Double(options.steps))
-            session.threadReplicas = 1
-            single.append(try time { for _ in 0..<options.steps { try step() } } / Double(options.steps))
-            raw.append(replay(gemms, times: options.steps))
+            for path in paths {
+                FP32Kernels.active = path
+                session.threadReplicas = options.threads
+                replicated[path, default: []].append(try time { for _ in 0..<options.steps { try step() } } / Double(options.steps))
+                session.threadReplicas = 1
+                single[path, default: []].append(try time { for _ in 0..<options.steps { try step() } } / Double(options.steps))
+                raw[path, default: []].append(replay(gemms, times: options.steps))
+            }
         }
-        let e = median(replicated), e1 = median(single), g = median(raw)
+        FP32Kernels.active = paths[0]
         let flops = gemms.reduce(0) { $0 + $1.flops }
         print("")
-        print("== training: fmnist-cnn, batch 64, \(options.threads) thread(s), median of \(options.repeats) × \(options.steps) steps")
-        print(String(format: "engine, %d thread replicas: %7.2f ms/step  %7.0f samples/s", options.threads, e * 1e3, 64 / e))
-        print(String(format: "engine, one pass:          %7.2f ms/step  %7.0f samples/s", e1 * 1e3, 64 / e1))
-        print(String(format: "raw GEMM of one pass:      %7.2f ms/step  %7.0f samples/s  (%d sgemm calls, %.2f GFLOP/step, %.0f GFLOP/s)",
-                     g * 1e3, 64 / g, gemms.count, Double(flops) / 1e9, Double(flops) / g / 1e9))
-        print(String(format: "engine / raw GEMM time: %.2f× (replicas), %.2f× (one pass)   (TensorFlow 2.21 Keras on the AMD kind: ~4,800 samples/s, docs/benchmarks.md)",
-                     e / g, e1 / g))
+        print("== training: fmnist-cnn, batch 64, \(options.threads) thread(s), median of \(options.repeats) × \(options.steps) steps"
+              + (paths.count > 1 ? ", FP32 GEMM \(paths.map(\.rawValue).joined(separator: " and ")) alternated round by round" : ""))
+        for path in paths {
+            let e = median(replicated[path]!), e1 = median(single[path]!), g = median(raw[path]!)
+            let tag = paths.count > 1 ? "[\(path.rawValue)] " : ""
+            print(String(format: "%@engine, %d thread replicas: %7.2f ms/step  %7.0f samples/s", tag, options.threads, e * 1e3, 64 / e))
+            print(String(format: "%@engine, one pass:          %7.2f ms/step  %7.0f samples/s", tag, e1 * 1e3, 64 / e1))
+            print(String(format: "%@raw GEMM of one pass:      %7.2f ms/step  %7.0f samples/s  (%d sgemm calls, %.2f GFLOP/step, %.0f GFLOP/s)",
+                         tag, g * 1e3, 64 / g, gemms.count, Double(flops) / 1e9, Double(flops) / g / 1e9))
+            print(String(format: "%@engine / raw GEMM time: %.2f× (replicas), %.2f× (one pass)   (TensorFlow 2.21 Keras on the AMD kind: ~4,800 samples/s, docs/benchmarks.md)",
+                         tag, e / g, e1 / g))
+        }
+        if paths.count > 1 {
+            let (own, blas) = (paths[0], paths[1])
+            func ratio(_ t: [FP32Kernels.Path: [Double]]) -> Double { median(t[blas]!) / median(t[own]!) }
+            print(String(format: "%@ / OpenBLAS throughput: %.2f× (replicas), %.2f× (one pass), %.2f× (raw GEMM)",
+                         own.rawValue, ratio(replicated), ratio(single), ratio(raw)))
+            print(String(format: "RESULT ab_train_replicas_ratio=%.3f ab_one_pass_ratio=%.3f ab_raw_gemm_ratio=%.3f",
+                         ratio(replicated), ratio(single), ratio(raw)))
+        }
+        let e = median(replicated[paths[0]]!), e1 = median(single[paths[0]]!), g = median(raw[paths[0]]!)
         print(String(format: "peak RSS after training: %.0f MB (TensorFlow: ~1,260 MB)", peakRSSMegabytes()))
         print(String(format: "RESULT train_samples_per_second=%.1f one_pass_samples_per_second=%.1f engine_over_gemm=%.3f peak_rss_mb=%.0f",
                      64 / e, 64 / e1, e / g, peakRSSMegabytes()))

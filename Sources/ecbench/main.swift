@@ -15,6 +15,7 @@ import Foundation
 //   ecbench --mode onnx         exports fmnist-cnn (FP32, QDQ) for Tools/onnx_bench.py; engine FP32 reference
 //   ecbench --mode imported     fmnist-cnn exported to ONNX and imported back vs the built-in model
 //   ecbench --mode torchvision  torchvision architectures: import, output vs ONNX Runtime, a training step, 30% pruned
+//   ecbench --mode gemm         own FP32 GEMM kernels (every path) vs OpenBLAS on the training step's and inference's shapes
 // Every figure is printed with the reference it is compared to, measured in the same run;
 // lines starting with RESULT are read by launch/bench.
 
@@ -22,7 +23,10 @@ let options = BenchOptions.parse(CommandLine.arguments.dropFirst())
 TrainJob.configureThreads(options.threads)
 do {
     let world = try World.current()
-    if world.isChief { print("ecbench \(options.mode) — \(world.size) rank(s) × \(options.threads) thread(s), \(Date())") }
+    if world.isChief {
+        print("ecbench \(options.mode) — \(world.size) rank(s) × \(options.threads) thread(s), FP32 GEMM: \(FP32Kernels.path) "
+              + "(OpenBLAS core \(BLAS.openBLASCoreName)), \(Date())")
+    }
     switch options.mode {
     case "train": try TrainingBenchmark(options: options).run()
     case "inference": try InferenceBenchmark(options: options).run()
@@ -36,6 +40,7 @@ do {
     case "onnx": try ONNXBenchmark(options: options).run()
     case "imported": try ImportedModelBenchmark(options: options).run()
     case "torchvision": try TorchvisionCoverage(options: options).run()
+    case "gemm": try GEMMBenchmark(options: options).run()
     default:
         try TrainingBenchmark(options: options).run()
         try InferenceBenchmark(options: options).run()

@@ -31,9 +31,10 @@ final class Int8Tests: XCTestCase {
         return (model, q)
     }
 
-    /// Integer and fake-quant accuracies, and the largest logit difference relative to the
-    /// largest logit magnitude, over the 2,000 test images.
-    func compare(_ model: Model, _ int8: Int8Model) throws -> (int8: Double, fake: Double, relative: Float) {
+    /// Integer and fake-quant accuracies over the 2,000 test images; the largest logit
+    /// difference relative to the largest logit magnitude over 500 of them, and how many of
+    /// those 500 images differ by more than 1e-5 of it.
+    func compare(_ model: Model, _ int8: Int8Model) throws -> (int8: Double, fake: Double, relative: Float, imagesOver1e5: Int) {
         let data = try test
         let clock = ContinuousClock()
         var fake = 0.0, integer = 0.0
@@ -43,7 +44,11 @@ final class Int8Tests: XCTestCase {
         let batch = data.gather(0..<500).images
         let a = int8(batch), b = model(Variable(batch), .inference()).value
         let scale = b.scalars.map(abs).max() ?? 1
-        return (integer, fake, a.maxAbsDifference(b) / scale)
+        let classes = b.shape[1]
+        let over = (0..<b.shape[0]).filter { i in
+            (0..<classes).contains { abs(a.scalars[i * classes + $0] - b.scalars[i * classes + $0]) / scale > 1e-5 }
+        }
+        return (integer, fake, a.maxAbsDifference(b) / scale, over.count)
     }
 
     /// (a) W8A8: the integer path's accuracy equals the fake-quant model's within 0.2 points and
@@ -56,8 +61,12 @@ final class Int8Tests: XCTestCase {
         XCTAssertGreaterThan(r.int8, 0.85, "the golden model stays accurate at 8 bits")
         // Both paths compute Σ q_x·q_w·s_a·s_w on the same codes: the integer sums are exact, the
         // fake-quant Float sums (K ≤ 3136 terms) err by about √K·ε ≈ 3e-6 relative (measured:
-        // 1.5e-7); a larger gap would mean the two paths disagree on some code.
-        XCTAssertLessThan(r.relative, 1e-5)
+        // 1.5e-7 on all but one image). An activation within that rounding of a code boundary
+        // can still take the neighbouring code in one path: one image of the 500 does with the
+        // engine's own GEMM kernels (4.2e-4, one code step; OpenBLAS's sums happened to round to
+        // the integer path's side). Paths disagreeing on some code would show on many images.
+        XCTAssertLessThanOrEqual(r.imagesOver1e5, 2, "images whose logits differ by more than Float rounding")
+        XCTAssertLessThan(r.relative, 1e-3)
     }
 
     /// (b) Stored codes lie in [−Qn, Qp] and dequantize exactly to the fake-quantized kernels.

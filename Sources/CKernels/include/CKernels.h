@@ -6,4 +6,5 @@
 // rest). Their only importers are the files of ECTensor/Kernels.
 #include "int8_gemm.h"
 #include "bsc_matmul.h"
+#include "sgemm.h"
 #endif
