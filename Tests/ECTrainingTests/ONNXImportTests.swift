@@ -99,7 +99,7 @@ final class ONNXImportTests: XCTestCase {
     /// check every 10 steps, then `export --format onnx`: ONNX Runtime gives the engine's outputs.
     func testFineTuningOnTwoRanksThenExportingRoundTrips() throws {
         guard try PythonRunner.require("numpy, onnx, onnxruntime, safetensors") else { return }
-        for name in ["keras_concat"] {
+        for name in ["keras_concat", "torch_resnet"] {
             let saveDir = work.appendingPathComponent("\(name)-tuned").path, config = work.appendingPathComponent("\(name).yaml").path
             try """
                 model: {onnx: \(fixture(name).path)}
@@ -129,6 +129,44 @@ final class ONNXImportTests: XCTestCase {
             assertClose(onnx, outputs(tuned, x), absolute: 1e-4, relative: 1e-4, "\(name): the fine-tuned export in ONNX Runtime vs the engine")
             XCTAssertNotEqual(outputs(tuned, x), outputs(try Model(onnx: fixture(name)), x), "the weights did change")
         }
+    }
+
+    /// Pruning an imported MobileNetV2-style model (depthwise convolutions, inverted residuals,
+    /// ReLU6, batch norm) on 2 ranks with the replica check every step: the chief's masks are
+    /// one process's, and GapFinetune extracts a model that computes what the masked one does.
+    func testPruningAnImportedModelOnTwoRanksMatchesOneProcess() throws {
+        let name = "torch_mobilenetv2"
+        func job(_ tag: String) throws -> (String, String) {
+            let saveDir = work.appendingPathComponent(tag).path, config = work.appendingPathComponent("\(tag).yaml").path
+            try """
+                model: {onnx: \(fixture(name).path)}
+                dataset: {limit_train: 1280, limit_test: 200}
+                steps: 12
+                batch_size: 64
+                optimizer: {name: sgd, lr: 0.005, momentum: 0.9}
+                debug_check_every: 1
+                save_dir: \(saveDir)
+                compression: {pruner: {compression_ratio: 0.5, step_interval: 4, num_trials: 3}}
+                """.write(toFile: config, atomically: true, encoding: .utf8)
+            return (config, saveDir)
+        }
+        let one = try job("one"), two = try job("two")
+        XCTAssertEqual(try TrainCommand.run(one.0).status, 0)
+        let r = try TrainCommand.run(two.0, ranks: 2, timeoutSeconds: 300)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        func masks(_ dir: String) throws -> NamedTensors {
+            let t = try WeightLoader.readTensors(from: dir)
+            return NamedTensors(t.sorted.filter { $0.name.hasPrefix("pruner/keep/") }.map { ($0.name, $0.tensor) })
+        }
+        let m1 = try masks(one.1), m2 = try masks(two.1)
+        XCTAssertFalse(m1.names.isEmpty)
+        XCTAssertTrue(m1.names.contains { $0.contains("features.1/block/block.0/block.0.0/Conv") }, "the expand conv of a block is a group: \(m1.names)")
+        XCTAssertEqual(m1.names, m2.names)
+        for n in m1.names { XCTAssertEqual(m1[n], m2[n], "\(n): 2 ranks prune what one process prunes") }
+        let ft = try GapFinetune(modelDir: two.1)
+        XCTAssertLessThan(ft.model.parameterCount, ft.original.parameterCount)
+        let x = try Dataset.load(.test, limit: 16).images
+        assertClose(ft.model.predict(x), ft.original.predict(x), absolute: 1e-4, relative: 1e-4, "extracted vs masked")
     }
 
     /// The integer path on imported graphs: quantized convolutions and dense layers on the int8
