@@ -11,7 +11,7 @@ public enum EvalJob {
         TrainJob.configureThreads(config.threads)
         let model = try config.makeModel()
         if let source = weights ?? (config.modelFile == nil ? config.saveDir : nil) {
-            try WeightLoader.load(into: model, from: source)
+            try WeightLoader.load(into: model, from: source, log: log)
         }
         let test = try Dataset.load(.test, directory: config.dataset.path, limit: config.dataset.limitTest)
         try test.checkFits(model)

@@ -50,8 +50,10 @@ public struct FinetuneReport: Codable {
 /// from a pruned save_dir (`GapFinetune`), fine-tunes it with the job's optimizer, data and
 /// length, and reports params, FLOPs, accuracy and inference speed before and after.
 public enum FinetuneJob {
+    /// The job's save_dir is checked as `train` checks it (`--resume`, `--overwrite`; nothing is
+    /// written before every check passed), and must not be the pruned run's own.
     public static func run(_ config: JobConfig, from pruned: String, communicator: Communicator, log: Logger,
-                           resume: Bool = false) throws -> (outcome: TrainOutcome, report: FinetuneReport) {
+                           resume: Bool = false, overwrite: Bool = false) throws -> (outcome: TrainOutcome, report: FinetuneReport) {
         TrainJob.configureThreads(config.threads)
         guard config.initFrom == nil else {
             throw ConfigError.invalid(path: "init_from", reason: "finetune starts from --from; remove init_from")
@@ -59,7 +61,14 @@ public enum FinetuneJob {
         guard !config.hasCompressors else {
             throw ConfigError.invalid(path: "compression", reason: "finetune trains the extracted model without compressors")
         }
-        let ft = try GapFinetune(modelDir: pruned)
+        let source = URL(fileURLWithPath: pruned).standardizedFileURL.resolvingSymlinksInPath()
+        guard URL(fileURLWithPath: config.saveDir).standardizedFileURL.resolvingSymlinksInPath() != source else {
+            throw ConfigError.invalid(path: "save_dir", reason: "\(config.saveDir) is the pruned run given by --from; the "
+                                      + "fine-tuned model needs a save_dir of its own (e.g. \(pruned)-small)")
+        }
+        // Before the slow part (evaluating both models): a save_dir holding a run is refused now.
+        try JobChecks.checkSaveDir(config.saveDir, communicator: communicator, resume: resume, overwrite: overwrite)
+        let ft = try GapFinetune(modelDir: pruned, log: log)
         guard ft.original.name == config.model else {
             throw ConfigError.invalid(path: "model", reason: "\(pruned) holds a \(ft.original.name), the job names \(config.model)")
         }
@@ -73,7 +82,8 @@ public enum FinetuneJob {
         var job = config
         job.initFrom = nil
         job.report = false  // written below, once the summary has its gap_finetune section
-        let outcome = try TrainJob.run(job, communicator: communicator, log: log, resume: resume, model: { ft.model })
+        let outcome = try TrainJob.run(job, communicator: communicator, log: log, resume: resume, overwrite: overwrite,
+                                       model: { ft.model })
 
         let dense = try config.makeModel()
         // Inference speed is measured by the chief alone (the other ranks wait at a barrier,

@@ -27,8 +27,10 @@ public final class GapFinetune {
     /// Where the weights came from.
     public let checkpoint: URL
 
-    public init(modelDir: String) throws {
-        let latest = try SavedRun.requireLatestCheckpoint(in: modelDir)
+    /// - Parameter log: where newer checkpoints of `modelDir` that fail verification are named,
+    ///   with the one used instead.
+    public init(modelDir: String, log: Logger? = nil) throws {
+        let latest = try SavedRun.requireLatestCheckpoint(in: modelDir, log: log)
         let state = try SavedRun.jobState(of: latest)
         guard let model = ModelZoo.make(state.model, seed: state.seed) else {
             throw TrainingError.incompatibleWeights(source: latest.url.path, reason: "unknown model '\(state.model)'")

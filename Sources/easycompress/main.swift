@@ -36,6 +36,7 @@ struct Train: ParsableCommand {
           easycompress train --config job.yaml
           easycompress train --config job.yaml --debug     # cross-rank checks
           easycompress train --config job.yaml --resume    # from the last checkpoint
+          easycompress train --config job.yaml --overwrite # replace the run in save_dir
           mpirun -np 2 easycompress train --config job.yaml
         """)
 
@@ -48,6 +49,9 @@ struct Train: ParsableCommand {
     @Flag(name: .long, help: "Continue from the newest checkpoint in save_dir (weights, optimizer, step, data position); the job key `resume: true` does the same.")
     var resume = false
 
+    @Flag(name: .long, help: "Replace the run save_dir already holds (its checkpoints, metrics, summary, config, report); without --resume or --overwrite such a save_dir is refused.")
+    var overwrite = false
+
     @Flag(name: .long, help: "Print nothing but errors.")
     var quiet = false
 
@@ -55,7 +59,7 @@ struct Train: ParsableCommand {
         try runJob(quiet: quiet) { world, log in
             var job = try JobConfig.load(file: config)
             if debug && job.debugCheckEvery == 0 { job.debugCheckEvery = 10 }
-            _ = try TrainJob.run(job, communicator: world, log: log, resume: resume || job.resume)
+            _ = try TrainJob.run(job, communicator: world, log: log, resume: resume || job.resume, overwrite: overwrite)
         }
     }
 }
@@ -82,12 +86,17 @@ struct Finetune: ParsableCommand {
     @Flag(name: .long, help: "Continue from the newest checkpoint in the job's save_dir.")
     var resume = false
 
+    @Flag(name: .long, help: "Replace the run the job's save_dir already holds; without --resume or --overwrite such a save_dir is refused.")
+    var overwrite = false
+
     @Flag(name: .long, help: "Print nothing but errors.")
     var quiet = false
 
     func run() throws {
         try runJob(quiet: quiet) { world, log in
-            _ = try FinetuneJob.run(JobConfig.load(file: config), from: from, communicator: world, log: log, resume: resume)
+            let job = try JobConfig.load(file: config)
+            _ = try FinetuneJob.run(job, from: from, communicator: world, log: log, resume: resume || job.resume,
+                                    overwrite: overwrite)
         }
     }
 }
@@ -139,7 +148,12 @@ struct Export: ParsableCommand {
         integer path on the test set. bsr: a sparsity run's kernels in BSR form. \
         Each prints the test accuracy of what was exported.
 
+        Without --config, the job is read from the run's own record, \
+        <from>/config.json.
+
         Examples:
+          easycompress export --format onnx --from runs/fmnist-cnn \\
+              --out runs/fmnist-cnn.onnx
           easycompress export --format onnx --from runs/fmnist-cnn \\
               --config examples/fmnist-cnn.yaml --out runs/fmnist-cnn.onnx
           easycompress export --format int8 --from runs/fmnist-cnn-qat \\
@@ -156,15 +170,15 @@ struct Export: ParsableCommand {
     @Option(name: .long, help: "The save_dir of the job (training, pruning, fine-tuning, quantization-aware or sparsity).")
     var from: String
 
-    @Option(name: .long, help: "That job's file (model, data; for QDQ/int8 the quantizer's plan).")
-    var config: String
+    @Option(name: .long, help: "That job's file (model, data; for QDQ/int8 the quantizer's plan); default: the job the run recorded, <from>/config.json.")
+    var config: String?
 
     @Option(name: .long, help: "The file to write.")
     var out: String
 
     func run() throws {
         try runJob(quiet: false) { _, log in
-            let job = try JobConfig.load(file: config)
+            let job = try config.map { try JobConfig.load(file: $0) } ?? JobConfig.load(savedIn: from)
             switch format {
             case .int8: _ = try ExportJob.runInt8(job, from: from, output: out, log: log)
             case .onnx: _ = try ExportJob.runONNX(job, from: from, output: out, log: log)
