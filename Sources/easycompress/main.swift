@@ -22,7 +22,11 @@ struct EasyCompress: ParsableCommand {
           easycompress report runs/fmnist-cnn-pruned    # → DIR/report.html
         See docs/getting-started.md.
         """,
+        version: (["easycompress (EasyCompression for Swift)"] + SystemReport.lines).joined(separator: "\n"),
         subcommands: [Train.self, Finetune.self, Eval.self, Export.self, Inspect.self, Report.self])
+
+    /// The subcommands' names, for "did you mean".
+    static var commandNames: [String] { configuration.subcommands.map { $0._commandName } + ["help"] }
 }
 
 struct Train: ParsableCommand {
@@ -261,6 +265,7 @@ func runJob(quiet: Bool, _ body: (Communicator, Logger) throws -> Void) throws {
         throw ExitCode(1)
     }
     let log = Logger(rank: world.rank, worldSize: world.size, quiet: quiet)
+    if let note = BLASCoreSelection.note { log.info(note) }  // the chief, once
     do {
         try body(world, log)
         try (world as? MPICommunicator)?.finalize()
@@ -273,4 +278,20 @@ func runJob(quiet: Bool, _ body: (Communicator, Logger) throws -> Void) throws {
 
 extension ExportJob.Format: ExpressibleByArgument {}
 
+/// A first argument that is neither an option nor a subcommand: a usage error with the closest
+/// subcommand suggested (`easycompress trian` → "did you mean 'train'?"), exit 64 as the
+/// argument parser's other usage errors.
+func refuseUnknownCommand(_ arguments: [String]) {
+    guard let first = arguments.first, !first.hasPrefix("-"), !EasyCompress.commandNames.contains(first) else { return }
+    let suggestion = ConfigNode.closest(to: first, in: EasyCompress.commandNames).map { " (did you mean '\($0)'?)" } ?? ""
+    let commands = EasyCompress.commandNames.filter { $0 != "help" }.joined(separator: ", ")
+    FileHandle.standardError.write(Data(("error: unknown command '\(first)'\(suggestion)\n"
+                                         + "commands: \(commands); see 'easycompress --help'\n").utf8))
+    exit(64)
+}
+
+// Before anything else — MPI above all: with a generic OpenBLAS core on an AVX2/AVX-512 CPU
+// this re-executes the process with the right OPENBLAS_CORETYPE (every rank does, itself).
+BLASCoreSelection.ensureSuitableCore()
+refuseUnknownCommand(Array(CommandLine.arguments.dropFirst()))
 EasyCompress.main()
