@@ -7,6 +7,8 @@ struct BenchOptions {
     var mode = "all"
     /// Where `--mode onnx` writes its files.
     var out: String?
+    /// The pruning run `--mode pruner` measures (default `runs/fmnist-cnn-pruned`, launch/demo's).
+    var from: String?
 
     static func parse<S: Sequence>(_ args: S) -> BenchOptions where S.Element == String {
         var o = BenchOptions()
@@ -18,13 +20,20 @@ struct BenchOptions {
             case "--repeats": o.repeats = Int(it.next() ?? "") ?? o.repeats
             case "--mode": o.mode = it.next() ?? o.mode
             case "--out": o.out = it.next()
+            case "--from": o.from = it.next()
             default:
-                FileHandle.standardError.write(Data("usage: ecbench [--mode train|inference|dp-train|collectives|pruner|qat|int8|sparse|onnx] [--threads N] [--steps N] [--repeats N] [--out DIR]\n".utf8))
+                FileHandle.standardError.write(Data("usage: ecbench [--mode train|inference|dp-train|collectives|pruner|qat|int8|sparse|onnx] [--threads N] [--steps N] [--repeats N] [--out DIR] [--from SAVE_DIR]\n".utf8))
                 exit(2)
             }
         }
         return o
     }
+}
+
+/// A benchmark that cannot run, and why.
+struct BenchError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }
 
 /// Seconds taken by `body`.
