@@ -75,7 +75,8 @@ final class PrunerSelectionTests: XCTestCase {
         for range in PruneSortRange.allowed {
             let model = TinyNet.model()
             let fc2Bias = model.parameter(named: "fc2/bias")!.value
-            let pruner = try preparedPruner(PrunerConfig(compressionRatio: 1, pruneSortRange: range),
+            // 0.999: more than keeping one channel per group allows (1 itself is refused).
+            let pruner = try preparedPruner(PrunerConfig(compressionRatio: 0.999, pruneSortRange: range),
                                             model: model, groups: TinyNet.groups)
             try decide(pruner, trial: 1, importance: ["conv1": [1, 2, 3, 4], "conv2": [1, 1, 1, 1, 1, 1],
                                                       "fc1": [0, 0, 0, 0, 0]])

@@ -36,7 +36,7 @@ public struct PruneSortRange: RawRepresentable, Hashable, Codable, Sendable, Exp
 /// their kernels and biases are counted, each element once even when both its input and its
 /// output channel are pruned. See `Pruner` for the exact count.
 public struct PrunerConfig: Codable, Equatable, Sendable {
-    /// Target fraction pruned, in [0, 1] (unit above). Default 0.
+    /// Target fraction pruned, in [0, 1) (unit above; 1 would remove everything). Default 0.
     public var compressionRatio: Double
     /// Training steps between two pruning operations, > 0. Default 1.
     public var stepInterval: Int
@@ -83,6 +83,12 @@ public struct PrunerConfig: Codable, Equatable, Sendable {
         guard ratio >= 0 && ratio <= 1 else {
             throw CompressionConfigError.outOfRange(key: "pruner.compression_ratio",
                                                     value: CompressionConfigError.format(ratio), allowed: "in [0, 1]")
+        }
+        guard ratio < 1 else {
+            throw CompressionConfigError.meaningless(
+                key: "pruner.compression_ratio", value: CompressionConfigError.format(ratio),
+                reason: "that would remove every prunable parameter, which no model survives (the pruner keeps at "
+                    + "least one channel per group, so it could never reach it); use a fraction below 1, e.g. 0.75")
         }
         guard stepInterval > 0 else {
             throw CompressionConfigError.outOfRange(key: "pruner.step_interval", value: String(stepInterval),
