@@ -133,10 +133,11 @@ final class ONNXImportTests: XCTestCase {
 
     /// Pruning an imported MobileNetV2-style model (depthwise convolutions, inverted residuals,
     /// ReLU6, batch norm) on 2 ranks with the replica check every step: the chief's masks are
-    /// one process's, and GapFinetune extracts a model that computes what the masked one does.
-    func testPruningAnImportedModelOnTwoRanksMatchesOneProcess() throws {
+    /// bit for bit those of one process running the same 2 shards as thread replicas (batch norm
+    /// synchronised, every sum in rank order), and GapFinetune extracts a model that computes what the masked one does.
+    func testPruningAnImportedModelOnTwoRanksMatchesTwoReplicas() throws {
         let name = "torch_mobilenetv2"
-        func job(_ tag: String) throws -> (String, String) {
+        func job(_ tag: String, extra: String = "") throws -> (String, String) {
             let saveDir = work.appendingPathComponent(tag).path, config = work.appendingPathComponent("\(tag).yaml").path
             try """
                 model: {onnx: \(fixture(name).path)}
@@ -147,10 +148,13 @@ final class ONNXImportTests: XCTestCase {
                 debug_check_every: 1
                 save_dir: \(saveDir)
                 compression: {pruner: {compression_ratio: 0.5, step_interval: 4, num_trials: 3}}
+                threads: 1
+                sync_batch_norm: true
+                \(extra)
                 """.write(toFile: config, atomically: true, encoding: .utf8)
             return (config, saveDir)
         }
-        let one = try job("one"), two = try job("two")
+        let one = try job("one", extra: "thread_replicas: 2"), two = try job("two")
         XCTAssertEqual(try TrainCommand.run(one.0).status, 0)
         let r = try TrainCommand.run(two.0, ranks: 2, timeoutSeconds: 300)
         XCTAssertEqual(r.status, 0, r.stderr)
@@ -162,7 +166,8 @@ final class ONNXImportTests: XCTestCase {
         XCTAssertFalse(m1.names.isEmpty)
         XCTAssertTrue(m1.names.contains { $0.contains("features.1/block/block.0/block.0.0/Conv") }, "the expand conv of a block is a group: \(m1.names)")
         XCTAssertEqual(m1.names, m2.names)
-        for n in m1.names { XCTAssertEqual(m1[n], m2[n], "\(n): 2 ranks prune what one process prunes") }
+        for n in m1.names { XCTAssertEqual(m1[n], m2[n], "\(n): 2 ranks prune what 2 thread replicas prune") }
+        assertBitIdentical(try WeightLoader.readTensors(from: two.1), try WeightLoader.readTensors(from: one.1), "2 ranks vs 2 thread replicas")
         let ft = try GapFinetune(modelDir: two.1)
         XCTAssertLessThan(ft.model.parameterCount, ft.original.parameterCount)
         let x = try Dataset.load(.test, limit: 16).images
