@@ -15,6 +15,7 @@ final class PrunerConfigTests: XCTestCase {
         XCTAssertEqual(config.pruneSortRange, .global)
         XCTAssertEqual(config.prunableOpTypes, ["Conv2D", "MatMul"])
         XCTAssertEqual(config.emaAlpha, 0.95)
+        XCTAssertEqual(config.channelMultiple, 1)
         XCTAssertNoThrow(try config.validate())
     }
 
@@ -35,6 +36,7 @@ final class PrunerConfigTests: XCTestCase {
                       "pruner.prune_sort_range must be \"global\" or \"local\", got \"galactic\"")
         assertInvalid(PrunerConfig(emaAlpha: 0), "pruner.ema_alpha must be in (0, 1], got 0")
         assertInvalid(PrunerConfig(emaAlpha: 1.5), "pruner.ema_alpha must be in (0, 1], got 1.5")
+        assertInvalid(PrunerConfig(channelMultiple: 0), "pruner.channel_multiple must be in [1, 1024], got 0")
         assertInvalid(PrunerConfig(excludeScopes: ["fc2", ""]),
                       "pruner.exclude_scopes[1] is an empty scope; hint: scopes are \"/\"-separated paths such as "
                       + "\"block1/conv2\"")

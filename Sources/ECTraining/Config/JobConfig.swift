@@ -359,6 +359,8 @@ extension JobConfig {
                                                                  allowed: ["global", "local"]))
         p.prunableOpTypes = try n.stringList("prunable_op_types", default: d.prunableOpTypes)
         p.emaAlpha = try n.double("ema_alpha", default: d.emaAlpha, min: 0, max: 1, exclusiveMin: true)
+        p.channelMultiple = try n.int("channel_multiple", default: d.channelMultiple, min: 1,
+                                      max: PrunerConfig.maxChannelMultiple)
         try n.finish()
         do {
             try p.validate()
