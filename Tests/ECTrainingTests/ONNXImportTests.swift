@@ -247,6 +247,57 @@ final class ONNXImportTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("garbage.onnx: not a readable ONNX model"), r.stderr)
     }
 
+    /// A model saved with external data (as `torch.onnx.export` writes models over 2 GB: the
+    /// weights in `NAME.onnx.data` beside the file, saved here by onnx's own `save_as_external_data`)
+    /// imports with the same weights; a missing or truncated data file, or a location outside the
+    /// model's folder, is an error naming the tensor.
+    func testExternalDataIsReadFromBesideTheModel() throws {
+        guard try PythonRunner.require("onnx") else { return }
+        let folder = work.appendingPathComponent("ext"), file = folder.appendingPathComponent("model.onnx")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let save = """
+            import onnx, sys
+            m = onnx.load(sys.argv[1])
+            onnx.save_model(m, sys.argv[2], save_as_external_data=True, all_tensors_to_one_file=True,
+                            location=sys.argv[3], size_threshold=0)
+            if sys.argv[4] != "-":  # rewrite the first tensor's location, leaving the data alone
+                m = onnx.load(sys.argv[2], load_external_data=False)
+                for entry in m.graph.initializer[0].external_data:
+                    if entry.key == "location":
+                        entry.value = sys.argv[4]
+                onnx.save_model(m, sys.argv[2])
+            """
+        let r = try PythonRunner.run(save, [fixture("keras_concat").path, file.path, "model.onnx.data", "-"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let data = folder.appendingPathComponent("model.onnx.data")
+        XCTAssertGreaterThan(try FileManager.default.attributesOfItem(atPath: file.path)[.size] as! Int, 0)
+        XCTAssertLessThan(try Data(contentsOf: file).count, 20_000, "the weights are outside the model file")
+        let x = try Dataset.load(.test, limit: 8).images
+        let original = try Model(onnx: fixture("keras_concat")), external = try Model(onnx: file)
+        XCTAssertEqual(outputs(external, x), outputs(original, x))
+        // From memory there is no folder to look in.
+        XCTAssertThrowsError(try ONNXImporter.model(from: Data(contentsOf: file), file: "m.onnx", name: "m")) {
+            XCTAssertTrue("\($0)".contains("keeps its data in an external file, and the model was read from memory"), "\($0)")
+        }
+        // Truncated, then missing.
+        let bytes = try Data(contentsOf: data)
+        try bytes.prefix(bytes.count / 2).write(to: data)
+        XCTAssertThrowsError(try Model(onnx: file)) {
+            XCTAssertTrue("\($0)".contains("model.onnx: ") && "\($0)".contains("are outside the file"), "\($0)")
+        }
+        try FileManager.default.removeItem(at: data)
+        XCTAssertThrowsError(try Model(onnx: file)) {
+            XCTAssertTrue("\($0)".contains("model.onnx.data', which cannot be read"), "\($0)")
+        }
+        // A location that leaves the model's folder.
+        let escape = folder.appendingPathComponent("escape.onnx")
+        let e = try PythonRunner.run(save, [fixture("keras_concat").path, escape.path, "w.data", "../w.data"])
+        XCTAssertEqual(e.status, 0, e.stderr)
+        XCTAssertThrowsError(try Model(onnx: escape)) {
+            XCTAssertTrue("\($0)".contains("must be a path inside the model's folder"), "\($0)")
+        }
+    }
+
     /// `input [N, 4]` → `op` → `output`: one node named `the_node` (serialized ModelProto).
     func tinyModel(op: String, attributes: [(String, Int)] = [], opset: Int = 13) throws -> Data {
         var model = Onnx_ModelProto()
