@@ -22,6 +22,11 @@ import onnxruntime as ort
 from safetensors.numpy import load_file
 
 
+def shorten(note, limit=140):
+    """The note cut at a word boundary, so a table row stays readable."""
+    return note if len(note) <= limit else note[:note.rfind(" ", 0, limit)] + " …"
+
+
 def check(path, io_path, tolerance):
     """(ok, relative difference or None, reason) for one pruned file."""
     try:
@@ -73,7 +78,7 @@ def main():
         print(f"| {name} | {params if params is not None else '–'} | "
               f"{f'{after} ({after / params:.0%})' if after and params else '–'} | {mark(row['imported'])} | "
               f"{mark(row['matches'])} | {mark(row['trainStep'])} | {mark(row['pruned'])} | {mark(ort_ok)} | "
-              f"{note[:110].replace('|', '/')} |", flush=True)
+              f"{shorten(note).replace('|', '/')} |", flush=True)
         results.append({"name": name, "ort_ok": ort_ok, "ort_relative_difference": rel, "reason": reason})
     imported = [r for r in rows if r["imported"]]
     complete = [r for r, o in zip(rows, results) if r["pruned"] and o["ort_ok"]]

@@ -10,7 +10,9 @@ import Foundation
 ///
 ///     ecbench --mode torchvision --dir .build/torchvision-onnx --out .build/torchvision-pruned
 ///
-/// Prints one line per architecture and writes `report.json` into `--out`.
+/// Prints one line per architecture and writes `report.json` into `--out`; with `--only NAME`
+/// the named rows of an existing report are replaced and the others kept, so one architecture
+/// can be rerun without redoing the rest.
 struct TorchvisionCoverage {
     let options: BenchOptions
 
@@ -43,6 +45,11 @@ struct TorchvisionCoverage {
             names = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".output.npy") }
                 .map { String($0.dropLast(".output.npy".count)) }.sorted()
         }
+        let reportURL = out.appendingPathComponent("report.json")
+        var kept: [Row] = []
+        if options.only != nil, let data = try? Data(contentsOf: reportURL) {
+            kept = try JSONDecoder().decode([Row].self, from: data)
+        }
         var rows: [Row] = []
         print("== torchvision coverage: \(names.count) exported architectures from \(dir.path)")
         for name in names {
@@ -57,7 +64,9 @@ struct TorchvisionCoverage {
                          row.importError.map { "  — \($0.prefix(160))" } ?? row.pruneError.map { "  — \($0.prefix(160))" } ?? ""))
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try encoder.encode(rows).write(to: out.appendingPathComponent("report.json"))
+            let rerun = Set(rows.map(\.name))
+            let report = (kept.filter { !rerun.contains($0.name) } + rows).sorted { $0.name < $1.name }
+            try encoder.encode(report).write(to: reportURL)
         }
         let imported = rows.filter(\.imported).count, matched = rows.filter(\.matches).count
         let trained = rows.filter(\.trainStep).count, pruned = rows.filter(\.pruned).count
