@@ -1,3 +1,4 @@
+import ECTestSupport
 import XCTest
 @testable import ECTensor
 
@@ -63,11 +64,11 @@ final class GroupedConvTests: XCTestCase {
             let (training, _) = valueAndGradients([x, w, b]) { v in
                 v[0].conv2d(weight: v[1], bias: v[2], strideHeight: c.sh, strideWidth: c.sw, pads: c.pads, groups: c.groups)
             }
-            assertClose(inference, expected, "case \(i) direct \(direct)")
-            assertClose(training, expected, "case \(i) direct \(direct)")
+            assertClose(inference, expected, absolute: 1e-5, relative: 1e-5, "case \(i) direct \(direct)")
+            assertClose(training, expected, absolute: 1e-5, relative: 1e-5, "case \(i) direct \(direct)")
             let noBias = Variable(x).conv2d(weight: Variable(w), bias: nil, strideHeight: c.sh, strideWidth: c.sw,
                                             pads: c.pads, groups: c.groups).value
-            assertClose(noBias, naiveConv2d(x, w, nil, strideHeight: c.sh, strideWidth: c.sw, pads: c.pads, groups: c.groups),
+            assertClose(noBias, naiveConv2d(x, w, nil, strideHeight: c.sh, strideWidth: c.sw, pads: c.pads, groups: c.groups), absolute: 1e-5, relative: 1e-5,
                         "case \(i) without bias, direct \(direct)")
         } } }
     }
@@ -139,7 +140,7 @@ final class GroupedConvTests: XCTestCase {
                 let pads = Padding2D(top: 1, bottom: 1, left: 1, right: 1)
                 let y = Variable(x).conv2d(weight: Variable(w), bias: Variable(b), strideHeight: sh, strideWidth: sw,
                                            pads: pads, groups: groups).value
-                assertClose(y, naiveConv2d(x, w, b, strideHeight: sh, strideWidth: sw, pads: pads, groups: groups), "\(wShape)")
+                assertClose(y, naiveConv2d(x, w, b, strideHeight: sh, strideWidth: sw, pads: pads, groups: groups), absolute: 1e-5, relative: 1e-5, "\(wShape)")
             }
         }
     }
@@ -158,8 +159,8 @@ final class GroupedConvTests: XCTestCase {
                 }
             }
             let direct = withConvPath(direct: true, run), gemm = withConvPath(direct: false, run)
-            assertClose(direct.0, gemm.0, "\(wShape)")
-            for k in 0..<3 { assertClose(direct.1[k]!, gemm.1[k]!, "\(wShape) input \(k)") }
+            assertClose(direct.0, gemm.0, absolute: 1e-5, relative: 1e-5, "\(wShape)")
+            for k in 0..<3 { assertClose(direct.1[k]!, gemm.1[k]!, absolute: 1e-5, relative: 1e-5, "\(wShape) input \(k)") }
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import ECTestSupport
 import XCTest
 @testable import ECTensor
 
@@ -60,7 +61,7 @@ final class Pool2DTests: XCTestCase {
                 let averaged = Variable(x).avgPool2d(kernelHeight: t.k.0, kernelWidth: t.k.1, strideHeight: t.s.0, strideWidth: t.s.1,
                                                      pads: t.pads, ceilMode: t.ceil, countIncludePad: include).value
                 assertClose(averaged, naivePool2d(x, max: false, kernel: t.k, strides: t.s, pads: t.pads, ceilMode: t.ceil,
-                                                  countIncludePad: include), "avg case \(i) countIncludePad \(include)")
+                                                  countIncludePad: include), absolute: 1e-5, relative: 1e-5, "avg case \(i) countIncludePad \(include)")
             }
         }
     }
@@ -69,7 +70,7 @@ final class Pool2DTests: XCTestCase {
         // ONNX backend test `averagepool_2d_ceil`: 4×4, kernel 3, stride 2, ceil_mode.
         let x = Tensor(shape: [1, 4, 4, 1], scalars: (1...16).map(Float.init))
         let y = Variable(x).avgPool2d(kernelHeight: 3, kernelWidth: 3, strideHeight: 2, strideWidth: 2, ceilMode: true)
-        assertClose(y.value, Tensor(shape: [1, 2, 2, 1], scalars: [6, 7.5, 12, 13.5]))
+        assertClose(y.value, Tensor(shape: [1, 2, 2, 1], scalars: [6, 7.5, 12, 13.5]), absolute: 1e-5, relative: 1e-5)
         // ONNX `maxpool_2d_ceil`: the same window over the same input.
         let m = Variable(x).maxPool2d(kernelHeight: 3, kernelWidth: 3, strideHeight: 2, strideWidth: 2, ceilMode: true)
         XCTAssertEqual(m.value.scalars, [11, 12, 15, 16])
@@ -78,7 +79,7 @@ final class Pool2DTests: XCTestCase {
         let z = Tensor(shape: [1, 3, 3, 1], scalars: (0..<9).map(Float.init))
         let a = Variable(z).avgPool2d(kernelHeight: 2, kernelWidth: 2, strideHeight: 2, strideWidth: 2, ceilMode: true,
                                       countIncludePad: true)
-        assertClose(a.value, Tensor(shape: [1, 2, 2, 1], scalars: [2, 3.5, 6.5, 8]))
+        assertClose(a.value, Tensor(shape: [1, 2, 2, 1], scalars: [2, 3.5, 6.5, 8]), absolute: 1e-5, relative: 1e-5)
         // ONNX `averagepool_2d_pads_count_include_pad`-style: 3×3 window, pad 1, the corner sees 4 values of 9.
         let p = Variable(z).avgPool2d(kernelHeight: 3, kernelWidth: 3, strideHeight: 1, strideWidth: 1,
                                       pads: Padding2D(top: 1, bottom: 1, left: 1, right: 1), countIncludePad: true)

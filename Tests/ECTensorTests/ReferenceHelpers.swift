@@ -1,24 +1,6 @@
 import XCTest
 @testable import ECTensor
 
-/// Asserts that two tensors have the same shape and agree element-wise within
-/// `tolerance · max(1, |expected|)` (absolute near 0, relative for large values).
-func assertClose(_ actual: Tensor, _ expected: Tensor, tolerance: Float = 1e-5, _ message: String = "",
-                 file: StaticString = #filePath, line: UInt = #line) {
-    guard actual.shape == expected.shape else {
-        XCTFail("shape \(actual.shape) ≠ expected \(expected.shape) \(message)", file: file, line: line)
-        return
-    }
-    for i in 0..<actual.count {
-        let a = actual[flat: i], e = expected[flat: i]
-        if a == e { continue }  // also equal infinities
-        if !(abs(a - e) <= tolerance * max(1, abs(e))) {
-            XCTFail("element \(i) of \(actual.shape): \(a) ≠ expected \(e) \(message)", file: file, line: line)
-            return
-        }
-    }
-}
-
 /// Row-major strides of `shape`.
 func rowMajorStrides(_ shape: [Int]) -> [Int] {
     var strides = [Int](repeating: 1, count: shape.count)

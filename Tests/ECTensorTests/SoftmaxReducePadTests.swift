@@ -1,4 +1,5 @@
 import Foundation
+import ECTestSupport
 import XCTest
 @testable import ECTensor
 
@@ -20,14 +21,14 @@ final class SoftmaxTests: XCTestCase {
         for (shape, axis) in [([3, 7], -1), ([2, 5, 3, 4], 1), ([4, 3], 0), ([2, 3, 4], 2), ([5], 0)] {
             let x = randomTensor(shape, seed: UInt64(shape.count), std: 2)
             let a = axis < 0 ? axis + shape.count : axis
-            assertClose(Variable(x).softmax(axis: axis).value, naiveSoftmax(x, axis: a), "\(shape) axis \(axis)")
+            assertClose(Variable(x).softmax(axis: axis).value, naiveSoftmax(x, axis: a), absolute: 1e-5, relative: 1e-5, "\(shape) axis \(axis)")
             assertGradientsMatch([x]) { $0[0].softmax(axis: axis) }
         }
     }
 
     func testLargeLogitsAreStable() {
         let y = Variable(Tensor(shape: [2, 3], scalars: [1000, 0, -1000, 5, 5, 5])).softmax().value
-        assertClose(y, Tensor(shape: [2, 3], scalars: [1, 0, 0, 1.0 / 3, 1.0 / 3, 1.0 / 3]))
+        assertClose(y, Tensor(shape: [2, 3], scalars: [1, 0, 0, 1.0 / 3, 1.0 / 3, 1.0 / 3]), absolute: 1e-5, relative: 1e-5)
     }
 }
 
@@ -54,7 +55,7 @@ final class ReduceTests: XCTestCase {
                 for keepDims in [true, false] {
                     let y = mean ? Variable(x).reduceMean(axes: axes, keepDims: keepDims) : Variable(x).reduceSum(axes: axes, keepDims: keepDims)
                     let shape = keepDims ? expected.shape : (0..<4).filter { !set.contains($0) }.map { x.shape[$0] }
-                    assertClose(y.value, expected.reshaped(shape), "axes \(axes) mean \(mean) keepDims \(keepDims)")
+                    assertClose(y.value, expected.reshaped(shape), absolute: 1e-5, relative: 1e-5, "axes \(axes) mean \(mean) keepDims \(keepDims)")
                     assertGradientsMatch([x]) { v in
                         mean ? v[0].reduceMean(axes: axes, keepDims: keepDims) : v[0].reduceSum(axes: axes, keepDims: keepDims)
                     }
@@ -66,7 +67,7 @@ final class ReduceTests: XCTestCase {
     func testGlobalAveragePoolAsReduceMean() {
         // tf2onnx's global average pooling: ReduceMean over H, W of NHWC.
         let x = randomTensor([3, 5, 6, 8], seed: 2)
-        assertClose(Variable(x).reduceMean(axes: [1, 2], keepDims: false).value, Variable(x).globalAvgPool().value)
+        assertClose(Variable(x).reduceMean(axes: [1, 2], keepDims: false).value, Variable(x).globalAvgPool().value, absolute: 1e-5, relative: 1e-5)
     }
 
     func testResultsDoNotDependOnTheThreadCount() {
@@ -100,6 +101,6 @@ final class PadTests: XCTestCase {
         let pads = Padding2D(top: 1, bottom: 2, left: 0, right: 1)
         let a = Variable(x).pad(top: 1, bottom: 2, left: 0, right: 1).conv2d(weight: Variable(w), bias: nil, padding: .valid).value
         let b = Variable(x).conv2d(weight: Variable(w), bias: nil, pads: pads).value
-        assertClose(a, b)
+        assertClose(a, b, absolute: 1e-5, relative: 1e-5)
     }
 }
