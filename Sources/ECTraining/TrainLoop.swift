@@ -58,8 +58,14 @@ struct TrainLoop {
         log.info("training \(model.name) (\(model.parameterCount) params) on \(trainSpec.data.count) samples, "
                  + "\(totalSteps) steps of global batch \(trainSpec.batchSize) on \(comm.size) rank(s); FP32 GEMM: \(FP32Kernels.path)")
         let session = try MonitoredSession(model: model, optimizer: optimizer, communicator: comm, hooks: hooks,
-                                           bucketBytes: rc.bucketBytes, startStep: start.step)
+                                           bucketBytes: rc.bucketBytes, startStep: start.step,
+                                           overlapGradients: rc.overlapGradients)
         session.threadReplicas = rc.threadReplicas ?? Parallel.workers
+        if session.optimizer.overlapsBackward {
+            let sizes = session.optimizer.overlapBucketSizes
+            log.info("gradients summed during backward: \(sizes.count) bucket(s) of up to \(rc.bucketBytes) bytes "
+                     + "(largest \((sizes.max() ?? 0) * 4) bytes), in the order backward finishes them")
+        }
         session.syncBatchNorm = rc.syncBatchNorm
         var batches = try schedule.makeIterator(startingAt: start.position, rank: comm.rank, worldSize: comm.size)
         let clock = DispatchTime.now()
