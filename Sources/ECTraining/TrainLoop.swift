@@ -38,7 +38,7 @@ struct TrainLoop {
                                          seed: trainSpec.seed, batchSize: trainSpec.batchSize,
                                          compressors: compressors, log: log)
         // Compression first: masks are re-applied before anything reads or saves the weights.
-        let compressionHooks = compressors.map { CompressionHook($0, saveDir: nil, metrics: metrics) }
+        let compressionHooks = compressors.map { CompressionHook($0, saveDir: nil, metrics: metrics, finalStep: totalSteps) }
         var hooks: [SessionRunHook] = compressionHooks
         hooks += [StopAtStepHook(lastStep: totalSteps), logging, evaluation] as [SessionRunHook]
         if rc.debugCheckEvery > 0 { hooks.append(ConsistencyCheckHook(every: rc.debugCheckEvery, compressors: compressors)) }
