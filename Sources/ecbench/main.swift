@@ -19,13 +19,15 @@ import Foundation
 // Every figure is printed with the reference it is compared to, measured in the same run;
 // lines starting with RESULT are read by launch/bench.
 
+BLASCoreSelection.ensureSuitableCore()  // before MPI: a generic OpenBLAS core on an AVX CPU re-executes with the right one
 let options = BenchOptions.parse(CommandLine.arguments.dropFirst())
 TrainJob.configureThreads(options.threads)
 do {
     let world = try World.current()
     if world.isChief {
-        print("ecbench \(options.mode) — \(world.size) rank(s) × \(options.threads) thread(s), FP32 GEMM: \(FP32Kernels.path) "
-              + "(OpenBLAS core \(BLAS.openBLASCoreName)), \(Date())")
+        print("ecbench \(options.mode) — \(world.size) rank(s) × \(options.threads) thread(s), FP32 GEMM: \(FP32Kernels.path), \(Date())")
+        print("CPU: \(CPUInfo.current.summary); BLAS core \(BLAS.coreName)")
+        if let note = BLASCoreSelection.note { print(note) }
     }
     switch options.mode {
     case "train": try TrainingBenchmark(options: options).run()

@@ -192,15 +192,15 @@ public final class Pruner: MaskCompressor {
     package func decision(trial: Int) -> @Sendable () -> [String: PayloadValue] {
         let prunable = prunableGroups, importance = importance, keep = keep, elements = elements
         let target = schedule.targetFraction(afterTrial: trial) * Double(prunableParameterCount)
-        let local = config.pruneSortRange == .local
+        let local = config.pruneSortRange == .local, multiple = config.channelMultiple
         return {
             var newKeep = keep, newElements = elements
             if local {
                 ChannelSelection.local(groups: prunable, importance: importance, keep: &newKeep, elements: &newElements,
-                                       target: target)
+                                       target: target, multiple: multiple)
             } else {
                 ChannelSelection.global(groups: prunable, importance: importance, keep: &newKeep, elements: &newElements,
-                                        target: target)
+                                        target: target, multiple: multiple)
             }
             return newKeep.mapValues { .mask(Mask($0)) }
         }
