@@ -15,6 +15,7 @@ import Foundation
 //   ecbench --mode onnx         exports fmnist-cnn (FP32, QDQ) for Tools/onnx_bench.py; engine FP32 reference
 //   ecbench --mode imported     fmnist-cnn exported to ONNX and imported back vs the built-in model
 //   ecbench --mode torchvision  torchvision architectures: import, output vs ONNX Runtime, a training step, 30% pruned
+//   ecbench --mode scale        data-parallel step and communication time, overlapped or not (launch/bench scale)
 //   ecbench --mode gemm         own FP32 GEMM kernels (every path) vs OpenBLAS on the training step's and inference's shapes
 // Every figure is printed with the reference it is compared to, measured in the same run;
 // lines starting with RESULT are read by launch/bench.
@@ -43,6 +44,7 @@ do {
     case "imported": try ImportedModelBenchmark(options: options).run()
     case "torchvision": try TorchvisionCoverage(options: options).run()
     case "gemm": try GEMMBenchmark(options: options).run()
+    case "scale": try ScaleBenchmark(options: options, world: world).run()
     default:
         try TrainingBenchmark(options: options).run()
         try InferenceBenchmark(options: options).run()

@@ -113,9 +113,13 @@ final class OverlapTests: XCTestCase {
             XCTAssertEqual(world.stream.started.map(\.count), sizes, "every bucket started, in plan order")
             XCTAssertEqual(Set(world.stream.started.map(\.baseAddress)).count, sizes.count)
             let starts = try XCTUnwrap(session.optimizer.lastBackward).deliveredAtStart
-            let all = overlapped.parameters.filter(\.isTrainable).count * replicas
+            let perPass = overlapped.parameters.filter(\.isTrainable).count, all = perPass * replicas
             XCTAssertEqual(starts.count, sizes.count)
-            XCTAssertLessThan(starts.first ?? all, all / 2, "the first bucket starts early in backward: \(starts)")
+            // A bucket starts once every replica delivered it; how the replicas' deliveries
+            // interleave is up to the scheduler, so the bound allows the other replicas to have
+            // finished first: the last one is still in the first half of its backward.
+            XCTAssertLessThan(starts.first ?? all, (replicas - 1) * perPass + perPass / 2,
+                              "the first bucket starts early in backward: \(starts)")
             XCTAssertEqual(starts, starts.sorted())
             try session.optimizer.step(overlapped.parameters)
         }
