@@ -41,7 +41,7 @@ struct BenchOptions {
             case "--batch": o.batch = Int(it.next() ?? "")
             case "--overlap": o.overlap = it.next() != "0"
             default:
-                FileHandle.standardError.write(Data("usage: ecbench [--mode train|inference|dp-train|collectives|bn|pruner|qat|int8|sparse|onnx|imported|torchvision|gemm|scale] [--threads N] [--steps N] [--repeats N] [--out DIR] [--dir DIR] [--only NAME] [--ab] [--from SAVE_DIR] [--model NAME] [--batch N] [--overlap 0|1]\n".utf8))
+                FileHandle.standardError.write(Data("usage: ecbench [--mode train|inference|dp-train|collectives|bn|pruner|pruner-decision|qat|int8|sparse|onnx|imported|torchvision|gemm|scale] [--threads N] [--steps N] [--repeats N] [--out DIR] [--dir DIR] [--only NAME] [--ab] [--from SAVE_DIR] [--model NAME] [--batch N] [--overlap 0|1]\n".utf8))
                 exit(2)
             }
         }

@@ -9,6 +9,7 @@ import Foundation
 //   ecbench --mode collectives  gradient allreduce (bucketed vs raw) and mask broadcast (raw vs zstd)
 //   ecbench --mode bn           batch norm across ranks: running-statistics average, synchronised BN
 //   ecbench --mode pruner       extracted-model inference vs original; the chief's pruning work
+//   ecbench --mode pruner-decision  only the chief's decision cost on the ~12M MLP (no pruning run needed)
 //   ecbench --mode qat          LSQ quantization-aware training step vs FP32 step, then int8 inference
 //   ecbench --mode int8         int8 inference alone (TensorFlow's golden weights, W8A8) vs FP32
 //   ecbench --mode sparse       block-sparse kernel vs dense sgemm; block-sparse fmnist-cnn inference
@@ -37,6 +38,7 @@ do {
     case "collectives": try CollectivesBenchmark(options: options, world: world).run()
     case "bn": try BatchNormBenchmark(options: options, world: world).run()
     case "pruner": try PrunerBenchmark(options: options).run()
+    case "pruner-decision": try PrunerBenchmark(options: options).chiefWork()
     case "qat": try QATBenchmark(options: options).run()
     case "int8": try QATBenchmark(options: options).runInt8Only()
     case "sparse": try SparseBenchmark(options: options).run()
