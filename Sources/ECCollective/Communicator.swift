@@ -58,6 +58,10 @@ public protocol Communicator: AnyObject {
     /// Returns once every rank has entered the barrier.
     func barrier() throws
 
+    /// Sums that run while the caller computes (`NonBlockingAllreduce`); collective: every rank
+    /// calls it at the same point. The default runs each sum at once with `allreduce`.
+    func makeNonBlockingAllreduce() throws -> any NonBlockingAllreduce
+
     /// Stops the whole job with exit status `code` (MPI_Abort on every rank). Never returns.
     func abort(code: Int32) -> Never
 }

@@ -10,8 +10,12 @@ import Foundation
 /// - Parameters:
 ///   - what: the MPI function's name, e.g. `"MPI_Allreduce"`, reported in the error.
 ///   - body: performs the call and returns its code.
+/// Every call holds `MPIRuntime.callLock`: the world runs at `MPI_THREAD_SERIALIZED`, and
+/// besides the thread that trains, the progress thread of a `NonBlockingAllreduce` and thread
+/// replicas (synchronised batch norm, gradient buckets started during backward) call MPI —
+/// one at a time through this funnel.
 func mpiCall(_ what: String, _ body: () -> Int32) throws {
-    let code = body()
+    let code = MPIRuntime.callLock.withLock { body() }
     guard code != cmpi_success() else { return }
     throw CollectiveError.mpi(call: what, code: code, message: mpiErrorString(code))
 }
@@ -41,6 +45,21 @@ final class MPIRuntime: @unchecked Sendable {
     /// The thread level we ask for: any thread may call MPI, one at a time (Swift code may hop
     /// threads between collectives, so `FUNNELED` would be too weak).
     static let requiredThreadLevel = Int32(MPI_THREAD_SERIALIZED)
+
+    /// Held around every MPI call (`mpiCall`), so that calls from several threads never overlap.
+    static let callLock = NSLock()
+
+    /// Non-blocking sums whose progress threads must stop before `MPI_Finalize`.
+    private var streams: [WeakStream] = []
+    private struct WeakStream { weak var stream: MPINonBlockingAllreduce? }
+
+    /// Remembers `stream`, so that `finalize()` stops its progress thread first.
+    func register(_ stream: MPINonBlockingAllreduce) {
+        lock.withLock {
+            streams.removeAll { $0.stream == nil }
+            streams.append(WeakStream(stream: stream))
+        }
+    }
 
     private let lock = NSLock()
     private var initializedHere = false
@@ -73,6 +92,8 @@ final class MPIRuntime: @unchecked Sendable {
 
     /// Finalizes MPI if this process initialized it and has not finalized it yet.
     func finalize() throws {
+        let running = lock.withLock { streams.compactMap(\.stream) }
+        for stream in running { stream.close() }
         try lock.withLock {
             guard initializedHere, !finalizedHere else { return }
             finalizedHere = true

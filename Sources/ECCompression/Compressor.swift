@@ -14,6 +14,10 @@ public protocol Compressor: AnyObject {
     /// Once on every rank, after parameters are identical across ranks and before step 1.
     func prepare(model: Model, communicator: Communicator) throws
 
+    /// On every rank before the forward pass of `step` (1-based). A compressor whose decisions
+    /// are delayed (`MaskCompressor`) starts the chief's background decision here.
+    func beforeStep(_ step: Int, model: Model) throws
+
     /// On every rank after the optimizer update of `step` (1-based). Each trainable
     /// parameter's `grad` still holds the (allreduced) gradient used for that update. The chief
     /// updates its statistics; at a decision step the chief decides and broadcasts through
@@ -21,6 +25,11 @@ public protocol Compressor: AnyObject {
     /// made at this step (identical on every rank), nil at steps without one.
     @discardableResult
     func afterStep(_ step: Int, model: Model, channel: PayloadChannel) throws -> CompressionEvent?
+
+    /// On every rank when training ends after `step` (the session closes): a decision still
+    /// waiting to be applied (a delayed one, `MaskCompressor`) is applied now. Returns it.
+    @discardableResult
+    func afterLastStep(_ step: Int, model: Model, channel: PayloadChannel) throws -> CompressionEvent?
 
     /// Re-applies the current decisions to `tensor`, which is parameter `parameter`'s value or
     /// one of its optimizer slots (same shape): zeroes pruned or sparsified elements. A no-op
@@ -43,6 +52,12 @@ public protocol Compressor: AnyObject {
     func checkpointState() throws -> Data
     /// Restores what `checkpointTensors`/`checkpointState` saved (resume).
     func restore(tensors: NamedTensors, state: Data) throws
+}
+
+extension Compressor {
+    public func beforeStep(_ step: Int, model: Model) throws {}
+    @discardableResult
+    public func afterLastStep(_ step: Int, model: Model, channel: PayloadChannel) throws -> CompressionEvent? { nil }
 }
 
 /// A decision a compressor made at a step — a pruning trial, a sparsity increase, a step-size

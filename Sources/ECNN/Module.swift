@@ -18,6 +18,12 @@ public final class ForwardContext {
     /// on together; nil when the pass is the whole batch. Values computed "per batch" (LSQ's
     /// step-size gradient scale) use the global batch.
     public var batchShare: BatchShare?
+    /// When set, each trainable parameter's gradient of this pass is handed here, once, as soon
+    /// as it is final — the backward pass has visited the parameter's leaf, so every use of it
+    /// has contributed — instead of going to `gradients` or `Parameter.grad`. The training
+    /// session starts summing a bucket of gradients over the ranks while backward still runs
+    /// (docs/distributed.md). A parameter the pass does not reach is never handed over.
+    public var gradientSink: ((Parameter, Tensor) -> Void)?
     private var bound: [ObjectIdentifier: Variable] = [:]
 
     public init(tape: Tape?, training: Bool, gradients: GradientAccumulator? = nil,
@@ -41,7 +47,9 @@ public final class ForwardContext {
         let key = ObjectIdentifier(parameter)
         if let v = bound[key] { return v }
         let v: Variable
-        if let tape, parameter.isTrainable, let gradients {
+        if let tape, parameter.isTrainable, let sink = gradientSink {
+            v = tape.leaf(parameter.value) { [unowned parameter] g in sink(parameter, g) }
+        } else if let tape, parameter.isTrainable, let gradients {
             v = tape.leaf(parameter.value) { [unowned parameter] g in gradients.add(g, for: parameter) }
         } else if let tape, parameter.isTrainable {
             v = tape.leaf(parameter.value) { [unowned parameter] g in parameter.accumulateGrad(g) }

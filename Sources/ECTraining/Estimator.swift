@@ -19,6 +19,8 @@ public struct RunConfig {
     /// Cross-rank parameter checksum every N steps (0: off).
     public var debugCheckEvery = 0
     public var bucketBytes = DistributedOptimizer.defaultBucketBytes
+    /// Gradient buckets summed during backward (`DistributedOptimizer.overlapBackward`).
+    public var overlapGradients = DistributedOptimizer.defaultOverlap
     /// Continue from the newest checkpoint in `saveDir`.
     public var resume = false
     /// Thread replicas per rank (`MonitoredSession.threadReplicas`); nil: one per element-wise

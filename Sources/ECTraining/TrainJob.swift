@@ -59,6 +59,7 @@ public enum TrainJob {
         run.keepCheckpoints = config.keepCheckpoints
         run.debugCheckEvery = config.debugCheckEvery
         run.bucketBytes = config.bucketBytes
+        run.overlapGradients = config.overlapGradients
         run.resume = resume
         run.threadReplicas = config.threadReplicas
         run.syncBatchNorm = config.syncBatchNorm

@@ -38,7 +38,7 @@ struct TrainLoop {
                                          seed: trainSpec.seed, batchSize: trainSpec.batchSize,
                                          compressors: compressors, log: log)
         // Compression first: masks are re-applied before anything reads or saves the weights.
-        let compressionHooks = compressors.map { CompressionHook($0, saveDir: nil, metrics: metrics) }
+        let compressionHooks = compressors.map { CompressionHook($0, saveDir: nil, metrics: metrics, finalStep: totalSteps) }
         var hooks: [SessionRunHook] = compressionHooks
         hooks += [StopAtStepHook(lastStep: totalSteps), logging, evaluation] as [SessionRunHook]
         if rc.debugCheckEvery > 0 { hooks.append(ConsistencyCheckHook(every: rc.debugCheckEvery, compressors: compressors)) }
@@ -65,8 +65,14 @@ struct TrainLoop {
         log.info("training \(model.name) (\(model.parameterCount) params) on \(trainSpec.data.count) samples, "
                  + "\(totalSteps) steps of global batch \(trainSpec.batchSize) on \(comm.size) rank(s); FP32 GEMM: \(FP32Kernels.path)")
         let session = try MonitoredSession(model: model, optimizer: optimizer, communicator: comm, hooks: hooks,
-                                           bucketBytes: rc.bucketBytes, startStep: start.step)
+                                           bucketBytes: rc.bucketBytes, startStep: start.step,
+                                           overlapGradients: rc.overlapGradients)
         session.threadReplicas = rc.threadReplicas ?? Parallel.workers
+        if session.optimizer.overlapsBackward {
+            let sizes = session.optimizer.overlapBucketSizes
+            log.info("gradients summed during backward: \(sizes.count) bucket(s) of up to \(rc.bucketBytes) bytes "
+                     + "(largest \((sizes.max() ?? 0) * 4) bytes), in the order backward finishes them")
+        }
         session.syncBatchNorm = rc.syncBatchNorm
         var batches = try schedule.makeIterator(startingAt: start.position, rank: comm.rank, worldSize: comm.size)
         let clock = DispatchTime.now()

@@ -17,6 +17,11 @@ struct BenchOptions {
     var ab = false
     /// The pruning run `--mode pruner` measures (default `runs/fmnist-cnn-pruned`, launch/demo's).
     var from: String?
+    /// `--mode scale`: the model (fmnist-cnn, mlp-12m), samples per rank, gradients summed
+    /// during backward (`--overlap 1`) or after it (`--overlap 0`).
+    var model: String?
+    var batch: Int?
+    var overlap = true
 
     static func parse<S: Sequence>(_ args: S) -> BenchOptions where S.Element == String {
         var o = BenchOptions()
@@ -32,8 +37,11 @@ struct BenchOptions {
             case "--only": o.only = (o.only ?? []).union([it.next() ?? ""])
             case "--ab": o.ab = true
             case "--from": o.from = it.next()
+            case "--model": o.model = it.next()
+            case "--batch": o.batch = Int(it.next() ?? "")
+            case "--overlap": o.overlap = it.next() != "0"
             default:
-                FileHandle.standardError.write(Data("usage: ecbench [--mode train|inference|dp-train|collectives|bn|pruner|qat|int8|sparse|onnx|imported|torchvision|gemm] [--threads N] [--steps N] [--repeats N] [--out DIR] [--dir DIR] [--only NAME] [--ab] [--from SAVE_DIR]\n".utf8))
+                FileHandle.standardError.write(Data("usage: ecbench [--mode train|inference|dp-train|collectives|bn|pruner|pruner-decision|qat|int8|sparse|onnx|imported|torchvision|gemm|scale] [--threads N] [--steps N] [--repeats N] [--out DIR] [--dir DIR] [--only NAME] [--ab] [--from SAVE_DIR] [--model NAME] [--batch N] [--overlap 0|1]\n".utf8))
                 exit(2)
             }
         }

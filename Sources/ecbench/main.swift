@@ -9,12 +9,14 @@ import Foundation
 //   ecbench --mode collectives  gradient allreduce (bucketed vs raw) and mask broadcast (raw vs zstd)
 //   ecbench --mode bn           batch norm across ranks: running-statistics average, synchronised BN
 //   ecbench --mode pruner       extracted-model inference vs original; the chief's pruning work
+//   ecbench --mode pruner-decision  only the chief's decision cost on the ~12M MLP (no pruning run needed)
 //   ecbench --mode qat          LSQ quantization-aware training step vs FP32 step, then int8 inference
 //   ecbench --mode int8         int8 inference alone (TensorFlow's golden weights, W8A8) vs FP32
 //   ecbench --mode sparse       block-sparse kernel vs dense sgemm; block-sparse fmnist-cnn inference
 //   ecbench --mode onnx         exports fmnist-cnn (FP32, QDQ) for Tools/onnx_bench.py; engine FP32 reference
 //   ecbench --mode imported     fmnist-cnn exported to ONNX and imported back vs the built-in model
 //   ecbench --mode torchvision  torchvision architectures: import, output vs ONNX Runtime, a training step, 30% pruned
+//   ecbench --mode scale        data-parallel step and communication time, overlapped or not (launch/bench scale)
 //   ecbench --mode gemm         own FP32 GEMM kernels (every path) vs OpenBLAS on the training step's and inference's shapes
 // Every figure is printed with the reference it is compared to, measured in the same run;
 // lines starting with RESULT are read by launch/bench.
@@ -36,6 +38,7 @@ do {
     case "collectives": try CollectivesBenchmark(options: options, world: world).run()
     case "bn": try BatchNormBenchmark(options: options, world: world).run()
     case "pruner": try PrunerBenchmark(options: options).run()
+    case "pruner-decision": try PrunerBenchmark(options: options).chiefWork()
     case "qat": try QATBenchmark(options: options).run()
     case "int8": try QATBenchmark(options: options).runInt8Only()
     case "sparse": try SparseBenchmark(options: options).run()
@@ -43,6 +46,7 @@ do {
     case "imported": try ImportedModelBenchmark(options: options).run()
     case "torchvision": try TorchvisionCoverage(options: options).run()
     case "gemm": try GEMMBenchmark(options: options).run()
+    case "scale": try ScaleBenchmark(options: options, world: world).run()
     default:
         try TrainingBenchmark(options: options).run()
         try InferenceBenchmark(options: options).run()

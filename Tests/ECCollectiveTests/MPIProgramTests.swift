@@ -6,8 +6,8 @@ import XCTest
 /// Needs `swift build --product ec-mpi-check` before `swift test`.
 final class MPIProgramTests: XCTestCase {
     /// Every standard scenario, in order; `ec-mpi-check all` runs these.
-    static let scenarios = ["world", "allreduce", "broadcast", "reduce", "ordered", "gather", "bucket", "chunked",
-                            "barrier", "finalize"]
+    static let scenarios = ["world", "allreduce", "broadcast", "reduce", "ordered", "gather", "bucket", "nonblocking",
+                            "chunked", "barrier", "finalize"]
 
     func testScenariosOnTwoRanks() throws {
         try assertScenariosPass(ranks: 2)
@@ -20,10 +20,13 @@ final class MPIProgramTests: XCTestCase {
     /// Sums in rank order on 4 ranks too (values where every other association rounds
     /// differently; plain and chunked calls).
     func testSumsAreTakenInRankOrderOnFourRanks() throws {
-        let result = try MPIRun.check(ranks: 4, ["ordered", "chunked"], timeoutSeconds: 120)
+        let result = try MPIRun.check(ranks: 4, ["ordered", "nonblocking", "chunked"], timeoutSeconds: 120)
         XCTAssertFalse(result.timedOut, "mpirun -np 4 timed out")
         XCTAssertEqual(result.status, 0, result.stderr)
-        for rank in 0..<4 { XCTAssertTrue(result.stdout.contains("OK ordered rank \(rank)/4\n"), result.stdout) }
+        for rank in 0..<4 {
+            XCTAssertTrue(result.stdout.contains("OK ordered rank \(rank)/4\n"), result.stdout)
+            XCTAssertTrue(result.stdout.contains("OK nonblocking rank \(rank)/4\n"), result.stdout)
+        }
     }
 
     /// Without a launcher the same program is a world of size 1 and every scenario still holds.

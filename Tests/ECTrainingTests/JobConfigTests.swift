@@ -47,6 +47,7 @@ final class JobConfigTests: XCTestCase {
             threads: 1
             debug_check_every: 3
             bucket_bytes: 65536
+            overlap_gradients: false
             report: false
             """)
         XCTAssertEqual(c.model, "resnet-mini")
@@ -58,6 +59,8 @@ final class JobConfigTests: XCTestCase {
         XCTAssertEqual(c.seed, 7)
         XCTAssertEqual(c.initFrom, "runs/base")
         XCTAssertEqual(c.bucketBytes, 65536)
+        XCTAssertFalse(c.overlapGradients)
+        XCTAssertTrue(try parse("{}").overlapGradients, "gradients are summed during backward by default")
         XCTAssertFalse(c.report)
         XCTAssertTrue(try parse("{}").report, "the report is on by default")
         let json = try JobConfig.parse(ConfigNode.parse(#"{"model": "mlp", "batch_size": 8}"#, file: "job.json"))

@@ -15,7 +15,8 @@ final class KillResumeTests: XCTestCase {
 
     /// 8 steps, a checkpoint every 3, decisions at steps 2, 4, 6: the kill after step 5 lands
     /// between two decisions and two checkpoints.
-    func job(_ name: String, compression: String, extra: String = "") throws -> (config: String, saveDir: String) {
+    func job(_ name: String, compression: String, extra: String = "", checkpointEvery: Int = 3) throws
+        -> (config: String, saveDir: String) {
         let saveDir = work.appendingPathComponent(name).path, config = work.appendingPathComponent("\(name).yaml").path
         try """
             model: fmnist-cnn
@@ -25,7 +26,7 @@ final class KillResumeTests: XCTestCase {
             optimizer: {name: sgd, lr: 0.01, momentum: 0.9}
             seed: 11
             log_every: 100
-            checkpoint_every: 3
+            checkpoint_every: \(checkpointEvery)
             save_dir: \(saveDir)
             \(extra)
             compression:
@@ -36,12 +37,15 @@ final class KillResumeTests: XCTestCase {
 
     /// `resumeKey`: relaunch with the job key `resume: true` instead of `--resume`.
     func assertKilledJobResumesToTheUninterruptedState(compression: String, prefix: String, ranks: Int, resumeKey: Bool = false,
+                                                       checkpointEvery: Int = 3,
                                                        file: StaticString = #filePath, line: UInt = #line) throws {
-        let straight = try job("straight", compression: compression)
+        let survivorStep = 5 / checkpointEvery * checkpointEvery
+        let straight = try job("straight", compression: compression, checkpointEvery: checkpointEvery)
         let done = try TrainCommand.run(straight.config, ranks: ranks)
         XCTAssertEqual(done.status, 0, done.stderr, file: file, line: line)
 
-        let killed = try job("killed", compression: compression, extra: resumeKey ? "resume: true" : "")
+        let killed = try job("killed", compression: compression, extra: resumeKey ? "resume: true" : "",
+                             checkpointEvery: checkpointEvery)
         let victim = ranks - 1
         let crash = try TrainCommand.run(killed.config, ranks: ranks, environment: ["EC_FAULT_KILL": "\(victim):5"],
                                          timeoutSeconds: 60)
@@ -49,12 +53,13 @@ final class KillResumeTests: XCTestCase {
         XCTAssertFalse(crash.timedOut, "the job ends promptly, no rank left waiting: \(crash.stderr)", file: file, line: line)
         let store = CheckpointStore(directory: URL(fileURLWithPath: killed.saveDir).appendingPathComponent("checkpoints"))
         let survivor = try store.loadLatest()  // verifies every file's checksum
-        XCTAssertEqual(survivor?.step, 3, "the step-3 checkpoint is the newest and intact", file: file, line: line)
+        XCTAssertEqual(survivor?.step, survivorStep, "the step-\(survivorStep) checkpoint is the newest and intact",
+                       file: file, line: line)
         XCTAssertFalse(FileManager.default.fileExists(atPath: killed.saveDir + "/summary.json"), file: file, line: line)
 
         let resumed = try TrainCommand.run(killed.config, ranks: ranks, args: resumeKey ? [] : ["--resume"])
         XCTAssertEqual(resumed.status, 0, resumed.stderr, file: file, line: line)
-        XCTAssertTrue(resumed.stderr.contains("resumed from step 3"), resumed.stderr, file: file, line: line)
+        XCTAssertTrue(resumed.stderr.contains("resumed from step \(survivorStep)"), resumed.stderr, file: file, line: line)
 
         // The metrics log has each step once, as the uninterrupted run's.
         func lines(_ dir: String) throws -> [String] {
@@ -84,6 +89,29 @@ final class KillResumeTests: XCTestCase {
 
     func testKilledPruningJobOnTwoRanksResumes() throws {
         try assertKilledJobResumesToTheUninterruptedState(compression: Self.pruner, prefix: "pruner/", ranks: 2)
+    }
+
+    /// Decisions are delayed by one step (docs/distributed.md): the decision of trial step s
+    /// is computed while step s + 1 trains and applied after it, on every rank; one at the last
+    /// step is applied at once. A checkpoint of a trial step holds no decision yet — the resumed
+    /// run computes it again from the same state (the step-4 checkpoint here, trial steps 2, 4,
+    /// 6, 8 of 8), on one rank and on two, pruner and sparsifier alike.
+    func testAJobKilledAfterACheckpointOfAPendingDecisionResumes() throws {
+        let pruner = "pruner: {compression_ratio: 0.5, step_interval: 2, num_trials: 4}"
+        let sparsifier = "sparsifier: {target_sparse_ratio: 0.6, sparse_block_shape: [1, 16], step_interval: 2, num_trials: 4}"
+        for (compression, prefix) in [(pruner, "pruner/"), (sparsifier, "sparsifier/")] {
+            for ranks in [1, 2] {
+                try assertKilledJobResumesToTheUninterruptedState(compression: compression, prefix: prefix, ranks: ranks,
+                                                                  checkpointEvery: 2)
+                let lines = try String(contentsOfFile: work.appendingPathComponent("straight").path + "/metrics.jsonl", encoding: .utf8)
+                    .split(separator: "\n").compactMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+                    .filter { $0["event"] as? String == "compression" }
+                XCTAssertEqual(lines.map { $0["step"] as? Int }, [3, 5, 7, 8], "applied after the next step; the last at once")
+                XCTAssertEqual(lines.map { $0["decision_step"] as? Double }, [2, 4, 6, nil])
+                try FileManager.default.removeItem(at: work)
+                work = try TestPaths.temporaryDirectory(name)
+            }
+        }
     }
 
     func testKilledQuantizationJobResumes() throws {

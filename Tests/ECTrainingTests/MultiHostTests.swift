@@ -81,6 +81,39 @@ final class MultiHostTests: XCTestCase {
         try assertWeights(of: saveDir, equal: expected)
     }
 
+    /// Four hosts whose links are shaped to 1 Gbit/s each way (`EC_LAB_RATE`, a tc token
+    /// bucket on both ends of every veth), one rank each through `launch/cluster`, gradients
+    /// summed during backward (the default) and `--debug` comparing every parameter's checksum
+    /// across the hosts every 2 steps: the job passes the checks, every host ran a rank, the
+    /// links were shaped while it ran, and the weights equal one process of four thread replicas
+    /// bit for bit.
+    func testFourHostsOverAShapedLinkPassTheDebugChecks() throws {
+        let expected = try trainOnOneProcess(replicas: 4)
+        try lab.down()
+        lab = lab.with(hosts: ["ectest-master-0", "ectest-worker-0", "ectest-worker-1", "ectest-worker-2"], rate: "1gbit")
+        try startLab()
+        for host in lab.hosts {
+            let shaping = try lab.shaping(of: host)
+            XCTAssertTrue(shaping.contains("rate 1Gbit"), "\(host): \(shaping)")
+        }
+        let hostfile = work.appendingPathComponent("hosts")
+        try lab.hosts.map { "\($0) slots=1\n" }.joined().write(to: hostfile, atomically: true, encoding: .utf8)
+        let saveDir = work.appendingPathComponent("four-hosts")
+        let result = try ProcessRunner.run(
+            [launch.appendingPathComponent("cluster").path, "--hostfile", hostfile.path, "--",
+             try TestPaths.executable("easycompress"), "train", "--config", try job(saveDir, extra: "debug_check_every: 2"),
+             "--debug"],
+            environment: multiHostEnvironment, timeoutSeconds: 180)
+        assertSucceeded(result, "launch/cluster on 4 shaped hosts")
+        for host in lab.hosts {
+            XCTAssertTrue(result.stdout.contains("Data for node: \(host)\t"), "no rank on \(host):\n\(result.stdout)")
+        }
+        XCTAssertTrue(result.stderr.contains("on 4 rank(s)"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("gradients summed during backward"), result.stderr)
+        XCTAssertFalse(result.stderr.contains("diverged"), result.stderr)
+        try assertWeights(of: saveDir, equal: expected, "4 shaped hosts vs 4 thread replicas")
+    }
+
     /// Every node exits with the job's status, also when it fails.
     func testDLCPropagatesAFailedJobsStatusToEveryNode() throws {
         try startLab()
@@ -127,6 +160,15 @@ final class MultiHostTests: XCTestCase {
         expected += " --oversubscribe --bind-to none --mca plm_rsh_agent sh --mca btl_tcp_if_include 10.1.0.0/16"
             + " --mca oob_tcp_if_include 10.1.0.0/16 -x OPENBLAS_THREAD_TIMEOUT -x OPENBLAS_NUM_THREADS --mca btl tcp,self prog 'a b'\n"
         XCTAssertEqual(result.stdout, expected)
+    }
+
+    /// A link rate `tc` would not take is a usage error naming the variable.
+    func testLabRejectsABadLinkRate() throws {
+        for (command, environment) in [(["up", "h1"], ["EC_LAB_RATE": "fast"]), (["shape", "1 gbit", "h1"], [:])] {
+            let result = try script("netns-lab", command, environment.merging(["EC_LAB_BRIDGE": "br-ecbad"]) { $1 })
+            XCTAssertEqual(result.status, 2, "\(command): \(result.stderr)")
+            XCTAssertTrue(result.stderr.contains("EC_LAB_RATE must be a tc rate such as 10gbit"), result.stderr)
+        }
     }
 
     /// EC_HOSTS wins over a hostfile, which wins over the naming pattern.
@@ -181,19 +223,20 @@ final class MultiHostTests: XCTestCase {
 
     // MARK: - Helpers
 
-    /// (a): the job on one process without mpirun (a world of one), as two thread replicas
-    /// of one BLAS thread each — what two ranks of one thread compute. Computed once per run.
-    private static var oneProcessWeights: NamedTensors?
+    /// (a): the job on one process without mpirun (a world of one), as `replicas` thread
+    /// replicas of one BLAS thread each — what that many ranks of one thread compute. Computed
+    /// once per run and replica count.
+    private static var oneProcessWeights: [Int: NamedTensors] = [:]
 
-    private func trainOnOneProcess() throws -> NamedTensors {
-        if let weights = Self.oneProcessWeights { return weights }
-        let saveDir = work.appendingPathComponent("one-process")
-        let config = try job(saveDir, extra: "threads: 1\nthread_replicas: 2")
+    private func trainOnOneProcess(replicas: Int = 2) throws -> NamedTensors {
+        if let weights = Self.oneProcessWeights[replicas] { return weights }
+        let saveDir = work.appendingPathComponent("one-process-\(replicas)")
+        let config = try job(saveDir, extra: "threads: 1\nthread_replicas: \(replicas)")
         let result = try ProcessRunner.run([try TestPaths.executable("easycompress"), "train", "--config", config],
                                            environment: ["OPENBLAS_NUM_THREADS": "1"], timeoutSeconds: 60)
         assertSucceeded(result, "easycompress train (one process)")
         let weights = try WeightLoader.readTensors(from: saveDir.path)
-        Self.oneProcessWeights = weights
+        Self.oneProcessWeights[replicas] = weights
         return weights
     }
 
@@ -274,12 +317,11 @@ final class MultiHostTests: XCTestCase {
     /// The last checkpoint of `saveDir` holds `expected`'s tensors (weights and optimizer
     /// state) bit for bit: each rank computes its half-batch's gradient as a thread replica
     /// does, and the two halves are added in the same order over TCP as in the process.
-    private func assertWeights(of saveDir: URL, equal expected: NamedTensors,
+    private func assertWeights(of saveDir: URL, equal expected: NamedTensors, _ what: String = "2 hosts vs 2 thread replicas",
                                file: StaticString = #filePath, line: UInt = #line) throws {
         XCTAssertTrue(FileManager.default.fileExists(atPath: saveDir.appendingPathComponent("checkpoints/step-00000004").path),
                       "no final checkpoint in \(saveDir.path)", file: file, line: line)
-        assertBitIdentical(try WeightLoader.readTensors(from: saveDir.path), expected, "2 hosts vs 2 thread replicas",
-                           file: file, line: line)
+        assertBitIdentical(try WeightLoader.readTensors(from: saveDir.path), expected, what, file: file, line: line)
     }
 
     /// Live processes whose command line mentions `text` (here: this test's work directory).

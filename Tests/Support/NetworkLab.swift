@@ -10,21 +10,42 @@ import Glibc
 /// time per machine: `lock()` takes an exclusive `flock` on `lockPath`, so that two test runs
 /// (from two checkouts) never tear down each other's namespaces.
 public struct NetworkLab {
-    public let hosts: [String]
+    public private(set) var hosts: [String]
     public let bridge: String
     /// The /24 prefix: the bridge is `.1`, `hosts[k]` is `.(11 + k)`.
     public let subnet: String
+    /// Each host's link rate in each direction (`EC_LAB_RATE`, e.g. `1gbit`); nil: unshaped.
+    public private(set) var rate: String?
     public var cidr: String { "\(subnet).0/24" }
     public var script: String { TestPaths.repository.appendingPathComponent("launch/netns-lab").path }
     public static let lockPath = "/tmp/ec-network-lab.lock"
 
-    private var environment: [String: String] { ["EC_LAB_BRIDGE": bridge, "EC_LAB_SUBNET": subnet] }
+    private var environment: [String: String] {
+        ["EC_LAB_BRIDGE": bridge, "EC_LAB_SUBNET": subnet, "EC_LAB_RATE": rate ?? ""]
+    }
     private var lockDescriptor: Int32 = -1
 
-    public init(hosts: [String], bridge: String, subnet: String) {
+    public init(hosts: [String], bridge: String, subnet: String, rate: String? = nil) {
         self.hosts = hosts
         self.bridge = bridge
         self.subnet = subnet
+        self.rate = rate
+    }
+
+    /// This lab (and its lock, if held) with other hosts and link rate; take it down first
+    /// when it is up.
+    public func with(hosts: [String], rate: String?) -> NetworkLab {
+        var copy = self
+        copy.hosts = hosts
+        copy.rate = rate
+        return copy
+    }
+
+    /// The qdisc lines of `host`'s link as `tc` shows them (its eth0; empty when unshaped).
+    public func shaping(of host: String) throws -> String {
+        let tc = ["/usr/sbin/tc", "/sbin/tc", "/usr/bin/tc"].first { FileManager.default.isExecutableFile(atPath: $0) } ?? "tc"
+        return try ProcessRunner.run([tc, "-n", host, "qdisc", "show", "dev", "eth0"], timeoutSeconds: 10).stdout
+            .split(separator: "\n").filter { $0.contains("tbf") }.joined(separator: "\n")
     }
 
     /// The `ip` executable, if installed.

@@ -53,21 +53,46 @@ struct PrunedElements {
     /// elements this removed that were still there.
     @discardableResult
     mutating func prune(channel c: Int, of group: ChannelGroup) -> Int {
+        var none: [String: [UInt32]]? = nil
+        return prune(channel: c, of: group, patterns: &none)
+    }
+
+    /// `prune(channel:of:)`, also clearing the removed elements in `patterns` (per parameter,
+    /// the AND pattern of `elementMasks()`; a parameter without one gets one), in place.
+    @discardableResult
+    mutating func prune(channel c: Int, of group: ChannelGroup, patterns: inout [String: [UInt32]]) -> Int {
+        var some: [String: [UInt32]]? = patterns
+        patterns = [:]  // `some` holds the only reference: updated in place
+        defer { patterns = some! }
+        return prune(channel: c, of: group, patterns: &some)
+    }
+
+    private mutating func prune(channel c: Int, of group: ChannelGroup, patterns: inout [String: [UInt32]]?) -> Int {
         var newlyCounted = 0
         for slice in group.slices {
             guard var flags = kept.removeValue(forKey: slice.parameter) else {
                 preconditionFailure("\(slice.parameter) is not a tracked parameter")
             }
+            var pattern = patterns?.removeValue(forKey: slice.parameter) ?? []
+            if patterns != nil, pattern.isEmpty { pattern = [UInt32](repeating: .max, count: flags.count) }
             var newly = 0
             flags.withUnsafeMutableBufferPointer { f in
-                slice.forEachRun(ofChannel: c, elementCount: f.count) { run in
-                    for e in run where f[e] {
-                        f[e] = false
-                        newly += 1
+                pattern.withUnsafeMutableBufferPointer { m in
+                    let marking = m.count == f.count
+                    let stride = slice.innerStride, block = slice.period * stride
+                    var start = (slice.offset + c) * stride
+                    while start < f.count {
+                        for e in start..<(start + stride) where f[e] {
+                            f[e] = false
+                            if marking { m[e] = 0 }
+                            newly += 1
+                        }
+                        start += block
                     }
                 }
             }
             kept[slice.parameter] = flags
+            if patterns != nil { patterns![slice.parameter] = pattern }
             removed[slice.parameter, default: 0] += newly
             if counted.contains(slice.parameter) { newlyCounted += newly }
         }

@@ -60,6 +60,18 @@ public final class Pruner: MaskCompressor {
     private var scoredSlices: [String: [(ChannelSlice, Parameter)]] = [:]
     /// The world given to `prepare` (nil before).
     package private(set) var communicator: Communicator?
+    package var timing = DecisionTiming()
+
+    /// 1: the decision of a trial step is computed while the next step trains and applied after
+    /// it, on every rank (`MaskCompressor`, "Delayed decisions"; `CompressionHook` sets it);
+    /// 0: at once. The trainer's default is 1.
+    public var decisionDelay: Int {
+        get { timing.delay }
+        set {
+            precondition((0...1).contains(newValue), "decisionDelay must be 0 or 1, got \(newValue)")
+            timing.delay = newValue
+        }
+    }
 
     /// - Parameters:
     ///   - config: validated here.
@@ -134,6 +146,18 @@ public final class Pruner: MaskCompressor {
         try decideOnSchedule(step, channel: channel)
     }
 
+    /// With `decisionDelay` 1, the chief starts computing the decision of step − 1 (if it was a
+    /// trial step) in the background.
+    public func beforeStep(_ step: Int, model: Model) throws {
+        startDelayedDecision(beforeStep: step)
+    }
+
+    /// Applies a delayed decision of the last step (every rank), which no later step will.
+    @discardableResult
+    public func afterLastStep(_ step: Int, model: Model, channel: PayloadChannel) throws -> CompressionEvent? {
+        try concludeDelayed(lastStep: step, channel: channel)
+    }
+
     /// Zeroes the pruned elements of `tensor` (parameter `parameter`'s value or an optimizer
     /// slot of the same shape) in one pass; a no-op for a parameter with nothing pruned.
     public func applyMasks(to tensor: inout Tensor, parameter: String) {
@@ -163,19 +187,23 @@ public final class Pruner: MaskCompressor {
         importanceUpdates += 1
     }
 
-    /// The chief's selection for `trial`: group id → keep mask over its channels.
-    package func decide(trial: Int) -> [String: PayloadValue] {
-        let prunable = prunableGroups
-        var newKeep = keep, newElements = elements
+    /// The chief's selection for `trial` — group id → keep mask over its channels — from the
+    /// importance, keep flags and element counts as they are now (copies: training may go on).
+    package func decision(trial: Int) -> @Sendable () -> [String: PayloadValue] {
+        let prunable = prunableGroups, importance = importance, keep = keep, elements = elements
         let target = schedule.targetFraction(afterTrial: trial) * Double(prunableParameterCount)
-        if config.pruneSortRange == .local {
-            ChannelSelection.local(groups: prunable, importance: importance, keep: &newKeep, elements: &newElements,
-                                   target: target, multiple: config.channelMultiple)
-        } else {
-            ChannelSelection.global(groups: prunable, importance: importance, keep: &newKeep, elements: &newElements,
-                                    target: target, multiple: config.channelMultiple)
+        let local = config.pruneSortRange == .local, multiple = config.channelMultiple
+        return {
+            var newKeep = keep, newElements = elements
+            if local {
+                ChannelSelection.local(groups: prunable, importance: importance, keep: &newKeep, elements: &newElements,
+                                       target: target, multiple: multiple)
+            } else {
+                ChannelSelection.global(groups: prunable, importance: importance, keep: &newKeep, elements: &newElements,
+                                        target: target, multiple: multiple)
+            }
+            return newKeep.mapValues { .mask(Mask($0)) }
         }
-        return newKeep.mapValues { .mask(Mask($0)) }
     }
 
     /// Adopts decoded decisions after checking they fit the prunable groups and only prune.
@@ -195,11 +223,29 @@ public final class Pruner: MaskCompressor {
         setKeep(received)
     }
 
-    /// Replaces the keep flags and recomputes the element counts and masks.
+    /// Replaces the keep flags and updates the element counts and masks. A decision only prunes
+    /// (`adopt` checks it), so only the newly pruned channels' elements are touched, in place:
+    /// the cost is that of the elements removed now, not of the model. Flags that keep a pruned
+    /// channel again (a restore onto another state) rebuild everything.
     func setKeep(_ flags: [String: [Bool]]) {
+        let groups = prunableGroups
+        let onlyPrunes = groups.allSatisfy { group in
+            guard let old = keep[group.id], let new = flags[group.id], old.count == new.count else { return false }
+            return zip(old, new).allSatisfy { $1 ? $0 : true }
+        }
+        guard onlyPrunes else {
+            keep = flags
+            elements = PrunedElements(elementCounts: elementCounts, counted: elements.counted, groups: groups, keep: flags)
+            masks = ElementMasks(elements.elementMasks())
+            return
+        }
+        var patterns = masks.byParameter
+        masks = ElementMasks()  // the patterns are now referenced once: updated in place
+        for group in groups {
+            let old = keep[group.id]!, new = flags[group.id]!
+            for c in old.indices where old[c] && !new[c] { elements.prune(channel: c, of: group, patterns: &patterns) }
+        }
         keep = flags
-        elements = PrunedElements(elementCounts: elementCounts, counted: elements.counted, groups: prunableGroups,
-                                  keep: flags)
-        masks = ElementMasks(elements.elementMasks())
+        masks = ElementMasks(patterns)
     }
 }

@@ -1,3 +1,4 @@
+import Foundation
 import ECCollective
 import ECNN
 import ECTensor
@@ -49,6 +50,18 @@ public final class Sparsifier: MaskCompressor {
     package private(set) var masks = ElementMasks()
     var parameters: [String: Parameter] = [:]
     package private(set) var communicator: Communicator?
+    package var timing = DecisionTiming()
+
+    /// 1: the decision of a trial step is computed while the next step trains and applied after
+    /// it, on every rank (`MaskCompressor`, "Delayed decisions"; `CompressionHook` sets it);
+    /// 0: at once. The trainer's default is 1.
+    public var decisionDelay: Int {
+        get { timing.delay }
+        set {
+            precondition((0...1).contains(newValue), "decisionDelay must be 0 or 1, got \(newValue)")
+            timing.delay = newValue
+        }
+    }
 
     /// - Throws: `CompressionConfigError` for a bad config.
     public init(config: SparsifierConfig) throws {
@@ -111,6 +124,18 @@ public final class Sparsifier: MaskCompressor {
         try decideOnSchedule(step, channel: channel)
     }
 
+    /// With `decisionDelay` 1, the chief starts computing the decision of step − 1 (if it was a
+    /// trial step) in the background.
+    public func beforeStep(_ step: Int, model: Model) throws {
+        startDelayedDecision(beforeStep: step)
+    }
+
+    /// Applies a delayed decision of the last step (every rank), which no later step will.
+    @discardableResult
+    public func afterLastStep(_ step: Int, model: Model, channel: PayloadChannel) throws -> CompressionEvent? {
+        try concludeDelayed(lastStep: step, channel: channel)
+    }
+
     public func applyMasks(to tensor: inout Tensor, parameter: String) {
         applyElementMasks(to: &tensor, parameter: parameter)
     }
@@ -121,26 +146,30 @@ public final class Sparsifier: MaskCompressor {
 
     package func notPrepared(_ operation: String) -> Error { SparsifierError.notPrepared(operation: operation) }
 
-    /// The chief's masks for `trial`: kernel name → block mask.
-    package func decide(trial: Int) -> [String: PayloadValue] {
+    /// The chief's masks for `trial` — kernel name → block mask — from the kernels' values and
+    /// keep flags as they are now. The values are shared, not copied, and released as soon as
+    /// they are scored: the optimizer's next in-place update copies a kernel only if the
+    /// decision still holds it then.
+    package func decision(trial: Int) -> @Sendable () -> [String: PayloadValue] {
         let target = schedule.targetFraction(afterTrial: trial)
-        var chosen: [[Bool]]
-        if let pattern = config.pattern {
-            chosen = kernels.map {
-                SparsitySelection.pattern(pattern, grid: $0.grid, weights: parameters[$0.parameter]!.value.scalars,
-                                          keep: keep[$0.parameter]!, fraction: target)
+        let kernels = kernels, keep = keep, pattern = config.pattern, global = config.sortRange == .global
+        let snapshot = WeightSnapshot(kernels.map { parameters[$0.parameter]!.value })
+        return {
+            let chosen: [[Bool]]
+            if let pattern {
+                chosen = zip(kernels, snapshot.take()).map { k, w in
+                    SparsitySelection.pattern(pattern, grid: k.grid, weights: w.scalars, keep: keep[k.parameter]!, fraction: target)
+                }
+            } else {
+                let layers = zip(kernels, snapshot.take()).map { k, w in
+                    SparsitySelection.Layer(grid: k.grid, scores: k.grid.meanMagnitudes(w), keep: keep[k.parameter]!)
+                }
+                chosen = global ? SparsitySelection.global(layers, target: target) : SparsitySelection.local(layers, target: target)
             }
-        } else {
-            let layers = kernels.map {
-                SparsitySelection.Layer(grid: $0.grid, scores: $0.grid.meanMagnitudes(parameters[$0.parameter]!.value),
-                                        keep: keep[$0.parameter]!)
-            }
-            chosen = config.sortRange == .global ? SparsitySelection.global(layers, target: target)
-                                                 : SparsitySelection.local(layers, target: target)
+            var entries: [String: PayloadValue] = [:]
+            for (k, flags) in zip(kernels, chosen) { entries[k.parameter] = .mask(Mask(shape: k.grid.maskShape, values: flags)) }
+            return entries
         }
-        var entries: [String: PayloadValue] = [:]
-        for (k, flags) in zip(kernels, chosen) { entries[k.parameter] = .mask(Mask(shape: k.grid.maskShape, values: flags)) }
-        return entries
     }
 
     /// Adopts decoded masks after checking they fit the kernels and only add zeros.
@@ -182,5 +211,20 @@ public final class Sparsifier: MaskCompressor {
     static func maskName(_ parameter: String) -> String { "sparsifier/mask/\(parameter)" }
     static func maskTensor(_ flags: [Bool], grid: BlockGrid) -> Tensor {
         Tensor(shape: grid.maskShape, scalars: flags.map { $0 ? 1 : 0 })
+    }
+}
+
+/// Weight values handed to a decision on another thread, taken once (then no longer held).
+final class WeightSnapshot: @unchecked Sendable {
+    private let lock = NSLock()
+    private var values: [Tensor]?
+
+    init(_ values: [Tensor]) { self.values = values }
+
+    func take() -> [Tensor] {
+        lock.withLock {
+            defer { values = nil }
+            return values ?? []
+        }
     }
 }

@@ -44,6 +44,8 @@ public struct JobConfig {
     public var debugCheckEvery: Int = 0
     /// Gradient allreduce bucket size in bytes (default chosen by measurement: 1 MiB).
     public var bucketBytes: Int = DistributedOptimizer.defaultBucketBytes
+    /// Sum gradient buckets over the ranks while backward runs (docs/distributed.md).
+    public var overlapGradients: Bool = DistributedOptimizer.defaultOverlap
     /// Write `save_dir/report.html` at the end of the run (`report: false` turns it off).
     public var report: Bool = true
     /// `compression.pruner` (nil: no pruning).
@@ -172,6 +174,7 @@ extension JobConfig {
         c.syncBatchNorm = try node.bool("sync_batch_norm", default: false)
         c.debugCheckEvery = try node.int("debug_check_every", default: 0, min: 0)
         c.bucketBytes = try node.int("bucket_bytes", default: c.bucketBytes, min: 1024)
+        c.overlapGradients = try node.bool("overlap_gradients", default: c.overlapGradients)
         c.report = try node.bool("report", default: true)
         if let comp = try node.child("compression") {
             if let p = try comp.child("pruner") { c.pruner = try parsePruner(p) }

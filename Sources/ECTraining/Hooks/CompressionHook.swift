@@ -32,11 +32,24 @@ public final class CompressionHook: SessionRunHook {
     public private(set) var events: [CompressionEvent] = []
     let metrics: MetricsLog?
 
-    /// `metrics`: where each decision is written as a `compression` line (chief only).
-    public init(_ compressor: Compressor, saveDir: String? = nil, metrics: MetricsLog? = nil) {
+    /// - Parameters:
+    ///   - metrics: where each decision is written as a `compression` line (chief only).
+    ///   - decisionDelay: for the pruner and the sparsifier, 1 (the default): the chief computes
+    ///     the decision of a trial step in the background while the next step trains, and every
+    ///     rank applies it after that step's update; 0: at once, stalling the step
+    ///     (docs/distributed.md, "Decisions computed while training goes on").
+    ///   - finalStep: the run's last step, when known: a decision there is applied at once (else
+    ///     when the session closes, `end`).
+    public init(_ compressor: Compressor, saveDir: String? = nil, metrics: MetricsLog? = nil, decisionDelay: Int = 1,
+                finalStep: Int? = nil) {
         self.compressor = compressor
         self.saveDir = saveDir.map { URL(fileURLWithPath: $0) }
         self.metrics = metrics
+        if let delayed = compressor as? any MaskCompressor {
+            precondition((0...1).contains(decisionDelay), "decisionDelay must be 0 or 1, got \(decisionDelay)")
+            delayed.timing.delay = decisionDelay
+            delayed.timing.finalStep = finalStep
+        }
     }
 
     public func afterCreateSession(_ session: MonitoredSession) throws {
@@ -49,19 +62,22 @@ public final class CompressionHook: SessionRunHook {
         applyMasks(session)
     }
 
+    public func beforeRun(_ context: RunContext) throws {
+        try compressor.beforeStep(context.step, model: context.session.model)
+    }
+
     public func afterRun(_ context: RunContext, result: StepResult) throws {
         guard let channel else { return }
-        if let event = try compressor.afterStep(result.step, model: context.session.model, channel: channel) {
-            events.append(event)
-            var line: [String: Any] = event.values
-            line["compressor"] = event.kind
-            line["trial"] = event.trial
-            metrics?.write("compression", step: event.step, line)
-        }
+        record(try compressor.afterStep(result.step, model: context.session.model, channel: channel))
         applyMasks(context.session)
     }
 
+    /// Applies a decision still waiting (delayed from the last step), then writes the outputs.
     public func end(_ session: MonitoredSession) throws {
+        if let channel, let event = try compressor.afterLastStep(session.globalStep, model: session.model, channel: channel) {
+            record(event)
+            applyMasks(session)
+        }
         guard session.communicator.isChief, let saveDir else { return }
         try FileManager.default.createDirectory(at: saveDir, withIntermediateDirectories: true)
         try AtomicFile.write(compressor.summarySection(model: session.model),
@@ -69,6 +85,15 @@ public final class CompressionHook: SessionRunHook {
         var tensors = session.model.stateDict()
         for (name, t) in compressor.checkpointTensors().sorted { tensors[name] = t }
         try SavedRun.writeModel(session.model, tensors: (compressor.kind, tensors), to: saveDir)
+    }
+
+    private func record(_ event: CompressionEvent?) {
+        guard let event else { return }
+        events.append(event)
+        var line: [String: Any] = event.values
+        line["compressor"] = event.kind
+        line["trial"] = event.trial
+        metrics?.write("compression", step: event.step, line)
     }
 
     /// Zeroes what the compressor removed, in every parameter and its optimizer slots.

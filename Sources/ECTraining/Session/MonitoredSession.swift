@@ -52,12 +52,23 @@ public final class MonitoredSession {
 
     /// Creates the session: runs `begin`, makes parameters identical on every rank (the chief's
     /// values are broadcast), then runs `afterCreateSession`.
+    ///
+    /// - Parameter overlapGradients: sum gradient buckets of about `bucketBytes` over the ranks
+    ///   while backward runs (`DistributedOptimizer.overlapBackward`), instead of all at once
+    ///   after it; the same bits either way.
     public init(model: Model, optimizer: Optimizer, communicator: Communicator = SingleProcessCommunicator(),
-                hooks: [SessionRunHook] = [], bucketBytes: Int = DistributedOptimizer.defaultBucketBytes, startStep: Int = 0) throws {
+                hooks: [SessionRunHook] = [], bucketBytes: Int = DistributedOptimizer.defaultBucketBytes, startStep: Int = 0,
+                overlapGradients: Bool = DistributedOptimizer.defaultOverlap) throws {
         self.model = model
         self.communicator = communicator
         self.optimizer = DistributedOptimizer(optimizer, communicator: communicator, bucketBytes: bucketBytes)
-        if communicator.size > 1 { self.optimizer.attachFlatGradients(model.parameters) }
+        if communicator.size > 1 {
+            if overlapGradients {
+                try self.optimizer.overlapBackward(of: model)
+            } else {
+                self.optimizer.attachFlatGradients(model.parameters)
+            }
+        }
         self.hooks = hooks
         globalStep = startStep
         for h in hooks { try h.begin(self) }
@@ -105,24 +116,32 @@ public final class MonitoredSession {
     /// An empty shard (a global batch smaller than the world) contributes zero gradients and
     /// zero loss, and its rank still takes part in the allreduce (and, with synchronised batch
     /// norm, in every layer's sums).
+    ///
+    /// With overlapped gradients (`DistributedOptimizer.overlapsBackward`) every pass hands each
+    /// final gradient to the step's `OverlappedBackward`, which sums the passes' gradients into
+    /// `Parameter.grad` and starts the buckets' sums over the ranks while backward goes on; the
+    /// optimizer's `step` waits for them.
     func forwardBackward(images: Tensor, labels: [Int32], globalBatchSize: Int) -> Float {
         model.graph.zeroGrad()
         let synchronised = syncBatchNorm && !batchNormLayers.isEmpty
+        let replicas = labels.isEmpty ? 1 : replicaCount(batch: labels.count)
+        let overlapped = optimizer.beginBackward(replicas: replicas)
+        defer { overlapped?.finishBackward() }  // the buckets not started yet (all of them for an empty shard)
         guard !labels.isEmpty else {
             if synchronised {
                 SyncBatchNormStep(communicator: communicator, replicas: 1).takePartWithoutSamples(layers: batchNormLayers)
             }
             return 0
         }
-        let replicas = replicaCount(batch: labels.count)
         let sync = synchronised ? SyncBatchNormStep(communicator: communicator, replicas: replicas) : nil
         if replicas > 1 {
             return forwardBackward(images: images, labels: labels, globalBatchSize: globalBatchSize, replicas: replicas,
-                                   sync: sync)
+                                   sync: sync, overlapped: overlapped)
         }
         let ctx = ForwardContext.training()
         ctx.batchShare = BatchShare(pass: labels.count, global: globalBatchSize)
         ctx.batchStatistics = sync?.reducer(replica: 0)
+        if let overlapped { ctx.gradientSink = { overlapped.deliver($0, $1, replica: 0) } }
         let loss = model(Variable(images), ctx).softmaxCrossEntropy(labels: labels, normalizer: globalBatchSize)
         ctx.tape!.backward(from: loss)
         return loss.value.scalarValue
@@ -145,7 +164,7 @@ public final class MonitoredSession {
     /// the result is deterministic for a given replica count — and, with the shards cut as
     /// ranks cut them, bit-identical to that many ranks of one thread each.
     private func forwardBackward(images: Tensor, labels: [Int32], globalBatchSize: Int, replicas: Int,
-                                 sync: SyncBatchNormStep?) -> Float {
+                                 sync: SyncBatchNormStep?, overlapped: OverlappedBackward?) -> Float {
         let accumulators = (0..<replicas).map { _ in GradientAccumulator() }
         var losses = [Float](repeating: 0, count: replicas)
         losses.withUnsafeMutableBufferPointer { buffer in
@@ -156,6 +175,7 @@ public final class MonitoredSession {
                 let ctx = ForwardContext(tape: Tape(), training: true, gradients: accumulators[r])
                 ctx.batchShare = BatchShare(pass: range.count, global: globalBatchSize)
                 ctx.batchStatistics = sync?.reducer(replica: r)
+                if let overlapped { ctx.gradientSink = { overlapped.deliver($0, $1, replica: r) } }
                 let loss = model(Variable(images.rows(range)), ctx).softmaxCrossEntropy(labels: Array(labels[range]),
                                                                                          normalizer: globalBatchSize)
                 ctx.tape!.backward(from: loss)
@@ -164,8 +184,10 @@ public final class MonitoredSession {
             // Synchronised batch norm: the replicas wait for each other at every layer.
             if sync != nil { Parallel.replicasTogether(replicas, pass) } else { Parallel.replicas(replicas, pass) }
         }
-        for p in model.parameters where p.isTrainable {
-            for a in accumulators { if let g = a.gradient(of: p) { p.grad.addScaled(g) } }
+        if overlapped == nil {  // else summed as each parameter's gradients became final
+            for p in model.parameters where p.isTrainable {
+                for a in accumulators { if let g = a.gradient(of: p) { p.grad.addScaled(g) } }
+            }
         }
         model.transform?.absorbReplicaGradients(accumulators)
         return losses.reduce(0, +)

@@ -17,6 +17,7 @@ enum Scenarios {
         Scenario(name: "ordered") { try ordered($0, .normal) },
         Scenario(name: "gather") { try gather($0, .normal) },
         Scenario(name: "bucket", run: bucket),
+        Scenario(name: "nonblocking", run: nonBlocking),
         Scenario(name: "chunked", run: chunked),
         Scenario(name: "barrier") { try $0.barrier() },
         Scenario(name: "finalize", run: finalize),
@@ -29,8 +30,8 @@ enum Scenarios {
     ]
 
     /// What `all` runs, in order (`finalize` must stay last).
-    static let standard = ["world", "allreduce", "broadcast", "reduce", "ordered", "gather", "bucket", "chunked",
-                           "barrier", "finalize"]
+    static let standard = ["world", "allreduce", "broadcast", "reduce", "ordered", "gather", "bucket", "nonblocking",
+                           "chunked", "barrier", "finalize"]
 
     /// Ranks are distinct, cover 0..<size, and match the launcher's view.
     static func world(_ comm: Communicator) throws {
@@ -227,6 +228,83 @@ enum Scenarios {
         }
     }
 
+    /// Non-blocking sums (`NonBlockingAllreduce`) equal the blocking allreduce bit for bit, in
+    /// rank order, however the buffer is cut into pieces: values where every other association
+    /// rounds differently (as `ordered`), pieces started from several threads one after
+    /// another (as thread replicas start gradient buckets), blocking collectives on the world
+    /// between the starts and the wait, three steps on one stream; with MPI calls limited to 7
+    /// elements too (pieces split into several operations).
+    static func nonBlocking(_ comm: Communicator) throws {
+        let big: Float = 16_777_216
+        func value(_ r: Int, _ i: Int, _ step: Int) -> Float {
+            switch (r + i + step) % Swift.max(comm.size, 3) {
+            case 0: return 1
+            case 1: return big
+            case 2: return -big
+            default: return Float(i % 5) * 0.25 + Float(r)
+            }
+        }
+        let count = 20_011
+        let cuts: [[Int]] = [[count], [1, 7, 0, 13, 1001, 3, 257, 5], [4096, 4096, 4096, 4096], [9, 20_000]]
+        let stream = try comm.makeNonBlockingAllreduce()
+        defer { stream.close() }
+        var started = 0
+        for (c, cut) in cuts.enumerated() {
+            for step in 0..<3 {
+                var blocking = (0..<count).map { value(comm.rank, $0, step) }
+                try comm.allreduce(&blocking, op: .sum)
+                var overlapped = (0..<count).map { value(comm.rank, $0, step) }
+                try overlapped.withUnsafeMutableBufferPointer { all in
+                    var pieces: [UnsafeMutableBufferPointer<Float>] = []
+                    var offset = 0
+                    for n in cut + [count - cut.reduce(0, +)] where offset < count {
+                        let m = Swift.min(n, count - offset)
+                        pieces.append(UnsafeMutableBufferPointer(rebasing: all[offset..<(offset + m)]))
+                        offset += m
+                    }
+                    started += pieces.filter { $0.count > 0 }.count
+                    // Each piece started by a thread of its own, in piece order.
+                    let turns = (0...pieces.count).map { _ in DispatchSemaphore(value: 0) }
+                    let failures = FailureBox()
+                    let done = DispatchGroup()
+                    for (k, piece) in pieces.enumerated() {
+                        done.enter()
+                        let box = PieceBox(piece)
+                        Thread {
+                            turns[k].wait()
+                            do { try stream.start(box.piece) } catch { failures.record(error) }
+                            turns[k + 1].signal()
+                            done.leave()
+                        }.start()
+                    }
+                    turns[0].signal()
+                    done.wait()
+                    if let error = failures.first { throw error }
+                    var other = [Float](repeating: Float(comm.rank), count: 3)
+                    try comm.allreduce(&other, op: .max)  // world traffic while the sums are in flight
+                    try check(other == [Float](repeating: Float(comm.size - 1), count: 3), "max while in flight: \(other)")
+                    try stream.waitAll()
+                }
+                try checkEqual(overlapped.map(\.bitPattern), blocking.map(\.bitPattern), "cut \(c), step \(step)")
+            }
+        }
+        let m = stream.metrics
+        try check(m.sums == started && m.waits == 3 * cuts.count && m.bytes == 3 * cuts.count * count * 4, "metrics \(m)")
+        if let mpi = comm as? MPICommunicator {
+            mpi.maxCountPerCall = 7
+            defer { mpi.maxCountPerCall = Int(Int32.max) }
+            var blocking = (0..<503).map { value(comm.rank, $0, 9) }
+            try comm.allreduce(&blocking, op: .sum)
+            var overlapped = (0..<503).map { value(comm.rank, $0, 9) }
+            try overlapped.withUnsafeMutableBufferPointer { all in
+                try stream.start(UnsafeMutableBufferPointer(rebasing: all[0..<300]))
+                try stream.start(UnsafeMutableBufferPointer(rebasing: all[300..<503]))
+                try stream.waitAll()
+            }
+            try checkEqual(overlapped.map(\.bitPattern), blocking.map(\.bitPattern), "chunked pieces")
+        }
+    }
+
     /// The collectives again with MPI calls limited to 7 elements, so every buffer crosses
     /// chunk boundaries (the path taken beyond Int32.max elements).
     static func chunked(_ comm: Communicator) throws {
@@ -275,4 +353,18 @@ enum Scenarios {
         if comm.rank == 0 { sleep(600) }
         try comm.barrier()
     }
+}
+
+/// The first error recorded by any thread.
+final class FailureBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var errors: [Error] = []
+    func record(_ error: Error) { lock.withLock { errors.append(error) } }
+    var first: Error? { lock.withLock { errors.first } }
+}
+
+/// A piece of a buffer handed to another thread (the scenario keeps the buffer alive).
+struct PieceBox: @unchecked Sendable {
+    let piece: UnsafeMutableBufferPointer<Float>
+    init(_ piece: UnsafeMutableBufferPointer<Float>) { self.piece = piece }
 }
