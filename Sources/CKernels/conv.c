@@ -1,0 +1,656 @@
+#include "conv.h"
+#include "parallel.h"
+#include "sgemm.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define EC_X86 1
+#endif
+
+// Forward (implicit GEMM). Output pixels are the GEMM's rows, output channels its columns, the
+// patch index (ky, kx, ci) its inner dimension, as in im2col. A micro-kernel computes MR pixels
+// of one output row × one sliver of output channels; its A row i is pixel ox0 + i, whose window
+// is kh runs of kw·C contiguous floats of the (padded) input, all pixels of the tile a constant
+// stride (sw·C) apart. So a tile's inner loop runs over "pieces" — (offset, length) runs of
+// patch indices common to every row of the tile — with the same register blocking as sgemm.c's
+// row kernels (A broadcast from two bases and three strides; op(B) = the HWIO kernel read in
+// place, rows of Cout). Padding: the rows a block of output rows reads are first copied, with
+// zero borders, into a per-thread buffer (no copy without padding).
+//
+// Epilogue: accumulators start at the bias (or 0, or C when a second k block continues a
+// first), and the last k block applies ReLU / ReLU6 before the store. With pooling, a block of
+// output rows is computed into a per-thread buffer and 2×2-max-pooled from it into y.
+
+#pragma STDC FP_CONTRACT OFF
+
+#define EC_INLINE static inline __attribute__((always_inline))
+#if defined(__clang__)
+#define EC_UNROLL _Pragma("clang loop unroll(full)")
+#else
+#define EC_UNROLL _Pragma("GCC unroll 16")
+#endif
+// Row i (< 14) from two bases (rows 0–6, rows 7–13) and byte strides L, L3 = 3L, L5 = 5L (as in
+// sgemm.c: few general registers, one x86 addressing mode per row).
+#define EC_ROW_OFFSET(i) ((i) == 0 ? 0 : (i) == 1 ? L : (i) == 2 ? 2 * L : (i) == 3 ? L3 : (i) == 4 ? 4 * L \
+                          : (i) == 5 ? L5 : 2 * L3)
+#define EC_ROW(base0, base7, i) ((i) < 7 ? (base0) + EC_ROW_OFFSET(i) : (base7) + EC_ROW_OFFSET((i) - 7))
+
+/// A run of patch indices shared by every row of a tile: A row i reads a[i·as + off + t],
+/// t = 0 ..< len, while op(B) advances one row per index.
+typedef struct {
+    long off, len;
+} ec_piece;
+
+enum { INIT_ZERO = 0, INIT_BIAS = 1, INIT_C = 2 };
+
+/// One tile: MR rows × w ≤ NV vectors of columns; init says where the accumulators start, act
+/// which activation the store applies.
+typedef void (*ec_cukernel)(int np, const ec_piece *pieces, const float *a, long as, const float *b, long sb,
+                            float *c, long ldc, int w, const float *bias, int init, int act);
+
+static long ceil_div(long a, long b) { return (a + b - 1) / b; }
+
+#ifdef EC_X86
+#define EC_AVX2 __attribute__((target("avx2,fma")))
+#define EC_AVX512 __attribute__((target("avx512f,avx2,fma")))
+
+// MARK: - AVX-512 (14 × 32 tiles)
+
+/// Swift's max(x, 0) = 0 ≥ x ? 0 : x (NaN stays NaN, −0 becomes +0).
+EC_INLINE EC_AVX512 __m512 relu512(__m512 x) {
+    const __m512 z = _mm512_setzero_ps();
+    return _mm512_mask_mov_ps(x, _mm512_cmp_ps_mask(x, z, _CMP_LE_OQ), z);
+}
+/// Swift's min(max(x, 0), 6) = 6 < m ? 6 : m.
+EC_INLINE EC_AVX512 __m512 relu6_512(__m512 x) {
+    const __m512 m = relu512(x), six = _mm512_set1_ps(6.0f);
+    return _mm512_mask_mov_ps(m, _mm512_cmp_ps_mask(m, six, _CMP_GT_OQ), six);
+}
+/// Swift's max(a, b) = b ≥ a ? b : a.
+EC_INLINE EC_AVX512 __m512 max512(__m512 a, __m512 b) {
+    return _mm512_mask_mov_ps(a, _mm512_cmp_ps_mask(b, a, _CMP_GE_OQ), b);
+}
+
+EC_INLINE EC_AVX512 void cbody512(const int MR, const int NV, int np, const ec_piece *pc, const float *a, long as,
+                                  const float *b, long sb, float *c, long ldc, int w, const float *bias, int init,
+                                  int act) {
+    __m512 acc[14][2];
+    __mmask16 mk[2];
+    EC_UNROLL for (int v = 0; v < NV; v++) {
+        const int r = w - 16 * v;
+        mk[v] = r >= 16 ? (__mmask16)0xFFFF : r <= 0 ? (__mmask16)0 : (__mmask16)((1u << r) - 1u);
+    }
+    if (init == INIT_C) {
+        EC_UNROLL for (int i = 0; i < MR; i++)
+            EC_UNROLL for (int v = 0; v < NV; v++) acc[i][v] = _mm512_maskz_loadu_ps(mk[v], c + i * ldc + 16 * v);
+    } else if (init == INIT_BIAS) {
+        EC_UNROLL for (int v = 0; v < NV; v++) {
+            const __m512 t = _mm512_maskz_loadu_ps(mk[v], bias + 16 * v);
+            EC_UNROLL for (int i = 0; i < MR; i++) acc[i][v] = t;
+        }
+    } else {
+        EC_UNROLL for (int i = 0; i < MR; i++)
+            EC_UNROLL for (int v = 0; v < NV; v++) acc[i][v] = _mm512_setzero_ps();
+    }
+    const long L = as * (long)sizeof(float), L3 = 3 * L, L5 = 5 * L;
+    for (int s = 0; s < np; s++) {
+        const char *a0 = (const char *)(a + pc[s].off), *a7 = a0 + 7 * L;
+        for (long p = pc[s].len; p > 0; p--) {
+            __m512 bv[2];
+            EC_UNROLL for (int v = 0; v < NV; v++) bv[v] = _mm512_maskz_loadu_ps(mk[v], b + 16 * v);
+            EC_UNROLL for (int i = 0; i < MR; i++) {
+                const __m512 x = _mm512_set1_ps(*(const float *)EC_ROW(a0, a7, i));
+                EC_UNROLL for (int v = 0; v < NV; v++) acc[i][v] = _mm512_fmadd_ps(x, bv[v], acc[i][v]);
+            }
+            a0 += sizeof(float);
+            a7 += sizeof(float);
+            b += sb;
+        }
+    }
+    const int full = w >= 16 * NV;
+    EC_UNROLL for (int i = 0; i < MR; i++)
+        EC_UNROLL for (int v = 0; v < NV; v++) {
+            __m512 r = acc[i][v];
+            if (act == EC_ACT_RELU) r = relu512(r);
+            else if (act == EC_ACT_RELU6) r = relu6_512(r);
+            float *cp = c + i * ldc + 16 * v;
+            if (full) _mm512_storeu_ps(cp, r);
+            else _mm512_mask_storeu_ps(cp, mk[v], r);
+        }
+}
+
+#define EC_DEF512(MR, NV)                                                                                             \
+    static EC_AVX512 void kc5_##MR##_##NV(int np, const ec_piece *pc, const float *a, long as, const float *b,        \
+                                          long sb, float *c, long ldc, int w, const float *bias, int init, int act) { \
+        cbody512(MR, NV, np, pc, a, as, b, sb, c, ldc, w, bias, init, act);                                           \
+    }
+#define EC_DEF512_14(NV)                                                                                              \
+    EC_DEF512(1, NV) EC_DEF512(2, NV) EC_DEF512(3, NV) EC_DEF512(4, NV) EC_DEF512(5, NV) EC_DEF512(6, NV)             \
+    EC_DEF512(7, NV) EC_DEF512(8, NV) EC_DEF512(9, NV) EC_DEF512(10, NV) EC_DEF512(11, NV) EC_DEF512(12, NV)          \
+    EC_DEF512(13, NV) EC_DEF512(14, NV)
+EC_DEF512_14(1)
+EC_DEF512_14(2)
+
+/// Pools rows r, r+1 of a block buffer (width ow, cout channels per pixel) into one pooled row.
+static EC_AVX512 void pool_row512(const float *r0, long ow, long cout, float floor, float *out) {
+    const float *r1 = r0 + ow * cout;
+    const __m512 f = _mm512_set1_ps(floor);
+    for (long px = 0; px < ow / 2; px++) {
+        const float *x0 = r0 + 2 * px * cout, *x1 = x0 + cout, *x2 = r1 + 2 * px * cout, *x3 = x2 + cout;
+        float *o = out + px * cout;
+        long ch = 0;
+        for (; ch + 16 <= cout; ch += 16) {
+            const __m512 m = max512(max512(_mm512_loadu_ps(x0 + ch), _mm512_loadu_ps(x1 + ch)),
+                                    max512(_mm512_loadu_ps(x2 + ch), _mm512_loadu_ps(x3 + ch)));
+            _mm512_storeu_ps(o + ch, max512(m, f));
+        }
+        if (ch < cout) {
+            const __mmask16 k = (__mmask16)((1u << (cout - ch)) - 1u);
+            const __m512 m = max512(max512(_mm512_maskz_loadu_ps(k, x0 + ch), _mm512_maskz_loadu_ps(k, x1 + ch)),
+                                    max512(_mm512_maskz_loadu_ps(k, x2 + ch), _mm512_maskz_loadu_ps(k, x3 + ch)));
+            _mm512_mask_storeu_ps(o + ch, k, max512(m, f));
+        }
+    }
+}
+
+// MARK: - AVX2 + FMA (6 × 16 tiles)
+
+EC_INLINE EC_AVX2 __m256 relu256(__m256 x) {
+    const __m256 z = _mm256_setzero_ps();
+    return _mm256_blendv_ps(x, z, _mm256_cmp_ps(x, z, _CMP_LE_OQ));
+}
+EC_INLINE EC_AVX2 __m256 relu6_256(__m256 x) {
+    const __m256 m = relu256(x), six = _mm256_set1_ps(6.0f);
+    return _mm256_blendv_ps(m, six, _mm256_cmp_ps(m, six, _CMP_GT_OQ));
+}
+EC_INLINE EC_AVX2 __m256 max256(__m256 a, __m256 b) { return _mm256_blendv_ps(a, b, _mm256_cmp_ps(b, a, _CMP_GE_OQ)); }
+EC_INLINE EC_AVX2 __m256i mask8(int r) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(r), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+/// The inner loops of an AVX2 tile; FULL (a constant once inlined): every column is inside.
+EC_INLINE EC_AVX2 void cloop256(const int MR, const int NV, const int FULL, __m256 (*acc)[2], const __m256i *mk,
+                                int np, const ec_piece *pc, const float *a, long as, const float *b, long sb) {
+    const long L = as * (long)sizeof(float), L3 = 3 * L, L5 = 5 * L;
+    for (int s = 0; s < np; s++) {
+        const char *a0 = (const char *)(a + pc[s].off);
+        for (long p = pc[s].len; p > 0; p--) {
+            __m256 bv[2];
+            EC_UNROLL for (int v = 0; v < NV; v++) bv[v] = FULL ? _mm256_loadu_ps(b + 8 * v) : _mm256_maskload_ps(b + 8 * v, mk[v]);
+            EC_UNROLL for (int i = 0; i < MR; i++) {
+                const __m256 x = _mm256_broadcast_ss((const float *)EC_ROW(a0, a0, i));
+                EC_UNROLL for (int v = 0; v < NV; v++) acc[i][v] = _mm256_fmadd_ps(x, bv[v], acc[i][v]);
+            }
+            a0 += sizeof(float);
+            b += sb;
+        }
+    }
+}
+
+EC_INLINE EC_AVX2 void cbody256(const int MR, const int NV, int np, const ec_piece *pc, const float *a, long as,
+                                const float *b, long sb, float *c, long ldc, int w, const float *bias, int init, int act) {
+    __m256 acc[6][2];
+    __m256i mk[2];
+    const int full = w >= 8 * NV;
+    EC_UNROLL for (int v = 0; v < NV; v++) mk[v] = mask8(w - 8 * v);
+    if (init == INIT_C) {
+        EC_UNROLL for (int i = 0; i < MR; i++)
+            EC_UNROLL for (int v = 0; v < NV; v++) acc[i][v] = _mm256_maskload_ps(c + i * ldc + 8 * v, mk[v]);
+    } else if (init == INIT_BIAS) {
+        EC_UNROLL for (int v = 0; v < NV; v++) {
+            const __m256 t = _mm256_maskload_ps(bias + 8 * v, mk[v]);
+            EC_UNROLL for (int i = 0; i < MR; i++) acc[i][v] = t;
+        }
+    } else {
+        EC_UNROLL for (int i = 0; i < MR; i++)
+            EC_UNROLL for (int v = 0; v < NV; v++) acc[i][v] = _mm256_setzero_ps();
+    }
+    if (full) cloop256(MR, NV, 1, acc, mk, np, pc, a, as, b, sb);
+    else cloop256(MR, NV, 0, acc, mk, np, pc, a, as, b, sb);
+    EC_UNROLL for (int i = 0; i < MR; i++)
+        EC_UNROLL for (int v = 0; v < NV; v++) {
+            __m256 r = acc[i][v];
+            if (act == EC_ACT_RELU) r = relu256(r);
+            else if (act == EC_ACT_RELU6) r = relu6_256(r);
+            float *cp = c + i * ldc + 8 * v;
+            if (full) _mm256_storeu_ps(cp, r);
+            else _mm256_maskstore_ps(cp, mk[v], r);
+        }
+}
+
+#define EC_DEF256(MR, NV)                                                                                             \
+    static EC_AVX2 void kc2_##MR##_##NV(int np, const ec_piece *pc, const float *a, long as, const float *b,          \
+                                        long sb, float *c, long ldc, int w, const float *bias, int init, int act) {   \
+        cbody256(MR, NV, np, pc, a, as, b, sb, c, ldc, w, bias, init, act);                                           \
+    }
+EC_DEF256(1, 1) EC_DEF256(2, 1) EC_DEF256(3, 1) EC_DEF256(4, 1) EC_DEF256(5, 1) EC_DEF256(6, 1)
+EC_DEF256(1, 2) EC_DEF256(2, 2) EC_DEF256(3, 2) EC_DEF256(4, 2) EC_DEF256(5, 2) EC_DEF256(6, 2)
+
+static EC_AVX2 void pool_row256(const float *r0, long ow, long cout, float floor, float *out) {
+    const float *r1 = r0 + ow * cout;
+    const __m256 f = _mm256_set1_ps(floor);
+    for (long px = 0; px < ow / 2; px++) {
+        const float *x0 = r0 + 2 * px * cout, *x1 = x0 + cout, *x2 = r1 + 2 * px * cout, *x3 = x2 + cout;
+        float *o = out + px * cout;
+        long ch = 0;
+        for (; ch + 8 <= cout; ch += 8) {
+            const __m256 m = max256(max256(_mm256_loadu_ps(x0 + ch), _mm256_loadu_ps(x1 + ch)),
+                                    max256(_mm256_loadu_ps(x2 + ch), _mm256_loadu_ps(x3 + ch)));
+            _mm256_storeu_ps(o + ch, max256(m, f));
+        }
+        for (; ch < cout; ch++) {
+            const float a = x1[ch] >= x0[ch] ? x1[ch] : x0[ch], b = x3[ch] >= x2[ch] ? x3[ch] : x2[ch];
+            const float m = b >= a ? b : a;
+            o[ch] = floor >= m ? floor : m;
+        }
+    }
+}
+#endif  // EC_X86
+
+// MARK: - Paths
+
+typedef struct {
+    int vec;                  // floats per vector
+    int mr[3];                // rows of the kernels with 1 and 2 vectors (index 1, 2)
+    long kc;                  // k block
+    ec_cukernel k[3][15];     // [vectors][rows]
+    void (*pool_row)(const float *, long, long, float, float *);
+} ec_cpath;
+
+#ifdef EC_X86
+#define EC_K512(NV) {0, kc5_1_##NV, kc5_2_##NV, kc5_3_##NV, kc5_4_##NV, kc5_5_##NV, kc5_6_##NV, kc5_7_##NV, \
+    kc5_8_##NV, kc5_9_##NV, kc5_10_##NV, kc5_11_##NV, kc5_12_##NV, kc5_13_##NV, kc5_14_##NV}
+static const ec_cpath cpath_avx512 = {16, {0, 14, 14}, 384, {{0}, EC_K512(1), EC_K512(2)}, pool_row512};
+static const ec_cpath cpath_avx2 = {
+    8, {0, 6, 6}, 384,
+    {{0}, {0, kc2_1_1, kc2_2_1, kc2_3_1, kc2_4_1, kc2_5_1, kc2_6_1}, {0, kc2_1_2, kc2_2_2, kc2_3_2, kc2_4_2, kc2_5_2, kc2_6_2}},
+    pool_row256};
+#endif
+
+static const ec_cpath *get_cpath(int path) {
+#ifdef EC_X86
+    if (path == EC_SGEMM_AVX512 && ec_sgemm_supported(path)) return &cpath_avx512;
+    if (path == EC_SGEMM_AVX2 && ec_sgemm_supported(path)) return &cpath_avx2;
+#endif
+    (void)path;
+    return NULL;
+}
+
+int ec_conv2d_supported(int path) { return get_cpath(path) != NULL; }
+
+// MARK: - Scratch (per thread, grown on demand, kept for the thread's life)
+
+static _Thread_local float *conv_scratch;
+static _Thread_local size_t conv_scratch_floats;
+
+static float *scratch(size_t floats) {
+    if (floats > conv_scratch_floats) {
+        free(conv_scratch);
+        size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
+        conv_scratch = aligned_alloc(64, bytes);
+        conv_scratch_floats = conv_scratch ? bytes / sizeof(float) : 0;
+    }
+    return conv_scratch;
+}
+
+// MARK: - Forward
+
+typedef struct {
+    const ec_cpath *P;
+    const ec_conv2d_shape *s;
+    const float *x, *w, *bias;
+    float *y;
+    int act, pool;
+    float floor;
+    long rows_per_block;    // output rows per block (even when pooling)
+    long blocks_per_image;
+    long blocks, parts;
+    long kg, cig, cog, wp;  // patch per group, channels per group in / out, padded row width (pixels)
+    long nkb, kcb;          // k blocks and their size
+    int padded;
+} fwd_ctx;
+
+/// The pieces of k block [k0, k1) of group g: offsets relative to a window's first input.
+static int make_pieces(const fwd_ctx *f, long g, long k0, long k1, ec_piece *out) {
+    const ec_conv2d_shape *s = f->s;
+    const long c = s->channels, wpc = f->wp * c;
+    int np = 0;
+    if (s->groups == 1) {  // kernel row ky: kw·C contiguous floats
+        const long run = s->kernel_width * c;
+        for (long ky = 0; ky < s->kernel_height; ky++) {
+            const long lo = ky * run > k0 ? ky * run : k0, hi = (ky + 1) * run < k1 ? (ky + 1) * run : k1;
+            if (lo < hi) out[np++] = (ec_piece){ky * wpc + (lo - ky * run), hi - lo};
+        }
+    } else {  // tap (ky, kx): the group's cig channels
+        const long cig = f->cig;
+        for (long t = 0; t < s->kernel_height * s->kernel_width; t++) {
+            const long ky = t / s->kernel_width, kx = t % s->kernel_width;
+            const long lo = t * cig > k0 ? t * cig : k0, hi = (t + 1) * cig < k1 ? (t + 1) * cig : k1;
+            if (lo < hi) out[np++] = (ec_piece){ky * wpc + kx * c + g * cig + (lo - t * cig), hi - lo};
+        }
+    }
+    return np;
+}
+
+/// Output rows [r0, r1) of image n: their input rows, padded, into buf (or pointers into x).
+/// Returns the address of the window origin of output pixel (r0, 0).
+static const float *input_rows(const fwd_ctx *f, long n, long r0, long r1, float *buf) {
+    const ec_conv2d_shape *s = f->s;
+    const long c = s->channels, rowf = s->width * c;
+    const long iy0 = r0 * s->stride_height - s->pad_top;
+    if (!f->padded) return f->x + ((n * s->height + iy0) * s->width) * c;
+    const long count = (r1 - 1 - r0) * s->stride_height + s->kernel_height, wpc = f->wp * c;
+    const long left = s->pad_left * c, right = wpc - left - rowf;
+    for (long r = 0; r < count; r++) {
+        const long iy = iy0 + r;
+        float *d = buf + r * wpc;
+        if (iy < 0 || iy >= s->height) {
+            memset(d, 0, (size_t)wpc * sizeof(float));
+            continue;
+        }
+        if (left) memset(d, 0, (size_t)left * sizeof(float));
+        memcpy(d + left, f->x + (n * s->height + iy) * rowf, (size_t)rowf * sizeof(float));
+        if (right > 0) memset(d + left + rowf, 0, (size_t)right * sizeof(float));
+    }
+    return buf;
+}
+
+/// Output rows [r0, r1) of image n into out (rows of OW·Cout floats).
+static void forward_block(const fwd_ctx *f, long n, long r0, long r1, const float *a, float *out) {
+    const ec_conv2d_shape *s = f->s;
+    const ec_cpath *P = f->P;
+    const long c = s->channels, cout = s->out_channels, ow = s->out_width;
+    const long rowstride = s->stride_height * f->wp * c, as = s->stride_width * c;
+    const long nr = 2 * P->vec, mr = P->mr[2];
+    ec_piece pieces[s->kernel_height * s->kernel_width + 2];  // one per tap (or kernel row), plus a cut
+    for (long g = 0; g < s->groups; g++) {
+        for (long kb = 0; kb < f->nkb; kb++) {
+            const long k0 = kb * f->kcb, k1 = k0 + f->kcb < f->kg ? k0 + f->kcb : f->kg;
+            const int np = make_pieces(f, g, k0, k1, pieces);
+            const int init = kb > 0 ? INIT_C : f->bias ? INIT_BIAS : INIT_ZERO;
+            const int act = kb == f->nkb - 1 ? f->act : EC_ACT_NONE;
+            for (long jr = 0; jr < f->cog; jr += nr) {
+                const int w = (int)(f->cog - jr < nr ? f->cog - jr : nr);
+                const int nv = w > P->vec ? 2 : 1;
+                const float *b = f->w + k0 * cout + g * f->cog + jr;
+                const float *bias = f->bias ? f->bias + g * f->cog + jr : NULL;
+                for (long oy = r0; oy < r1; oy++) {
+                    const float *arow = a + (oy - r0) * rowstride;
+                    float *crow = out + (oy - r0) * ow * cout + g * f->cog + jr;
+                    for (long ox = 0; ox < ow; ox += mr) {
+                        const long rows = ow - ox < mr ? ow - ox : mr;
+                        P->k[nv][rows](np, pieces, arow + ox * as, as, b, cout, crow + ox * cout, cout, w, bias, init, act);
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void forward_part(void *ctx, int part) {
+    const fwd_ctx *f = ctx;
+    const ec_conv2d_shape *s = f->s;
+    const long b0 = f->blocks * part / f->parts, b1 = f->blocks * (part + 1) / f->parts;
+    const long c = s->channels, cout = s->out_channels, ow = s->out_width, rb = f->rows_per_block;
+    const long rows_used = f->pool ? s->out_height / 2 * 2 : s->out_height;
+    const size_t in_floats = f->padded ? (size_t)((rb - 1) * s->stride_height + s->kernel_height) * (size_t)(f->wp * c) : 0;
+    const size_t out_floats = f->pool ? (size_t)(rb * ow * cout) : 0;
+    float *buf = scratch(in_floats + out_floats);
+    if (!buf && in_floats + out_floats > 0) abort();  // no memory for a few rows: nothing sensible to do
+    float *pooled_rows = buf + in_floats;
+    for (long blk = b0; blk < b1; blk++) {
+        const long n = blk / f->blocks_per_image, r0 = blk % f->blocks_per_image * rb;
+        const long r1 = r0 + rb < rows_used ? r0 + rb : rows_used;
+        const float *a = input_rows(f, n, r0, r1, buf);
+        if (!f->pool) {
+            forward_block(f, n, r0, r1, a, f->y + ((n * s->out_height + r0) * ow) * cout);
+            continue;
+        }
+        forward_block(f, n, r0, r1, a, pooled_rows);
+        const long ph = s->out_height / 2, pw = ow / 2;
+        for (long r = r0; r < r1; r += 2)
+            f->P->pool_row(pooled_rows + (r - r0) * ow * cout, ow, cout, f->floor,
+                           f->y + ((n * ph + r / 2) * pw) * cout);
+    }
+}
+
+void ec_conv2d_forward(int path, int threads, const ec_conv2d_shape *s, const float *x, const float *w,
+                       const float *bias, float *y, int act, const float *pool_floor) {
+    fwd_ctx f = {0};
+    f.P = get_cpath(path);
+    if (!f.P) abort();  // the caller checks ec_conv2d_supported
+    f.s = s; f.x = x; f.w = w; f.bias = bias; f.y = y; f.act = act;
+    f.pool = pool_floor != NULL;
+    f.floor = pool_floor ? *pool_floor : 0;
+    f.cig = s->channels / s->groups;
+    f.cog = s->out_channels / s->groups;
+    f.kg = s->kernel_height * s->kernel_width * f.cig;
+    f.padded = s->pad_top || s->pad_bottom || s->pad_left || s->pad_right;
+    f.wp = s->width + s->pad_left + s->pad_right;
+    if (!f.padded) f.wp = s->width;
+    f.nkb = ceil_div(f.kg, f.P->kc);
+    f.kcb = ceil_div(f.kg, f.nkb);
+    const long rows_used = f.pool ? s->out_height / 2 * 2 : s->out_height;
+    if (rows_used <= 0 || s->out_width <= 0 || s->batch <= 0) return;
+    // Blocks of output rows: ≥ 4 tiles of pixels each (op(B)'s sliver is reused across them),
+    // fewer when that leaves too few blocks for the threads.
+    const long step = f.pool ? 2 : 1;
+    long rb = ceil_div(4 * f.P->mr[2], s->out_width);
+    rb = ceil_div(rb, step) * step;
+    if (rb > rows_used) rb = rows_used;
+    while (threads > 1 && rb > step && s->batch * ceil_div(rows_used, rb) < 4 * threads) rb -= step;
+    f.rows_per_block = rb;
+    f.blocks_per_image = ceil_div(rows_used, rb);
+    f.blocks = s->batch * f.blocks_per_image;
+    const double macs = (double)s->batch * (double)rows_used * (double)s->out_width * (double)f.kg * (double)s->out_channels;
+    long parts = threads < 1 ? 1 : threads;
+    if (macs < (double)(1 << 18)) parts = 1;  // ~2 µs of work: not worth a hand-off
+    if (parts > f.blocks) parts = f.blocks;
+    f.parts = parts;
+    ec_parallel_for((int)parts, (int)parts, forward_part, &f);
+}
+
+// MARK: - Input gradient (stride 1): the forward kernel on dy with the flipped kernel
+
+int ec_conv2d_input_gradient_supported(int path, const ec_conv2d_shape *s) {
+    return get_cpath(path) != NULL && s->stride_height == 1 && s->stride_width == 1 &&
+           s->pad_top < s->kernel_height && s->pad_bottom < s->kernel_height && s->pad_left < s->kernel_width &&
+           s->pad_right < s->kernel_width;
+}
+
+void ec_conv2d_input_gradient(int path, int threads, const ec_conv2d_shape *s, const float *dy, const float *w,
+                              float *dx) {
+    const long kh = s->kernel_height, kw = s->kernel_width, cin = s->channels, cout = s->out_channels;
+    const long groups = s->groups, cig = cin / groups, cog = cout / groups;
+    // w' [kh, kw, cog, cin]: w'[ky', kx', co, g·cig + ci] = w[kh−1−ky', kw−1−kx', ci, g·cog + co]. Kept
+    // in a buffer of its own (the workers use their own scratch).
+    float *wt = malloc((size_t)(kh * kw * cog * cin) * sizeof(float));
+    if (!wt) abort();
+    for (long ky = 0; ky < kh; ky++)
+        for (long kx = 0; kx < kw; kx++) {
+            const float *src = w + ((kh - 1 - ky) * kw + (kw - 1 - kx)) * cig * cout;
+            float *dst = wt + (ky * kw + kx) * cog * cin;
+            for (long g = 0; g < groups; g++)
+                for (long ci = 0; ci < cig; ci++)
+                    for (long co = 0; co < cog; co++) dst[co * cin + g * cig + ci] = src[ci * cout + g * cog + co];
+        }
+    ec_conv2d_shape t = {
+        .batch = s->batch, .height = s->out_height, .width = s->out_width, .channels = cout,
+        .kernel_height = kh, .kernel_width = kw, .out_channels = cin, .groups = groups,
+        .stride_height = 1, .stride_width = 1,
+        .pad_top = kh - 1 - s->pad_top, .pad_bottom = kh - 1 - s->pad_bottom,
+        .pad_left = kw - 1 - s->pad_left, .pad_right = kw - 1 - s->pad_right,
+        .out_height = s->height, .out_width = s->width,
+    };
+    ec_conv2d_forward(path, threads, &t, dy, wt, NULL, dx, EC_ACT_NONE, NULL);
+    free(wt);
+}
+
+// MARK: - Weight gradient: im2col a chunk of pixels at a time, then ec_sgemm(transA)
+
+/// Rows [first, first + count) of the im2col matrix of x (row: group after group, each in
+/// (ky, kx, ci) order; zeros where the window is in the padding) into col.
+static void im2col_rows(const ec_conv2d_shape *s, const float *x, long first, long count, float *col) {
+    const long c = s->channels, cg = c / s->groups, kw = s->kernel_width, kh = s->kernel_height;
+    const long patch = kh * kw * c, opix = s->out_height * s->out_width;
+    long n = first / opix, oy = first % opix / s->out_width, ox = first % s->out_width;
+    for (long r = 0; r < count; r++, ox = ox + 1 < s->out_width ? ox + 1 : 0) {
+        if (r > 0 && ox == 0 && ++oy == s->out_height) {
+            oy = 0;
+            n++;
+        }
+        const float *image = x + n * s->height * s->width * c;
+        float *dst = col + r * patch;
+        const long iy0 = oy * s->stride_height - s->pad_top, ix0 = ox * s->stride_width - s->pad_left;
+        for (long g = 0; g < s->groups; g++)
+            for (long ky = 0; ky < kh; ky++) {
+                const long iy = iy0 + ky;
+                if (iy < 0 || iy >= s->height) {
+                    memset(dst, 0, (size_t)(kw * cg) * sizeof(float));
+                    dst += kw * cg;
+                    continue;
+                }
+                const float *row = image + iy * s->width * c + g * cg;
+                if (s->groups == 1 && ix0 >= 0 && ix0 + kw <= s->width) {
+                    const long run = kw * c;
+                    if (run <= 16) for (long i = 0; i < run; i++) dst[i] = row[ix0 * c + i];
+                    else memcpy(dst, row + ix0 * c, (size_t)run * sizeof(float));
+                    dst += run;
+                    continue;
+                }
+                for (long kx = 0; kx < kw; kx++) {
+                    const long ix = ix0 + kx;
+                    if (ix < 0 || ix >= s->width) memset(dst, 0, (size_t)cg * sizeof(float));
+                    else if (cg <= 16) for (long i = 0; i < cg; i++) dst[i] = row[ix * c + i];
+                    else memcpy(dst, row + ix * c, (size_t)cg * sizeof(float));
+                    dst += cg;
+                }
+            }
+    }
+}
+
+void ec_conv2d_weight_gradient(int path, int threads, const ec_conv2d_shape *s, const float *x, const float *dy,
+                               float *dw) {
+    const long c = s->channels, cout = s->out_channels, groups = s->groups;
+    const long patch = s->kernel_height * s->kernel_width * c, kg = patch / groups, cog = cout / groups;
+    const long rows = s->batch * s->out_height * s->out_width;
+    // Chunks of ≥ 384 pixels (one k block of the kernels) and ~256 KiB of patches (in L2).
+    long chunk = (1L << 16) / patch;
+    if (chunk < 384) chunk = 384;
+    if (chunk > rows) chunk = rows;
+    float *col = malloc((size_t)(chunk * patch) * sizeof(float));
+    if (!col) abort();
+    for (long first = 0; first < rows; first += chunk) {
+        const long count = rows - first < chunk ? rows - first : chunk;
+        im2col_rows(s, x, first, count, col);
+        // (Below ~2 µs of work a GEMM stays on the calling thread, as FP32Kernels.multiply does.)
+        const int t = (double)kg * (double)cog * (double)count < (double)(1 << 18) ? 1 : threads;
+        for (long g = 0; g < groups; g++)
+            ec_sgemm_parallel(path, t, 1, 0, kg, cog, count, 1.0f, col + g * kg, patch, dy + first * cout + g * cog,
+                              cout, first == 0 ? 0.0f : 1.0f, dw + g * cog, cout);
+    }
+    free(col);
+}
+
+// MARK: - 2×2 max pool backward
+
+#ifdef EC_X86
+/// One pooled row: inputs x0 (window row 0) and x1 (window row 1), dx likewise.
+static EC_AVX512 void pool_back_row512(const float *x0, const float *x1, const float *m, const float *g, float *d0,
+                                       float *d1, long pw, long c, int relu) {
+    const __m512 z = _mm512_setzero_ps();
+    for (long px = 0; px < pw; px++) {
+        const long o = px * c, i = 2 * px * c;
+        for (long ch = 0; ch < c; ch += 16) {
+            const __mmask16 k = c - ch >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (c - ch)) - 1u);
+            const __m512 mv = _mm512_maskz_loadu_ps(k, m + o + ch);
+            __m512 v = _mm512_maskz_loadu_ps(k, g + o + ch);
+            if (relu) v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(mv, z, _CMP_LE_OQ), z);
+            const __mmask16 h0 = _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(k, x0 + i + ch), mv, _CMP_EQ_OQ);
+            const __mmask16 h1 = _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(k, x0 + i + c + ch), mv, _CMP_EQ_OQ) & ~h0;
+            const __mmask16 h2 = _mm512_cmp_ps_mask(_mm512_maskz_loadu_ps(k, x1 + i + ch), mv, _CMP_EQ_OQ) & ~(h0 | h1);
+            const __mmask16 h3 = ~(h0 | h1 | h2);
+            _mm512_mask_storeu_ps(d0 + i + ch, k, _mm512_maskz_mov_ps(h0, v));
+            _mm512_mask_storeu_ps(d0 + i + c + ch, k, _mm512_maskz_mov_ps(h1, v));
+            _mm512_mask_storeu_ps(d1 + i + ch, k, _mm512_maskz_mov_ps(h2, v));
+            _mm512_mask_storeu_ps(d1 + i + c + ch, k, _mm512_maskz_mov_ps(h3, v));
+        }
+    }
+}
+
+static EC_AVX2 void pool_back_row256(const float *x0, const float *x1, const float *m, const float *g, float *d0,
+                                     float *d1, long pw, long c, int relu) {
+    const __m256 z = _mm256_setzero_ps(), ones = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+    for (long px = 0; px < pw; px++) {
+        const long o = px * c, i = 2 * px * c;
+        long ch = 0;
+        for (; ch + 8 <= c; ch += 8) {
+            const __m256 mv = _mm256_loadu_ps(m + o + ch);
+            __m256 v = _mm256_loadu_ps(g + o + ch);
+            if (relu) v = _mm256_andnot_ps(_mm256_cmp_ps(mv, z, _CMP_LE_OQ), v);
+            const __m256 h0 = _mm256_cmp_ps(_mm256_loadu_ps(x0 + i + ch), mv, _CMP_EQ_OQ);
+            const __m256 h1 = _mm256_andnot_ps(h0, _mm256_cmp_ps(_mm256_loadu_ps(x0 + i + c + ch), mv, _CMP_EQ_OQ));
+            const __m256 h01 = _mm256_or_ps(h0, h1);
+            const __m256 h2 = _mm256_andnot_ps(h01, _mm256_cmp_ps(_mm256_loadu_ps(x1 + i + ch), mv, _CMP_EQ_OQ));
+            const __m256 h3 = _mm256_andnot_ps(_mm256_or_ps(h01, h2), ones);
+            _mm256_storeu_ps(d0 + i + ch, _mm256_and_ps(h0, v));
+            _mm256_storeu_ps(d0 + i + c + ch, _mm256_and_ps(h1, v));
+            _mm256_storeu_ps(d1 + i + ch, _mm256_and_ps(h2, v));
+            _mm256_storeu_ps(d1 + i + c + ch, _mm256_and_ps(h3, v));
+        }
+        for (; ch < c; ch++) {
+            const float mm = m[o + ch], v = relu && mm <= 0 ? 0 : g[o + ch];
+            const int a = x0[i + ch] == mm, b = !a && x0[i + c + ch] == mm, e = !a && !b && x1[i + ch] == mm;
+            d0[i + ch] = a ? v : 0;
+            d0[i + c + ch] = b ? v : 0;
+            d1[i + ch] = e ? v : 0;
+            d1[i + c + ch] = !a && !b && !e ? v : 0;
+        }
+    }
+}
+#endif
+
+typedef struct {
+    int avx512;
+    long batch, height, width, c, ph, pw, parts;
+    const float *x, *pooled, *dy;
+    float *dx;
+    int relu;
+} pool_back_ctx;
+
+static void pool_back_part(void *ctx, int part) {
+    const pool_back_ctx *p = ctx;
+    const long rows = p->batch * p->ph, r0 = rows * part / p->parts, r1 = rows * (part + 1) / p->parts;
+    const long c = p->c, wc = p->width * c;
+    for (long r = r0; r < r1; r++) {
+        const long n = r / p->ph, py = r % p->ph;
+        const float *x0 = p->x + (n * p->height + 2 * py) * wc;
+        float *d0 = p->dx + (n * p->height + 2 * py) * wc;
+        const float *m = p->pooled + r * p->pw * c, *g = p->dy + r * p->pw * c;
+#ifdef EC_X86
+        if (p->avx512) pool_back_row512(x0, x0 + wc, m, g, d0, d0 + wc, p->pw, c, p->relu);
+        else pool_back_row256(x0, x0 + wc, m, g, d0, d0 + wc, p->pw, c, p->relu);
+#endif
+        if (p->width % 2) {  // the uncovered last column
+            memset(d0 + (wc - c), 0, (size_t)c * sizeof(float));
+            memset(d0 + (2 * wc - c), 0, (size_t)c * sizeof(float));
+        }
+        if (p->height % 2 && py == p->ph - 1) memset(d0 + 2 * wc, 0, (size_t)wc * sizeof(float));  // the last row
+    }
+}
+
+void ec_maxpool2x2_backward(int path, int threads, long batch, long height, long width, long channels, const float *x,
+                            const float *pooled, const float *dy, float *dx, int relu) {
+    if (!get_cpath(path)) abort();  // the caller checks ec_conv2d_supported
+    pool_back_ctx p = {path == EC_SGEMM_AVX512, batch, height, width, channels, height / 2, width / 2, 1, x, pooled, dy,
+                       dx, relu};
+    const long rows = batch * p.ph;
+    long parts = threads < 1 ? 1 : threads;
+    if (rows * p.pw * channels < (1L << 15)) parts = 1;
+    if (parts > rows) parts = rows;
+    if (parts < 1) parts = 1;
+    p.parts = parts;
+    ec_parallel_for((int)parts, (int)parts, pool_back_part, &p);
+}
