@@ -285,15 +285,24 @@ int ec_conv2d_supported(int path) { return get_cpath(path) != NULL; }
 static _Thread_local float *conv_scratch;
 static _Thread_local size_t conv_scratch_floats;
 
-static float *scratch(size_t floats) {
-    if (floats > conv_scratch_floats) {
-        free(conv_scratch);
+/// A buffer of this thread's, at least `floats` long (its contents are not kept).
+static float *grow(float **buffer, size_t *capacity, size_t floats) {
+    if (floats > *capacity) {
+        free(*buffer);
         size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
-        conv_scratch = aligned_alloc(64, bytes);
-        conv_scratch_floats = conv_scratch ? bytes / sizeof(float) : 0;
+        *buffer = aligned_alloc(64, bytes);
+        *capacity = *buffer ? bytes / sizeof(float) : 0;
     }
-    return conv_scratch;
+    return *buffer;
 }
+
+/// The forward kernels' buffer (padded input rows, rows to pool).
+static float *scratch(size_t floats) { return grow(&conv_scratch, &conv_scratch_floats, floats); }
+
+// The caller's buffers of the weight gradient (im2col chunks) and the input gradient (the
+// flipped kernel), which the pool's workers read while the caller's forward scratch is in use.
+static _Thread_local float *col_scratch, *flip_scratch;
+static _Thread_local size_t col_scratch_floats, flip_scratch_floats;
 
 // MARK: - Forward
 
@@ -466,7 +475,7 @@ void ec_conv2d_input_gradient(int path, int threads, const ec_conv2d_shape *s, c
     const long groups = s->groups, cig = cin / groups, cog = cout / groups;
     // w' [kh, kw, cog, cin]: w'[ky', kx', co, g·cig + ci] = w[kh−1−ky', kw−1−kx', ci, g·cog + co]. Kept
     // in a buffer of its own (the workers use their own scratch).
-    float *wt = malloc((size_t)(kh * kw * cog * cin) * sizeof(float));
+    float *wt = grow(&flip_scratch, &flip_scratch_floats, (size_t)(kh * kw * cog * cin));
     if (!wt) abort();
     for (long ky = 0; ky < kh; ky++)
         for (long kx = 0; kx < kw; kx++) {
@@ -485,49 +494,83 @@ void ec_conv2d_input_gradient(int path, int threads, const ec_conv2d_shape *s, c
         .out_height = s->height, .out_width = s->width,
     };
     ec_conv2d_forward(path, threads, &t, dy, wt, NULL, dx, EC_ACT_NONE, NULL);
-    free(wt);
 }
 
 // MARK: - Weight gradient: im2col a chunk of pixels at a time, then ec_sgemm(transA)
 
-/// Rows [first, first + count) of the im2col matrix of x (row: group after group, each in
-/// (ky, kx, ci) order; zeros where the window is in the padding) into col.
-static void im2col_rows(const ec_conv2d_shape *s, const float *x, long first, long count, float *col) {
-    const long c = s->channels, cg = c / s->groups, kw = s->kernel_width, kh = s->kernel_height;
-    const long patch = kh * kw * c, opix = s->out_height * s->out_width;
-    long n = first / opix, oy = first % opix / s->out_width, ox = first % s->out_width;
-    for (long r = 0; r < count; r++, ox = ox + 1 < s->out_width ? ox + 1 : 0) {
-        if (r > 0 && ox == 0 && ++oy == s->out_height) {
-            oy = 0;
-            n++;
+/// Copies n floats; a run of at most 16 (a 3×3 kernel row on one channel is 3) with moves of a
+/// constant size — a loop would be turned into a memcpy call, which costs more than the copy.
+static inline void copy_floats(float *d, const float *src, long n) {
+#define EC_COPY_CASE(k) case k: memcpy(d, src, k * sizeof(float)); return;
+    switch (n) {
+        EC_COPY_CASE(1) EC_COPY_CASE(2) EC_COPY_CASE(3) EC_COPY_CASE(4) EC_COPY_CASE(5) EC_COPY_CASE(6)
+        EC_COPY_CASE(7) EC_COPY_CASE(8) EC_COPY_CASE(9) EC_COPY_CASE(10) EC_COPY_CASE(11) EC_COPY_CASE(12)
+        EC_COPY_CASE(13) EC_COPY_CASE(14) EC_COPY_CASE(15) EC_COPY_CASE(16)
+        default: memcpy(d, src, (size_t)n * sizeof(float));
+    }
+#undef EC_COPY_CASE
+}
+
+/// Zeroes n floats (constant-size stores for runs of at most 16, as copy_floats).
+static inline void zero_floats(float *d, long n) {
+    static const float zeros[16];
+    if (n <= 16) copy_floats(d, zeros, n);
+    else memset(d, 0, (size_t)n * sizeof(float));
+}
+
+/// Image n of x with its zero padding ([H + top + bottom, W + left + right, C]) into buf.
+static void pad_image(const ec_conv2d_shape *s, const float *x, long n, float *buf) {
+    const long c = s->channels, wp = s->width + s->pad_left + s->pad_right, hp = s->height + s->pad_top + s->pad_bottom;
+    const long rowf = s->width * c, left = s->pad_left * c, right = s->pad_right * c;
+    for (long r = 0; r < hp; r++) {
+        float *d = buf + r * wp * c;
+        const long iy = r - s->pad_top;
+        if (iy < 0 || iy >= s->height) {
+            memset(d, 0, (size_t)(wp * c) * sizeof(float));
+            continue;
         }
-        const float *image = x + n * s->height * s->width * c;
+        zero_floats(d, left);
+        memcpy(d + left, x + (n * s->height + iy) * rowf, (size_t)rowf * sizeof(float));
+        zero_floats(d + left + rowf, right);
+    }
+}
+
+/// Rows [first, first + count) of the im2col matrix of x (row: group after group, each in
+/// (ky, kx, ci) order; zeros where the window is in the padding) into col. Each image is
+/// first copied with its padding (into pad, when there is any), so that every window's rows
+/// are plain runs of memory.
+static void im2col_rows(const ec_conv2d_shape *s, const float *x, long first, long count, float *col, float *pad) {
+    const long c = s->channels, groups = s->groups, cg = c / groups, kw = s->kernel_width, kh = s->kernel_height;
+    const long oh = s->out_height, ow = s->out_width, sh = s->stride_height, sw = s->stride_width;
+    const int padded = s->pad_top || s->pad_bottom || s->pad_left || s->pad_right;
+    const long wpc = (s->width + s->pad_left + s->pad_right) * c, imagef = s->height * s->width * c;
+    const long patch = kh * kw * c, run = kw * cg;
+    long n = first / (oh * ow), oy = first % (oh * ow) / ow, ox = first % ow;
+    const float *image = NULL;
+    long imaged = -1;
+    for (long r = 0; r < count; r++) {
+        if (n != imaged) {
+            if (padded) pad_image(s, x, n, pad);
+            image = padded ? pad : x + n * imagef;
+            imaged = n;
+        }
+        const float *window = image + oy * sh * wpc + ox * sw * c;
         float *dst = col + r * patch;
-        const long iy0 = oy * s->stride_height - s->pad_top, ix0 = ox * s->stride_width - s->pad_left;
-        for (long g = 0; g < s->groups; g++)
-            for (long ky = 0; ky < kh; ky++) {
-                const long iy = iy0 + ky;
-                if (iy < 0 || iy >= s->height) {
-                    memset(dst, 0, (size_t)(kw * cg) * sizeof(float));
-                    dst += kw * cg;
-                    continue;
-                }
-                const float *row = image + iy * s->width * c + g * cg;
-                if (s->groups == 1 && ix0 >= 0 && ix0 + kw <= s->width) {
-                    const long run = kw * c;
-                    if (run <= 16) for (long i = 0; i < run; i++) dst[i] = row[ix0 * c + i];
-                    else memcpy(dst, row + ix0 * c, (size_t)run * sizeof(float));
-                    dst += run;
-                    continue;
-                }
-                for (long kx = 0; kx < kw; kx++) {
-                    const long ix = ix0 + kx;
-                    if (ix < 0 || ix >= s->width) memset(dst, 0, (size_t)cg * sizeof(float));
-                    else if (cg <= 16) for (long i = 0; i < cg; i++) dst[i] = row[ix * c + i];
-                    else memcpy(dst, row + ix * c, (size_t)cg * sizeof(float));
-                    dst += cg;
-                }
-            }
+        if (groups == 1 && kh == 3 && run == 3) {  // a 3×3 kernel on one channel (a first layer)
+            memcpy(dst, window, 12);
+            memcpy(dst + 3, window + wpc, 12);
+            memcpy(dst + 6, window + 2 * wpc, 12);
+        } else if (groups == 1) {
+            for (long ky = 0; ky < kh; ky++) copy_floats(dst + ky * run, window + ky * wpc, run);
+        } else {
+            for (long g = 0; g < groups; g++)
+                for (long ky = 0; ky < kh; ky++)
+                    for (long kx = 0; kx < kw; kx++) copy_floats(dst + (g * kh + ky) * run + kx * cg, window + ky * wpc + kx * c + g * cg, cg);
+        }
+        if (++ox == ow) {
+            ox = 0;
+            if (++oy == oh) { oy = 0; n++; }
+        }
     }
 }
 
@@ -540,18 +583,19 @@ void ec_conv2d_weight_gradient(int path, int threads, const ec_conv2d_shape *s, 
     long chunk = (1L << 16) / patch;
     if (chunk < 384) chunk = 384;
     if (chunk > rows) chunk = rows;
-    float *col = malloc((size_t)(chunk * patch) * sizeof(float));
+    const size_t padf = (size_t)((s->height + s->pad_top + s->pad_bottom) * (s->width + s->pad_left + s->pad_right) * c);
+    float *col = grow(&col_scratch, &col_scratch_floats, (size_t)(chunk * patch) + padf);
     if (!col) abort();
+    float *pad = col + chunk * patch;
     for (long first = 0; first < rows; first += chunk) {
         const long count = rows - first < chunk ? rows - first : chunk;
-        im2col_rows(s, x, first, count, col);
+        im2col_rows(s, x, first, count, col, pad);
         // (Below ~2 µs of work a GEMM stays on the calling thread, as FP32Kernels.multiply does.)
         const int t = (double)kg * (double)cog * (double)count < (double)(1 << 18) ? 1 : threads;
         for (long g = 0; g < groups; g++)
             ec_sgemm_parallel(path, t, 1, 0, kg, cog, count, 1.0f, col + g * kg, patch, dy + first * cout + g * cog,
                               cout, first == 0 ? 0.0f : 1.0f, dw + g * cog, cout);
     }
-    free(col);
 }
 
 // MARK: - 2×2 max pool backward

@@ -30,7 +30,7 @@ struct BenchOptions {
             case "--only": o.only = (o.only ?? []).union([it.next() ?? ""])
             case "--ab": o.ab = true
             default:
-                FileHandle.standardError.write(Data("usage: ecbench [--mode train|inference|dp-train|collectives|bn|pruner|qat|int8|sparse|onnx|imported|torchvision|gemm] [--threads N] [--steps N] [--repeats N] [--out DIR] [--dir DIR] [--only NAME] [--ab]\n".utf8))
+                FileHandle.standardError.write(Data("usage: ecbench [--mode train|inference|dp-train|collectives|bn|pruner|qat|int8|sparse|onnx|imported|torchvision|gemm|products] [--threads N] [--steps N] [--repeats N] [--out DIR] [--dir DIR] [--only NAME] [--ab]\n".utf8))
                 exit(2)
             }
         }

@@ -16,6 +16,7 @@ import Foundation
 //   ecbench --mode imported     fmnist-cnn exported to ONNX and imported back vs the built-in model
 //   ecbench --mode torchvision  torchvision architectures: import, output vs ONNX Runtime, a training step, 30% pruned
 //   ecbench --mode gemm         own FP32 GEMM kernels (every path) vs OpenBLAS on the training step's and inference's shapes
+//   ecbench --mode products     the step's and inference's conv/dense products: own kernels vs im2col + own GEMM vs OpenBLAS, % of peak
 // Every figure is printed with the reference it is compared to, measured in the same run;
 // lines starting with RESULT are read by launch/bench.
 
@@ -41,6 +42,7 @@ do {
     case "imported": try ImportedModelBenchmark(options: options).run()
     case "torchvision": try TorchvisionCoverage(options: options).run()
     case "gemm": try GEMMBenchmark(options: options).run()
+    case "products": try ProductsBenchmark(options: options).run()
     default:
         try TrainingBenchmark(options: options).run()
         try InferenceBenchmark(options: options).run()

@@ -32,7 +32,7 @@ public final class Graph: Module {
     /// the next step (through its fused ReLU, or directly): step index → that pool node and
     /// whether it applies a ReLU. Such pairs run as one op (`Conv2D.forwardPooled`) when the
     /// FP32 convolution kernels take them.
-    private(set) var pooledConvolutions: [Int: (pool: Int, relu: Bool)] = [:]
+    package private(set) var pooledConvolutions: [Int: (pool: Int, relu: Bool)] = [:]
 
     /// The graph's input value.
     public let input = 0
