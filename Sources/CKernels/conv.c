@@ -73,8 +73,8 @@ EC_INLINE EC_AVX512 __m512 max512(__m512 a, __m512 b) {
     return _mm512_mask_mov_ps(a, _mm512_cmp_ps_mask(b, a, _CMP_GE_OQ), b);
 }
 
-EC_INLINE EC_AVX512 void cbody512(const int MR, const int NV, int np, const ec_piece *pc, const float *a, long as,
-                                  const float *b, long sb, float *c, long ldc, int w, const float *bias, int init,
+EC_INLINE EC_AVX512 void cbody512(const int MR, const int NV, const int ROWA, int np, const ec_piece *pc, const float *a,
+                                  long as, const float *b, long sb, float *c, long ldc, int w, const float *bias, int init,
                                   int act) {
     __m512 acc[14][2];
     __mmask16 mk[2];
@@ -94,19 +94,35 @@ EC_INLINE EC_AVX512 void cbody512(const int MR, const int NV, int np, const ec_p
         EC_UNROLL for (int i = 0; i < MR; i++)
             EC_UNROLL for (int v = 0; v < NV; v++) acc[i][v] = _mm512_setzero_ps();
     }
-    const long L = as * (long)sizeof(float), L3 = 3 * L, L5 = 5 * L;
-    for (int s = 0; s < np; s++) {
-        const char *a0 = (const char *)(a + pc[s].off), *a7 = a0 + 7 * L;
-        for (long p = pc[s].len; p > 0; p--) {
-            __m512 bv[2];
-            EC_UNROLL for (int v = 0; v < NV; v++) bv[v] = _mm512_maskz_loadu_ps(mk[v], b + 16 * v);
-            EC_UNROLL for (int i = 0; i < MR; i++) {
-                const __m512 x = _mm512_set1_ps(*(const float *)EC_ROW(a0, a7, i));
-                EC_UNROLL for (int v = 0; v < NV; v++) acc[i][v] = _mm512_fmadd_ps(x, bv[v], acc[i][v]);
+    if (ROWA) {  // A(i, t) = a[i·as + off + t]
+        const long L = as * (long)sizeof(float), L3 = 3 * L, L5 = 5 * L;
+        for (int s = 0; s < np; s++) {
+            const char *a0 = (const char *)(a + pc[s].off), *a7 = a0 + 7 * L;
+            for (long p = pc[s].len; p > 0; p--) {
+                __m512 bv[2];
+                EC_UNROLL for (int v = 0; v < NV; v++) bv[v] = _mm512_maskz_loadu_ps(mk[v], b + 16 * v);
+                EC_UNROLL for (int i = 0; i < MR; i++) {
+                    const __m512 x = _mm512_set1_ps(*(const float *)EC_ROW(a0, a7, i));
+                    EC_UNROLL for (int v = 0; v < NV; v++) acc[i][v] = _mm512_fmadd_ps(x, bv[v], acc[i][v]);
+                }
+                a0 += sizeof(float);
+                a7 += sizeof(float);
+                b += sb;
             }
-            a0 += sizeof(float);
-            a7 += sizeof(float);
-            b += sb;
+        }
+    } else {  // A(i, t) = a[off + t·as + i]
+        for (int s = 0; s < np; s++) {
+            const float *ap = a + pc[s].off;
+            for (long p = pc[s].len; p > 0; p--) {
+                __m512 bv[2];
+                EC_UNROLL for (int v = 0; v < NV; v++) bv[v] = _mm512_maskz_loadu_ps(mk[v], b + 16 * v);
+                EC_UNROLL for (int i = 0; i < MR; i++) {
+                    const __m512 x = _mm512_set1_ps(ap[i]);
+                    EC_UNROLL for (int v = 0; v < NV; v++) acc[i][v] = _mm512_fmadd_ps(x, bv[v], acc[i][v]);
+                }
+                ap += as;
+                b += sb;
+            }
         }
     }
     const int full = w >= 16 * NV;
@@ -124,7 +140,11 @@ EC_INLINE EC_AVX512 void cbody512(const int MR, const int NV, int np, const ec_p
 #define EC_DEF512(MR, NV)                                                                                             \
     static EC_AVX512 void kc5_##MR##_##NV(int np, const ec_piece *pc, const float *a, long as, const float *b,        \
                                           long sb, float *c, long ldc, int w, const float *bias, int init, int act) { \
-        cbody512(MR, NV, np, pc, a, as, b, sb, c, ldc, w, bias, init, act);                                           \
+        cbody512(MR, NV, 1, np, pc, a, as, b, sb, c, ldc, w, bias, init, act);                                        \
+    }                                                                                                                 \
+    static EC_AVX512 void kc5c_##MR##_##NV(int np, const ec_piece *pc, const float *a, long as, const float *b,       \
+                                           long sb, float *c, long ldc, int w, const float *bias, int init, int act) {\
+        cbody512(MR, NV, 0, np, pc, a, as, b, sb, c, ldc, w, bias, init, act);                                        \
     }
 #define EC_DEF512_14(NV)                                                                                              \
     EC_DEF512(1, NV) EC_DEF512(2, NV) EC_DEF512(3, NV) EC_DEF512(4, NV) EC_DEF512(5, NV) EC_DEF512(6, NV)             \
@@ -171,8 +191,25 @@ EC_INLINE EC_AVX2 __m256i mask8(int r) {
 }
 
 /// The inner loops of an AVX2 tile; FULL (a constant once inlined): every column is inside.
-EC_INLINE EC_AVX2 void cloop256(const int MR, const int NV, const int FULL, __m256 (*acc)[2], const __m256i *mk,
-                                int np, const ec_piece *pc, const float *a, long as, const float *b, long sb) {
+EC_INLINE EC_AVX2 void cloop256(const int MR, const int NV, const int ROWA, const int FULL, __m256 (*acc)[2],
+                                const __m256i *mk, int np, const ec_piece *pc, const float *a, long as, const float *b,
+                                long sb) {
+    if (!ROWA) {  // A(i, t) = a[off + t·as + i]
+        for (int s = 0; s < np; s++) {
+            const float *ap = a + pc[s].off;
+            for (long p = pc[s].len; p > 0; p--) {
+                __m256 bv[2];
+                EC_UNROLL for (int v = 0; v < NV; v++) bv[v] = FULL ? _mm256_loadu_ps(b + 8 * v) : _mm256_maskload_ps(b + 8 * v, mk[v]);
+                EC_UNROLL for (int i = 0; i < MR; i++) {
+                    const __m256 x = _mm256_broadcast_ss(ap + i);
+                    EC_UNROLL for (int v = 0; v < NV; v++) acc[i][v] = _mm256_fmadd_ps(x, bv[v], acc[i][v]);
+                }
+                ap += as;
+                b += sb;
+            }
+        }
+        return;
+    }
     const long L = as * (long)sizeof(float), L3 = 3 * L, L5 = 5 * L;
     for (int s = 0; s < np; s++) {
         const char *a0 = (const char *)(a + pc[s].off);
@@ -189,8 +226,9 @@ EC_INLINE EC_AVX2 void cloop256(const int MR, const int NV, const int FULL, __m2
     }
 }
 
-EC_INLINE EC_AVX2 void cbody256(const int MR, const int NV, int np, const ec_piece *pc, const float *a, long as,
-                                const float *b, long sb, float *c, long ldc, int w, const float *bias, int init, int act) {
+EC_INLINE EC_AVX2 void cbody256(const int MR, const int NV, const int ROWA, int np, const ec_piece *pc, const float *a,
+                                long as, const float *b, long sb, float *c, long ldc, int w, const float *bias, int init,
+                                int act) {
     __m256 acc[6][2];
     __m256i mk[2];
     const int full = w >= 8 * NV;
@@ -207,8 +245,8 @@ EC_INLINE EC_AVX2 void cbody256(const int MR, const int NV, int np, const ec_pie
         EC_UNROLL for (int i = 0; i < MR; i++)
             EC_UNROLL for (int v = 0; v < NV; v++) acc[i][v] = _mm256_setzero_ps();
     }
-    if (full) cloop256(MR, NV, 1, acc, mk, np, pc, a, as, b, sb);
-    else cloop256(MR, NV, 0, acc, mk, np, pc, a, as, b, sb);
+    if (full) cloop256(MR, NV, ROWA, 1, acc, mk, np, pc, a, as, b, sb);
+    else cloop256(MR, NV, ROWA, 0, acc, mk, np, pc, a, as, b, sb);
     EC_UNROLL for (int i = 0; i < MR; i++)
         EC_UNROLL for (int v = 0; v < NV; v++) {
             __m256 r = acc[i][v];
@@ -223,7 +261,11 @@ EC_INLINE EC_AVX2 void cbody256(const int MR, const int NV, int np, const ec_pie
 #define EC_DEF256(MR, NV)                                                                                             \
     static EC_AVX2 void kc2_##MR##_##NV(int np, const ec_piece *pc, const float *a, long as, const float *b,          \
                                         long sb, float *c, long ldc, int w, const float *bias, int init, int act) {   \
-        cbody256(MR, NV, np, pc, a, as, b, sb, c, ldc, w, bias, init, act);                                           \
+        cbody256(MR, NV, 1, np, pc, a, as, b, sb, c, ldc, w, bias, init, act);                                        \
+    }                                                                                                                 \
+    static EC_AVX2 void kc2c_##MR##_##NV(int np, const ec_piece *pc, const float *a, long as, const float *b,         \
+                                         long sb, float *c, long ldc, int w, const float *bias, int init, int act) {  \
+        cbody256(MR, NV, 0, np, pc, a, as, b, sb, c, ldc, w, bias, init, act);                                        \
     }
 EC_DEF256(1, 1) EC_DEF256(2, 1) EC_DEF256(3, 1) EC_DEF256(4, 1) EC_DEF256(5, 1) EC_DEF256(6, 1)
 EC_DEF256(1, 2) EC_DEF256(2, 2) EC_DEF256(3, 2) EC_DEF256(4, 2) EC_DEF256(5, 2) EC_DEF256(6, 2)
@@ -255,18 +297,19 @@ typedef struct {
     int vec;                  // floats per vector
     int mr[3];                // rows of the kernels with 1 and 2 vectors (index 1, 2)
     long kc;                  // k block
-    ec_cukernel k[3][15];     // [vectors][rows]
+    ec_cukernel k[3][15];     // row kernels (A row i at a + i·as) [vectors][rows]
+    ec_cukernel kcol[3][15];  // column kernels (A row i at a + i, step t at + t·as)
     void (*pool_row)(const float *, long, long, float, float *);
 } ec_cpath;
 
 #ifdef EC_X86
-#define EC_K512(NV) {0, kc5_1_##NV, kc5_2_##NV, kc5_3_##NV, kc5_4_##NV, kc5_5_##NV, kc5_6_##NV, kc5_7_##NV, \
-    kc5_8_##NV, kc5_9_##NV, kc5_10_##NV, kc5_11_##NV, kc5_12_##NV, kc5_13_##NV, kc5_14_##NV}
-static const ec_cpath cpath_avx512 = {16, {0, 14, 14}, 384, {{0}, EC_K512(1), EC_K512(2)}, pool_row512};
-static const ec_cpath cpath_avx2 = {
-    8, {0, 6, 6}, 384,
-    {{0}, {0, kc2_1_1, kc2_2_1, kc2_3_1, kc2_4_1, kc2_5_1, kc2_6_1}, {0, kc2_1_2, kc2_2_2, kc2_3_2, kc2_4_2, kc2_5_2, kc2_6_2}},
-    pool_row256};
+#define EC_K512(P, NV) {0, P##1_##NV, P##2_##NV, P##3_##NV, P##4_##NV, P##5_##NV, P##6_##NV, P##7_##NV, \
+    P##8_##NV, P##9_##NV, P##10_##NV, P##11_##NV, P##12_##NV, P##13_##NV, P##14_##NV}
+#define EC_K256(P, NV) {0, P##1_##NV, P##2_##NV, P##3_##NV, P##4_##NV, P##5_##NV, P##6_##NV}
+static const ec_cpath cpath_avx512 = {16, {0, 14, 14}, 384, {{0}, EC_K512(kc5_, 1), EC_K512(kc5_, 2)},
+                                      {{0}, EC_K512(kc5c_, 1), EC_K512(kc5c_, 2)}, pool_row512};
+static const ec_cpath cpath_avx2 = {8, {0, 6, 6}, 384, {{0}, EC_K256(kc2_, 1), EC_K256(kc2_, 2)},
+                                    {{0}, EC_K256(kc2c_, 1), EC_K256(kc2c_, 2)}, pool_row256};
 #endif
 
 static const ec_cpath *get_cpath(int path) {
@@ -574,8 +617,93 @@ static void im2col_rows(const ec_conv2d_shape *s, const float *x, long first, lo
     }
 }
 
+// In place: when a tile's patch indices fit in one contiguous run of the window (kw·C floats of a
+// kernel row, or a tap's C/groups channels), column kernels read A straight from the padded
+// image: A(i, pixel) = image[window(pixel) + tile offset + i], the pixels of an output row a
+// constant stride apart (one piece per output row). Tiles of dW × slivers of Cout are split
+// between threads; each thread walks all pixels in order (the same chain as the GEMM).
+
+typedef struct {
+    const ec_cpath *P;
+    const ec_conv2d_shape *s;
+    const float *x, *dy;
+    float *dw;
+    long cig, cog, run, wpc, tiles_per_run, tiles, slivers, rows_per_block, units, parts;
+    int padded;
+} wgrad_ctx;
+
+static void wgrad_part(void *ctx, int part) {
+    const wgrad_ctx *f = ctx;
+    const ec_conv2d_shape *s = f->s;
+    const ec_cpath *P = f->P;
+    const long u0 = f->units * part / f->parts, u1 = f->units * (part + 1) / f->parts;
+    const long c = s->channels, cout = s->out_channels, oh = s->out_height, ow = s->out_width, mr = P->mr[2];
+    const long nr = 2 * P->vec, as = s->stride_width * c, rb = f->rows_per_block;
+    const size_t padf = (size_t)((s->height + s->pad_top + s->pad_bottom) * f->wpc);
+    float *buf = f->padded ? scratch(padf) : NULL;
+    if (f->padded && !buf) abort();
+    ec_piece pieces[rb];
+    for (long n = 0; n < s->batch; n++) {
+        const float *image = f->x + n * s->height * s->width * c;
+        if (f->padded) {
+            pad_image(s, f->x, n, buf);
+            image = buf;
+        }
+        for (long oy0 = 0; oy0 < oh; oy0 += rb) {
+            const int np = (int)(oh - oy0 < rb ? oh - oy0 : rb);
+            for (int r = 0; r < np; r++) pieces[r] = (ec_piece){(oy0 + r) * s->stride_height * f->wpc, ow};
+            const int init = n == 0 && oy0 == 0 ? INIT_ZERO : INIT_C;
+            const float *b = f->dy + (n * oh + oy0) * ow * cout;
+            for (long u = u0; u < u1; u++) {
+                const long g = u / (f->tiles * f->slivers), t = u / f->slivers % f->tiles, jr = u % f->slivers * nr;
+                const long q = t / f->tiles_per_run, i0 = t % f->tiles_per_run * mr;  // run q, its rows i0 ..
+                const long rows = f->run - i0 < mr ? f->run - i0 : mr;
+                long off, row;  // the tile's offset in a window; its first row of dW (group-local patch index)
+                if (s->groups == 1) {
+                    off = q * f->wpc + i0;
+                    row = q * f->run + i0;
+                } else {
+                    off = (q / s->kernel_width) * f->wpc + (q % s->kernel_width) * c + g * f->cig + i0;
+                    row = q * f->cig + i0;
+                }
+                const int w = (int)(f->cog - jr < nr ? f->cog - jr : nr);
+                P->kcol[w > P->vec ? 2 : 1][rows](np, pieces, image + off, as, b + g * f->cog + jr, cout,
+                                                  f->dw + row * cout + g * f->cog + jr, cout, w, NULL, init, EC_ACT_NONE);
+            }
+        }
+    }
+}
+
+/// Whether the weight gradient reads the input in place (tiles fit in the window's runs).
+static int weight_gradient_in_place(const ec_cpath *P, const ec_conv2d_shape *s) {
+    const long run = s->groups == 1 ? s->kernel_width * s->channels : s->channels / s->groups;
+    return P && run >= P->mr[2];
+}
+
 void ec_conv2d_weight_gradient(int path, int threads, const ec_conv2d_shape *s, const float *x, const float *dy,
                                float *dw) {
+    const ec_cpath *P = get_cpath(path);
+    if (weight_gradient_in_place(P, s)) {
+        wgrad_ctx f = {0};
+        f.P = P; f.s = s; f.x = x; f.dy = dy; f.dw = dw;
+        f.cig = s->channels / s->groups;
+        f.cog = s->out_channels / s->groups;
+        f.run = s->groups == 1 ? s->kernel_width * s->channels : f.cig;
+        f.padded = s->pad_top || s->pad_bottom || s->pad_left || s->pad_right;
+        f.wpc = (s->width + s->pad_left + s->pad_right) * s->channels;
+        f.tiles_per_run = ceil_div(f.run, P->mr[2]);
+        f.tiles = f.tiles_per_run * (s->groups == 1 ? s->kernel_height : s->kernel_height * s->kernel_width);
+        f.slivers = ceil_div(f.cog, 2 * P->vec);
+        f.units = s->groups * f.tiles * f.slivers;
+        f.rows_per_block = ceil_div(P->kc, s->out_width);  // ~ one k block of pixels
+        const double macs = (double)s->batch * s->out_height * s->out_width * s->kernel_height * s->kernel_width * f.cig *
+                            s->out_channels;
+        long parts = threads < 1 || macs < (double)(1 << 18) ? 1 : threads;
+        if (parts > f.units) parts = f.units;
+        f.parts = parts;
+        ec_parallel_for((int)parts, (int)parts, wgrad_part, &f);
+        return;
+    }
     const long c = s->channels, cout = s->out_channels, groups = s->groups;
     const long patch = s->kernel_height * s->kernel_width * c, kg = patch / groups, cog = cout / groups;
     const long rows = s->batch * s->out_height * s->out_width;
