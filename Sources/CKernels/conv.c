@@ -2,6 +2,7 @@
 #include "parallel.h"
 #include "sgemm.h"
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #if defined(__x86_64__) || defined(__i386__)
@@ -153,24 +154,32 @@ EC_INLINE EC_AVX512 void cbody512(const int MR, const int NV, const int ROWA, in
 EC_DEF512_14(1)
 EC_DEF512_14(2)
 
-/// Pools rows r, r+1 of a block buffer (width ow, cout channels per pixel) into one pooled row.
-static EC_AVX512 void pool_row512(const float *r0, long ow, long cout, float floor, float *out) {
+/// Pools rows r, r+1 of a block buffer (width ow, cout channels per pixel) into one pooled row
+/// and, when win is non-NULL, records each pooled value's winner (see ec_conv2d_forward).
+static EC_AVX512 void pool_row512(const float *r0, long ow, long cout, float floor, float *out, uint8_t *win) {
     const float *r1 = r0 + ow * cout;
-    const __m512 f = _mm512_set1_ps(floor);
+    const __m512 f = _mm512_set1_ps(floor), z = _mm512_setzero_ps();
+    const __m512i c0 = _mm512_setzero_si512(), c1 = _mm512_set1_epi32(1), c2 = _mm512_set1_epi32(2);
+    const __m512i c3 = _mm512_set1_epi32(3), c4 = _mm512_set1_epi32(4);
+    const int relu = floor == 0.0f;
     for (long px = 0; px < ow / 2; px++) {
         const float *x0 = r0 + 2 * px * cout, *x1 = x0 + cout, *x2 = r1 + 2 * px * cout, *x3 = x2 + cout;
         float *o = out + px * cout;
-        long ch = 0;
-        for (; ch + 16 <= cout; ch += 16) {
-            const __m512 m = max512(max512(_mm512_loadu_ps(x0 + ch), _mm512_loadu_ps(x1 + ch)),
-                                    max512(_mm512_loadu_ps(x2 + ch), _mm512_loadu_ps(x3 + ch)));
-            _mm512_storeu_ps(o + ch, max512(m, f));
-        }
-        if (ch < cout) {
-            const __mmask16 k = (__mmask16)((1u << (cout - ch)) - 1u);
-            const __m512 m = max512(max512(_mm512_maskz_loadu_ps(k, x0 + ch), _mm512_maskz_loadu_ps(k, x1 + ch)),
-                                    max512(_mm512_maskz_loadu_ps(k, x2 + ch), _mm512_maskz_loadu_ps(k, x3 + ch)));
-            _mm512_mask_storeu_ps(o + ch, k, max512(m, f));
+        for (long ch = 0; ch < cout; ch += 16) {
+            const __mmask16 k = cout - ch >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (cout - ch)) - 1u);
+            const __m512 v0 = _mm512_maskz_loadu_ps(k, x0 + ch), v1 = _mm512_maskz_loadu_ps(k, x1 + ch);
+            const __m512 v2 = _mm512_maskz_loadu_ps(k, x2 + ch), v3 = _mm512_maskz_loadu_ps(k, x3 + ch);
+            const __m512 m = max512(max512(max512(v0, v1), max512(v2, v3)), f);
+            _mm512_mask_storeu_ps(o + ch, k, m);
+            if (!win) continue;
+            // The first position equal to the maximum (row-major), the fourth when none is; 4:
+            // no gradient (the pool's ReLU clipped the maximum).
+            __m512i code = c3;
+            code = _mm512_mask_mov_epi32(code, _mm512_cmp_ps_mask(v2, m, _CMP_EQ_OQ), c2);
+            code = _mm512_mask_mov_epi32(code, _mm512_cmp_ps_mask(v1, m, _CMP_EQ_OQ), c1);
+            code = _mm512_mask_mov_epi32(code, _mm512_cmp_ps_mask(v0, m, _CMP_EQ_OQ), c0);
+            if (relu) code = _mm512_mask_mov_epi32(code, _mm512_cmp_ps_mask(m, z, _CMP_LE_OQ), c4);
+            _mm512_mask_cvtepi32_storeu_epi8(win + px * cout + ch, k, code);
         }
     }
 }
@@ -270,9 +279,10 @@ EC_INLINE EC_AVX2 void cbody256(const int MR, const int NV, const int ROWA, int 
 EC_DEF256(1, 1) EC_DEF256(2, 1) EC_DEF256(3, 1) EC_DEF256(4, 1) EC_DEF256(5, 1) EC_DEF256(6, 1)
 EC_DEF256(1, 2) EC_DEF256(2, 2) EC_DEF256(3, 2) EC_DEF256(4, 2) EC_DEF256(5, 2) EC_DEF256(6, 2)
 
-static EC_AVX2 void pool_row256(const float *r0, long ow, long cout, float floor, float *out) {
+static EC_AVX2 void pool_row256(const float *r0, long ow, long cout, float floor, float *out, uint8_t *win) {
     const float *r1 = r0 + ow * cout;
     const __m256 f = _mm256_set1_ps(floor);
+    const int relu = floor == 0.0f;
     for (long px = 0; px < ow / 2; px++) {
         const float *x0 = r0 + 2 * px * cout, *x1 = x0 + cout, *x2 = r1 + 2 * px * cout, *x3 = x2 + cout;
         float *o = out + px * cout;
@@ -287,6 +297,12 @@ static EC_AVX2 void pool_row256(const float *r0, long ow, long cout, float floor
             const float m = b >= a ? b : a;
             o[ch] = floor >= m ? floor : m;
         }
+        if (!win) continue;
+        uint8_t *wp = win + px * cout;
+        for (ch = 0; ch < cout; ch++) {  // winners (see pool_row512), scalar: training only
+            const float m = o[ch];
+            wp[ch] = relu && m <= 0 ? 4 : x0[ch] == m ? 0 : x1[ch] == m ? 1 : x2[ch] == m ? 2 : 3;
+        }
     }
 }
 #endif  // EC_X86
@@ -299,7 +315,7 @@ typedef struct {
     long kc;                  // k block
     ec_cukernel k[3][15];     // row kernels (A row i at a + i·as) [vectors][rows]
     ec_cukernel kcol[3][15];  // column kernels (A row i at a + i, step t at + t·as)
-    void (*pool_row)(const float *, long, long, float, float *);
+    void (*pool_row)(const float *, long, long, float, float *, uint8_t *);
 } ec_cpath;
 
 #ifdef EC_X86
@@ -354,6 +370,7 @@ typedef struct {
     const ec_conv2d_shape *s;
     const float *x, *w, *bias;
     float *y;
+    uint8_t *winners;
     int act, pool;
     float floor;
     long rows_per_block;    // output rows per block (even when pooling)
@@ -462,18 +479,33 @@ static void forward_part(void *ctx, int part) {
         }
         forward_block(f, n, r0, r1, a, pooled_rows);
         const long ph = s->out_height / 2, pw = ow / 2;
-        for (long r = r0; r < r1; r += 2)
-            f->P->pool_row(pooled_rows + (r - r0) * ow * cout, ow, cout, f->floor,
-                           f->y + ((n * ph + r / 2) * pw) * cout);
+        for (long r = r0; r < r1; r += 2) {
+            const long at = ((n * ph + r / 2) * pw) * cout;
+            f->P->pool_row(pooled_rows + (r - r0) * ow * cout, ow, cout, f->floor, f->y + at,
+                           f->winners ? f->winners + at : NULL);
+        }
     }
 }
 
+static void conv_forward(int path, int threads, const ec_conv2d_shape *s, const float *x, const float *w,
+                         const float *bias, float *y, int act, const float *pool_floor, uint8_t *winners);
+
 void ec_conv2d_forward(int path, int threads, const ec_conv2d_shape *s, const float *x, const float *w,
                        const float *bias, float *y, int act, const float *pool_floor) {
+    conv_forward(path, threads, s, x, w, bias, y, act, pool_floor, NULL);
+}
+
+void ec_conv2d_forward_pool_winners(int path, int threads, const ec_conv2d_shape *s, const float *x, const float *w,
+                                    const float *bias, float *y, int act, float pool_floor, uint8_t *winners) {
+    conv_forward(path, threads, s, x, w, bias, y, act, &pool_floor, winners);
+}
+
+static void conv_forward(int path, int threads, const ec_conv2d_shape *s, const float *x, const float *w,
+                         const float *bias, float *y, int act, const float *pool_floor, uint8_t *winners) {
     fwd_ctx f = {0};
     f.P = get_cpath(path);
     if (!f.P) abort();  // the caller checks ec_conv2d_supported
-    f.s = s; f.x = x; f.w = w; f.bias = bias; f.y = y; f.act = act;
+    f.s = s; f.x = x; f.w = w; f.bias = bias; f.y = y; f.act = act; f.winners = winners;
     f.pool = pool_floor != NULL;
     f.floor = pool_floor ? *pool_floor : 0;
     f.cig = s->channels / s->groups;
@@ -825,4 +857,148 @@ void ec_maxpool2x2_backward(int path, int threads, long batch, long height, long
     if (parts < 1) parts = 1;
     p.parts = parts;
     ec_parallel_for((int)parts, (int)parts, pool_back_part, &p);
+}
+
+// MARK: - Unpooling a 2×2 max pool's gradient by its recorded winners
+
+#ifdef EC_X86
+/// 16 codes (`count` of them; the rest 0) widened to 32-bit lanes.
+EC_INLINE EC_AVX512 __m512i load_codes512(const uint8_t *code, long count) {
+    if (count >= 16) return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)code));
+    uint8_t tail[16] = {0};
+    memcpy(tail, code, (size_t)count);
+    return _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)tail));
+}
+
+/// One pooled row: dz rows d0 (window row 0) and d1 (row 1) from the pooled gradient g and
+/// the winners' codes.
+static EC_AVX512 void unpool_row512(const uint8_t *code, const float *g, float *d0, float *d1, long pw, long c) {
+    const __m512i c0 = _mm512_setzero_si512(), c1 = _mm512_set1_epi32(1), c2 = _mm512_set1_epi32(2);
+    const __m512i c3 = _mm512_set1_epi32(3);
+    for (long px = 0; px < pw; px++) {
+        const long o = px * c, i = 2 * px * c;
+        for (long ch = 0; ch < c; ch += 16) {
+            const __mmask16 k = c - ch >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (c - ch)) - 1u);
+            const __m512i w = load_codes512(code + o + ch, c - ch);
+            const __m512 v = _mm512_maskz_loadu_ps(k, g + o + ch);
+            _mm512_mask_storeu_ps(d0 + i + ch, k, _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(w, c0), v));
+            _mm512_mask_storeu_ps(d0 + i + c + ch, k, _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(w, c1), v));
+            _mm512_mask_storeu_ps(d1 + i + ch, k, _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(w, c2), v));
+            _mm512_mask_storeu_ps(d1 + i + c + ch, k, _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(w, c3), v));
+        }
+    }
+}
+
+/// Adds a pooled row's top winners (in column order), then its bottom ones, to cs.
+static EC_AVX512 void unpool_sums512(const uint8_t *code, const float *g, long pw, long c, float *cs) {
+    const __m512i two = _mm512_set1_epi32(2), four = _mm512_set1_epi32(4);
+    for (int bottom = 0; bottom < 2; bottom++)
+        for (long px = 0; px < pw; px++)
+            for (long ch = 0; ch < c; ch += 16) {
+                const __mmask16 k = c - ch >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (c - ch)) - 1u);
+                const __m512i w = load_codes512(code + px * c + ch, c - ch);
+                const __mmask16 row = bottom ? _mm512_cmpge_epi32_mask(w, two) & _mm512_cmplt_epi32_mask(w, four)
+                                             : _mm512_cmplt_epi32_mask(w, two);
+                const __m512 v = _mm512_maskz_loadu_ps(k & row, g + px * c + ch);
+                _mm512_mask_storeu_ps(cs + ch, k, _mm512_add_ps(_mm512_maskz_loadu_ps(k, cs + ch), v));
+            }
+}
+
+static EC_AVX2 void unpool_row256(const uint8_t *code, const float *g, float *d0, float *d1, long pw, long c) {
+    for (long px = 0; px < pw; px++) {
+        const long o = px * c, i = 2 * px * c;
+        long ch = 0;
+        for (; ch + 8 <= c; ch += 8) {
+            const __m256i w = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(code + o + ch)));
+            const __m256 v = _mm256_loadu_ps(g + o + ch);
+            _mm256_storeu_ps(d0 + i + ch, _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(w, _mm256_set1_epi32(0))), v));
+            _mm256_storeu_ps(d0 + i + c + ch, _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(w, _mm256_set1_epi32(1))), v));
+            _mm256_storeu_ps(d1 + i + ch, _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(w, _mm256_set1_epi32(2))), v));
+            _mm256_storeu_ps(d1 + i + c + ch, _mm256_and_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(w, _mm256_set1_epi32(3))), v));
+        }
+        for (; ch < c; ch++) {
+            const int k = code[o + ch];
+            const float v = g[o + ch];
+            d0[i + ch] = k == 0 ? v : 0.0f;
+            d0[i + c + ch] = k == 1 ? v : 0.0f;
+            d1[i + ch] = k == 2 ? v : 0.0f;
+            d1[i + c + ch] = k == 3 ? v : 0.0f;
+        }
+    }
+}
+
+/// Adds a pooled row's top winners (in column order), then its bottom ones, to cs.
+static EC_AVX2 void unpool_sums256(const uint8_t *code, const float *g, long pw, long c, float *cs) {
+    for (int bottom = 0; bottom < 2; bottom++)
+        for (long px = 0; px < pw; px++) {
+            long ch = 0;
+            for (; ch + 8 <= c; ch += 8) {
+                const __m256i w = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(code + px * c + ch)));
+                const __m256i lo = bottom ? _mm256_set1_epi32(1) : _mm256_set1_epi32(-1);
+                const __m256i hi = bottom ? _mm256_set1_epi32(4) : _mm256_set1_epi32(2);
+                const __m256i in = _mm256_and_si256(_mm256_cmpgt_epi32(w, lo), _mm256_cmpgt_epi32(hi, w));
+                const __m256 v = _mm256_and_ps(_mm256_castsi256_ps(in), _mm256_loadu_ps(g + px * c + ch));
+                _mm256_storeu_ps(cs + ch, _mm256_add_ps(_mm256_loadu_ps(cs + ch), v));
+            }
+            for (; ch < c; ch++) {
+                const int k = code[px * c + ch];
+                cs[ch] += k < 4 && (k >= 2) == bottom ? g[px * c + ch] : 0.0f;
+            }
+        }
+}
+#endif
+
+typedef struct {
+    int avx512;
+    long batch, height, width, c, ph, pw, parts;
+    const uint8_t *winners;
+    const float *dy;
+    float *dz;
+} unpool_ctx;
+
+static void unpool_part(void *ctx, int part) {
+    const unpool_ctx *u = ctx;
+    const long rows = u->batch * u->ph, r0 = rows * part / u->parts, r1 = rows * (part + 1) / u->parts;
+    const long c = u->c, wc = u->width * c;
+    for (long r = r0; r < r1; r++) {
+        const long n = r / u->ph, py = r % u->ph;
+        float *d0 = u->dz + (n * u->height + 2 * py) * wc, *d1 = d0 + wc;
+        const uint8_t *code = u->winners + r * u->pw * c;
+        const float *g = u->dy + r * u->pw * c;
+#ifdef EC_X86
+        if (u->avx512) unpool_row512(code, g, d0, d1, u->pw, c);
+        else unpool_row256(code, g, d0, d1, u->pw, c);
+#endif
+        if (u->width % 2) {
+            memset(d0 + (wc - c), 0, (size_t)c * sizeof(float));
+            memset(d1 + (wc - c), 0, (size_t)c * sizeof(float));
+        }
+        if (u->height % 2 && py == u->ph - 1) memset(d1 + wc, 0, (size_t)wc * sizeof(float));
+    }
+}
+
+void ec_maxpool2x2_unpool(int path, int threads, long batch, long height, long width, long channels,
+                          const uint8_t *winners, const float *dy, float *dz, float *column_sums) {
+    if (!get_cpath(path)) abort();  // the caller checks ec_conv2d_supported
+    unpool_ctx u = {path == EC_SGEMM_AVX512, batch, height, width, channels, height / 2, width / 2, 1, winners, dy, dz};
+    const long rows = batch * u.ph;
+    long parts = threads < 1 || rows * u.pw * channels < (1L << 15) ? 1 : threads;
+    if (parts > rows) parts = rows;
+    if (parts < 1) parts = 1;
+    u.parts = parts;
+    ec_parallel_for((int)parts, (int)parts, unpool_part, &u);
+    if (!column_sums) return;
+    // Σ over dz's rows in order, channel by channel: a window's winner lies in the top row
+    // (codes 0, 1) or the bottom row (2, 3) of its pooled row, so pooled row after pooled row,
+    // the top winners in column order, then the bottom ones, add what Tensor.columnSums adds.
+    // (It also adds the zeros in between; adding +0 leaves a sum that started at +0 unchanged.)
+    for (long ch = 0; ch < channels; ch++) column_sums[ch] = 0;
+    for (long r = 0; r < rows; r++) {
+        const uint8_t *code = winners + r * u.pw * channels;
+        const float *g = dy + r * u.pw * channels;
+#ifdef EC_X86
+        if (u.avx512) unpool_sums512(code, g, u.pw, channels, column_sums);
+        else unpool_sums256(code, g, u.pw, channels, column_sums);
+#endif
+    }
 }

@@ -163,9 +163,9 @@ extension Conv2DGeometry {
 extension Variable {
     /// The convolution of geometry `g` on the engine's own convolution kernels (`FP32Conv`):
     /// forward without an im2col matrix (bias and activation in the kernels' epilogue);
-    /// backward `dW` from im2col chunks in cache, `dx` as a convolution of `dy` with the flipped
-    /// kernel (stride 1; otherwise `dy · Wᵀ` chunk by chunk and col2im). The forward value and
-    /// `dW` equal `conv2d`'s im2col route bit for bit; nothing beyond `x` is kept for backward.
+    /// backward `dW` in place (or from im2col chunks in cache), `dx` as a convolution of `dy`
+    /// with the flipped kernel (stride 1; otherwise `dy · Wᵀ` chunk by chunk and col2im). The
+    /// forward value and `dW` equal `gemmConv2d`'s bit for bit; nothing beyond `x` is kept.
     func kernelConv2d(weight: Variable, bias: Variable?, geometry g: Conv2DGeometry, activation: Activation) -> Variable {
         let x = value, w = weight.value
         g.check(input: x, kernel: w, bias: bias?.value)
@@ -175,40 +175,69 @@ extension Variable {
         let output = y
         return Variable.result(y, inputs: self, weight, bias) { upstream in
             let dy = activation.backward(upstream, output: output)
-            if weight.requiresGrad {
-                var dw = Tensor(uninitializedShape: w.shape)
-                FP32Conv.weightGradient(g, x, dy, into: &dw)
-                weight.accumulate(dw)
-            }
             if let bias, bias.requiresGrad { bias.accumulate(dy.columnSums()) }
-            guard input.requiresGrad else { return }
-            var dx = Tensor(uninitializedShape: x.shape)
-            if FP32Conv.computesInputGradient(g) {
-                FP32Conv.inputGradient(g, dy, w, into: &dx)
-            } else {
-                g.gemmInputGradient(dy, w, into: &dx)
-            }
-            input.accumulate(dx)
+            input.kernelConv2dBackward(dy, weight: weight, geometry: g)
         }
+    }
+
+    /// `dW` and `dx` of a convolution on the kernels for the gradient `dy` of its output
+    /// (before any activation).
+    func kernelConv2dBackward(_ dy: Tensor, weight: Variable, geometry g: Conv2DGeometry) {
+        let x = value, w = weight.value
+        if weight.requiresGrad {
+            var dw = Tensor(uninitializedShape: w.shape)
+            FP32Conv.weightGradient(g, x, dy, into: &dw)
+            weight.accumulate(dw)
+        }
+        guard requiresGrad else { return }
+        var dx = Tensor(uninitializedShape: x.shape)
+        if FP32Conv.computesInputGradient(g) {
+            FP32Conv.inputGradient(g, dy, w, into: &dx)
+        } else {
+            g.gemmInputGradient(dy, w, into: &dx)
+        }
+        accumulate(dx)
     }
 }
 
 extension Variable {
-    /// Inference: `maxPool2d(size: 2, stride: 2, relu: poolReLU)` of this convolution (bias and
-    /// `activation` included) in one op — the kernels pool each block of output rows while it is
-    /// in cache, so the full-size output never exists. Bit for bit the two ops one after the
-    /// other. Nil where that fusion does not run: a recording tape (training needs the
-    /// convolution's output for the pool's backward), or a geometry or FP32 path without the
-    /// convolution kernels (`FP32Conv`); the caller then runs the two ops.
-    public func conv2dMaxPool(weight: Tensor, bias: Tensor?, strideHeight: Int = 1, strideWidth: Int = 1, pads: Padding2D,
-                              groups: Int = 1, activation: Activation, poolReLU: Bool) -> Variable? {
-        guard tape == nil else { return nil }
+    /// `maxPool2d(size: 2, stride: 2, relu: poolReLU)` of this convolution (bias and
+    /// `activation` included) as one op, bit for bit the two ops one after the other:
+    ///
+    /// - inference: the kernels pool each block of output rows while it is in cache, so the
+    ///   full-size output never exists;
+    /// - training (`activation` identity — the ReLU of conv → ReLU → pool is the pool's): the
+    ///   same, recording for each pooled value which window position takes its gradient (what
+    ///   the pool's backward would find again from the full-size output), so the backward
+    ///   writes the convolution's output gradient from the pooled one, with the bias gradient
+    ///   summed on the way.
+    ///
+    /// Nil where the fusion does not run (a geometry or FP32 path without the convolution
+    /// kernels, an output smaller than 2×2, or training with an activation): the caller runs
+    /// the two ops.
+    public func conv2dMaxPool(weight: Variable, bias: Variable?, strideHeight: Int = 1, strideWidth: Int = 1,
+                              pads: Padding2D, groups: Int = 1, activation: Activation, poolReLU: Bool) -> Variable? {
         let g = Conv2DGeometry(input: value.shape, kernel: weight.shape, strideHeight: strideHeight, strideWidth: strideWidth,
                                pads: pads, groups: groups)
         guard FP32Conv.runs(g), g.outHeight >= 2, g.outWidth >= 2 else { return nil }
-        g.check(input: value, kernel: weight, bias: bias)
-        var y = Tensor(uninitializedShape: [g.batch, g.outHeight / 2, g.outWidth / 2, g.outChannels])
-        FP32Conv.forward(g, value, weight, bias: bias, activation: activation, poolFloor: poolReLU ? 0 : -.infinity, into: &y)
-        return Variable(y)
+        g.check(input: value, kernel: weight.value, bias: bias?.value)
+        let recording = Variable.tape(of: self, weight, bias) != nil
+        if recording && activation != .identity { return nil }
+        let pooledShape = [g.batch, g.outHeight / 2, g.outWidth / 2, g.outChannels]
+        var y = Tensor(uninitializedShape: pooledShape)
+        let floor: Float = poolReLU ? 0 : -.infinity
+        guard recording else {
+            FP32Conv.forward(g, value, weight.value, bias: bias?.value, activation: activation, poolFloor: floor, into: &y)
+            return Variable(y)
+        }
+        var winners = [UInt8](repeating: 0, count: y.count)
+        FP32Conv.forward(g, value, weight.value, bias: bias?.value, poolFloor: floor, winners: &winners, into: &y)
+        let input = self
+        return Variable.result(y, inputs: self, weight, bias) { upstream in
+            var dz = Tensor(uninitializedShape: [g.batch, g.outHeight, g.outWidth, g.outChannels])
+            let sums = FP32Conv.unpool(upstream, winners: winners, into: &dz, columnSums: bias?.requiresGrad == true)
+            if let bias, let sums { bias.accumulate(sums) }
+            input.kernelConv2dBackward(dz, weight: weight, geometry: g)
+        }
     }
 }

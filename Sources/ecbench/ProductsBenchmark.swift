@@ -28,8 +28,9 @@ struct ProductsBenchmark {
     }
 
     /// The products of fmnist-cnn's Conv2D and Dense layers at `batch`: forward only
-    /// (`training` false; convolutions followed by a 2×2 pool computed pooled, as inference
-    /// runs them) or forward, weight gradient and (but for the first layer) input gradient.
+    /// (`training` false) or forward, weight gradient and (but for the first layer) input
+    /// gradient. Convolutions followed by a 2×2 pool are computed pooled, as the graph runs them
+    /// (in training also recording each pooled value's winner for the backward).
     static func products(batch: Int, training: Bool) -> [Product] {
         let model = ModelZoo.make("fmnist-cnn", seed: 1)!
         let graph = model.graph
@@ -44,14 +45,19 @@ struct ProductsBenchmark {
                 let dy = Tensor.uniform(shape: [batch, g.outHeight, g.outWidth, g.outChannels], low: -1, high: 1, rng: &rng)
                 let flops = 2 * g.multiplyAdds
                 var y = Tensor(uninitializedShape: dy.shape)
-                let pooledForward = !training && graph.pooledConvolutions.keys.contains { graph.steps[$0].nodeIndices[0] == i }
+                let pooledForward = graph.pooledConvolutions.keys.contains { graph.steps[$0].nodeIndices[0] == i }
                 if pooledForward {
                     var pooled = Tensor(uninitializedShape: [batch, g.outHeight / 2, g.outWidth / 2, g.outChannels])
+                    var winners = [UInt8](repeating: 0, count: training ? pooled.count : 0)
                     result.append(Product(layer: conv.name, what: "forward + pool", flops: flops) {
                         if FP32Conv.enabled && FP32Conv.runs(g) {
-                            FP32Conv.forward(g, x, w, bias: bias, activation: .identity, poolFloor: 0, into: &pooled)
+                            if training {
+                                FP32Conv.forward(g, x, w, bias: bias, poolFloor: 0, winners: &winners, into: &pooled)
+                            } else {
+                                FP32Conv.forward(g, x, w, bias: bias, activation: .identity, poolFloor: 0, into: &pooled)
+                            }
                         } else {
-                            _ = g.gemmForward(x, w, bias: bias, into: &y, keepPatches: false)
+                            _ = g.gemmForward(x, w, bias: bias, into: &y, keepPatches: training)
                             _ = Variable(y).maxPool2d(relu: true)
                         }
                     })

@@ -117,7 +117,7 @@ final class GraphTests: XCTestCase {
         XCTAssertEqual(graph.forward(Variable(x), ctx).value, values[graph.output]!.value)
     }
 
-    func testInferencePoolsConvolutionsInTheirKernel() throws {
+    func testConvolutionsPoolInTheirKernelInInferenceAndTraining() throws {
         var rng = RNG(seed: 8)
         // conv1 → relu → pool 2×2: pooled in the kernel with the ReLU; conv2 → pool 2×2: pooled
         // without; conv3 → relu → pool 3×3: not 2×2, not pooled; conv4 → pool 2×2 with conv4's
@@ -139,8 +139,7 @@ final class GraphTests: XCTestCase {
         let pooled = graph.pooledConvolutions.map { s, p in [graph.steps[s].nodeIndices[0], p.pool, p.relu ? 1 : 0] }
             .sorted { $0[0] < $1[0] }.map { [graph.nodes[$0[0]].name, graph.nodes[$0[1]].name, "\($0[2])"] }
         XCTAssertEqual(pooled, [["conv1", "pool1", "1"], ["conv2", "pool2", "0"]])
-        // Inference (pooled where the kernels run) equals every node on its own, bit for bit;
-        // a recorded pass computes the same values without pooling in the kernel.
+        // Inference (pooled where the kernels run) equals every node on its own, bit for bit.
         let x = Tensor.uniform(shape: [3, 16, 16, 3], low: -1, high: 1, rng: &rng)
         let ctx = ForwardContext.inference()
         var values: [Variable?] = [Variable(x)] + [Variable?](repeating: nil, count: graph.valueShapes.count - 1)
@@ -150,7 +149,32 @@ final class GraphTests: XCTestCase {
         }
         let expected = values[graph.output]!.value
         XCTAssertEqual(graph.forward(Variable(x), ctx).value, expected)
-        XCTAssertEqual(graph.forward(Variable(x), .training()).value, expected)
+        // Training (pooled in the kernel, recording where each pooled gradient goes): the same
+        // value and the same gradients for the input and every parameter as node by node.
+        func gradients(fused: Bool) -> (Tensor, [Tensor]) {
+            for p in graph.parameters { p.zeroGrad() }
+            let ctx = ForwardContext.training()
+            let input = ctx.tape!.watch(x)
+            var out: Variable
+            if fused {
+                out = graph.forward(input, ctx)
+            } else {
+                var values: [Variable?] = [input] + [Variable?](repeating: nil, count: graph.valueShapes.count - 1)
+                for node in graph.nodes {
+                    for (v, o) in zip(node.outputs, graph.run(node.op, node.inputs.map { values[$0]! }, ctx)) { values[v] = o }
+                }
+                out = values[graph.output]!
+            }
+            XCTAssertEqual(out.value, expected)
+            ctx.tape!.backward(from: out, seed: Tensor.uniform(shape: out.shape, low: -1, high: 1, rng: &rng))
+            return (input.grad!, graph.parameters.map(\.grad))
+        }
+        let saved = rng
+        let fused = gradients(fused: true)
+        rng = saved
+        let unfused = gradients(fused: false)
+        XCTAssertEqual(fused.0, unfused.0)
+        XCTAssertEqual(fused.1, unfused.1)
     }
 
     func testMapLayersRebuildsWithNewShapesAndCopiedConstants() throws {

@@ -158,16 +158,12 @@ final class FP32ConvTests: XCTestCase {
     func testFusedMaxPoolEqualsConvThenPool() {
         // Even and odd output sizes (an odd last row and column are not pooled), with the
         // pool's ReLU (floor 0) and without (floor −∞), the conv's own activation on or off.
-        let pooled: [Case] = [cases[0], cases[1], cases[3], cases[5], cases[7], cases[11],
-                              Case(x: [2, 9, 7, 4], w: [3, 3, 4, 24], pads: Self.same1, activation: .relu6)]
         for path in paths {
-            for (i, c) in pooled.enumerated() {
+            for (i, c) in pooledCases.enumerated() {
                 let inputs = operands(c, seed: UInt64(200 + 10 * i))
                 for relu in [true, false] {
                     let fused = on(path, kernels: true) {
-                        Variable(inputs[0]).conv2dMaxPool(weight: inputs[1], bias: c.bias ? inputs[2] : nil, strideHeight: c.sh,
-                                                          strideWidth: c.sw, pads: c.pads, groups: c.groups,
-                                                          activation: c.activation, poolReLU: relu)
+                        pooledConv(c, relu: relu)(inputs.map { Variable($0) })
                     }
                     let unfused = on(path, kernels: true) { conv(c)(inputs.map { Variable($0) }).maxPool2d(relu: relu).value }
                     guard let fused else { XCTFail("\(path): no fused kernel for \(c)"); continue }
@@ -175,13 +171,54 @@ final class FP32ConvTests: XCTestCase {
                 }
             }
         }
-        // Without the kernels (and with a tape) there is no fused op: callers run conv → pool.
+        // Without the kernels, or in training with the conv's own activation, there is no fused
+        // op: callers run conv → pool.
         let c = cases[1], inputs = operands(c, seed: 1)
-        XCTAssertNil(on(.portable, kernels: true) {
-            Variable(inputs[0]).conv2dMaxPool(weight: inputs[1], bias: inputs[2], pads: c.pads, activation: .identity, poolReLU: true)
-        })
-        XCTAssertNil(Tape().watch(inputs[0]).conv2dMaxPool(weight: inputs[1], bias: inputs[2], pads: c.pads,
-                                                           activation: .identity, poolReLU: true))
+        XCTAssertNil(on(.portable, kernels: true) { pooledConv(c, relu: true)(inputs.map { Variable($0) }) })
+        let tape = Tape()
+        XCTAssertNil(tape.watch(inputs[0]).conv2dMaxPool(weight: Variable(inputs[1]), bias: nil, pads: c.pads,
+                                                         activation: .relu, poolReLU: true))
+    }
+
+    /// Conv → pool cases: even and odd sizes, strides, groups, 130 channels.
+    var pooledCases: [Case] {
+        [cases[0], cases[1], cases[3], cases[5], cases[7], cases[11],
+         Case(x: [2, 9, 7, 4], w: [3, 3, 4, 24], pads: Self.same1, activation: .relu6)]
+    }
+
+    func pooledConv(_ c: Case, relu: Bool) -> ([Variable]) -> Variable? {
+        { v in
+            v[0].conv2dMaxPool(weight: v[1], bias: c.bias ? v[2] : nil, strideHeight: c.sh, strideWidth: c.sw, pads: c.pads,
+                               groups: c.groups, activation: c.activation, poolReLU: relu)
+        }
+    }
+
+    func testTrainingFusedMaxPoolEqualsConvThenPool() {
+        // The recorded op: value and every gradient bit for bit the unfused conv → pool, with
+        // ties (inputs on a coarse grid), a NaN, negative maxima, odd sizes.
+        for path in paths {
+            for (i, var c) in pooledCases.enumerated() {
+                c.activation = .identity
+                var inputs = operands(c, seed: UInt64(700 + 10 * i))
+                inputs[0].withUnsafeMutableBufferPointer { p in
+                    for j in p.indices { p[j] = (p[j] * 2).rounded() / 2 }
+                    if i == 2 { p[3] = .nan }
+                }
+                inputs[1].withUnsafeMutableBufferPointer { p in for j in p.indices { p[j] = (p[j] * 4).rounded() / 4 } }
+                for relu in [true, false] {
+                    let fused = on(path, kernels: true) {
+                        valueAndGradients(inputs, seed: UInt64(i)) { v in self.pooledConv(c, relu: relu)(v)! }
+                    }
+                    let unfused = on(path, kernels: true) {
+                        valueAndGradients(inputs, seed: UInt64(i)) { v in self.conv(c)(v).maxPool2d(relu: relu) }
+                    }
+                    assertBitEqual(fused.0, unfused.0, "\(path) relu \(relu) value, \(c)")
+                    for k in inputs.indices {
+                        assertBitEqual(fused.1[k]!, unfused.1[k]!, "\(path) relu \(relu) gradient \(k), \(c)")
+                    }
+                }
+            }
+        }
     }
 
     func testResultsDoNotDependOnTheThreadCount() {

@@ -40,6 +40,21 @@ int ec_conv2d_supported(int path);
 void ec_conv2d_forward(int path, int threads, const ec_conv2d_shape *s, const float *x, const float *w,
                        const float *bias, float *y, int act, const float *pool_floor);
 
+/// Training's conv → (ReLU →) 2×2 max pool: ec_conv2d_forward with pooling (floor 0: the pool's
+/// ReLU; −∞: none) that also records, per pooled value, where its gradient goes: winners
+/// [N, ⌊OH/2⌋, ⌊OW/2⌋, Cout] gets the first window position (0 ..< 4, row-major) equal to the pooled
+/// value — 3 when none is (NaN) — or 4 when the ReLU clipped it (pooled ≤ 0): the choices of the
+/// engine's maxPool2d backward, which therefore need not keep the full-size conv output.
+void ec_conv2d_forward_pool_winners(int path, int threads, const ec_conv2d_shape *s, const float *x, const float *w,
+                                    const float *bias, float *y, int act, float pool_floor, uint8_t *winners);
+
+/// The gradient of the conv output dz [N, H, W, C] (overwritten) from the pooled gradient dy
+/// [N, ⌊H/2⌋, ⌊W/2⌋, C] and the winners: dy at each window's winner, 0 elsewhere (code 4: 0
+/// everywhere); positions no window covers (odd H, W) get 0. With column_sums non-NULL, also
+/// column_sums[c] = Σ over dz's rows of dz[·, c], bit for bit what Tensor.columnSums computes.
+void ec_maxpool2x2_unpool(int path, int threads, long batch, long height, long width, long channels, const uint8_t *winners,
+                          const float *dy, float *dz, float *column_sums);
+
 /// dw = colᵀ · dy, group by group (dw [kh, kw, cin/groups, cout], overwritten): the weight
 /// gradient, with col the im2col matrix of x. Equals ec_sgemm(transA) on the whole im2col matrix
 /// bit for bit. On up to `threads` threads (the multiplications; the im2col chunks on the caller).

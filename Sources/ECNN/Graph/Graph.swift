@@ -28,10 +28,10 @@ public final class Graph: Module {
     public let consumers: [[Int]]
     /// The fused execution plan.
     public private(set) var steps: [GraphStep] = []
-    /// Inference: the steps whose Conv2D output goes only into the 2×2, stride-2 max pool of
-    /// the next step (through its fused ReLU, or directly): step index → that pool node and
-    /// whether it applies a ReLU. Such pairs run as one op (`Conv2D.forwardPooled`) when the
-    /// FP32 convolution kernels take them.
+    /// The steps whose Conv2D output goes only into the 2×2, stride-2 max pool of the next step
+    /// (through its fused ReLU, or directly): step index → that pool node and whether it
+    /// applies a ReLU. Such pairs run as one op (`Conv2D.forwardPooled`) when the FP32
+    /// convolution kernels take them, in inference and training alike.
     package private(set) var pooledConvolutions: [Int: (pool: Int, relu: Bool)] = [:]
 
     /// The graph's input value.
@@ -128,7 +128,7 @@ public final class Graph: Module {
         var pooled = false  // the previous step's convolution already computed this pool
         for (s, step) in steps.enumerated() {
             if pooled { pooled = false; continue }
-            if ctx.tape == nil, let (pool, relu) = pooledConvolutions[s], case let .node(i) = step,
+            if let (pool, relu) = pooledConvolutions[s], case let .node(i) = step,
                let conv = nodes[i].op.layer as? Conv2D, let x = values[nodes[i].inputs[0]],
                let y = conv.forwardPooled(x, ctx, activation: .identity, poolReLU: relu) {
                 _ = read(nodes[i].inputs[0])

@@ -62,6 +62,42 @@ package enum FP32Conv {
         } } }
     }
 
+    /// The pooled forward pass of training's conv → (ReLU →) 2×2 max pool (no activation of
+    /// the convolution's own), recording each pooled value's winner (`ec_conv2d_forward_pool_winners`).
+    package static func forward(_ g: Conv2DGeometry, _ x: Tensor, _ w: Tensor, bias: Tensor?, poolFloor: Float,
+                                winners: inout [UInt8], into y: inout Tensor) {
+        var s = shape(g)
+        let path = FP32Kernels.active.kernel!, threads = Int32(Parallel.workers)
+        x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in y.withUnsafeMutableBufferPointer { yp in
+            winners.withUnsafeMutableBufferPointer { win in
+                func run(_ bias: UnsafePointer<Float>?) {
+                    ec_conv2d_forward_pool_winners(path, threads, &s, xp.baseAddress!, wp.baseAddress!, bias, yp.baseAddress!,
+                                                   Int32(EC_ACT_NONE), poolFloor, win.baseAddress!)
+                }
+                if let bias { bias.withUnsafeBufferPointer { run($0.baseAddress!) } } else { run(nil) }
+            }
+        } } }
+    }
+
+    /// The convolution's output gradient `dz` (its shape `[N, H, W, C]`, overwritten) from the
+    /// pooled gradient `dy` and the recorded winners; with `columnSums`, also `dz.columnSums()`
+    /// (bit for bit), returned.
+    package static func unpool(_ dy: Tensor, winners: [UInt8], into dz: inout Tensor, columnSums: Bool) -> Tensor? {
+        let (n, h, w, c) = (dz.shape[0], dz.shape[1], dz.shape[2], dz.shape[3])
+        var sums: Tensor? = columnSums ? Tensor(uninitializedShape: [c]) : nil
+        dy.withUnsafeBufferPointer { gp in dz.withUnsafeMutableBufferPointer { dp in winners.withUnsafeBufferPointer { win in
+            if sums != nil {
+                sums!.withUnsafeMutableBufferPointer { sp in
+                    ec_maxpool2x2_unpool(FP32Kernels.active.kernel!, Int32(Parallel.workers), n, h, w, c, win.baseAddress!, gp.baseAddress!, dp.baseAddress!,
+                                         sp.baseAddress!)
+                }
+            } else {
+                ec_maxpool2x2_unpool(FP32Kernels.active.kernel!, Int32(Parallel.workers), n, h, w, c, win.baseAddress!, gp.baseAddress!, dp.baseAddress!, nil)
+            }
+        } } }
+        return sums
+    }
+
     /// `dw = colᵀ · dy` group by group (`dw` overwritten).
     package static func weightGradient(_ g: Conv2DGeometry, _ x: Tensor, _ dy: Tensor, into dw: inout Tensor) {
         var s = shape(g)
