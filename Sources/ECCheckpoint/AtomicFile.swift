@@ -28,6 +28,17 @@ public enum AtomicFile {
     /// `write(_:to:)` with a hook run just before the rename; tests make it throw to simulate
     /// a failure at the last moment.
     static func write(_ data: Data, to url: URL, beforeRename: () throws -> Void) throws {
+        do {
+            try writeViaTemporary(data, to: url, beforeRename: beforeRename)
+        } catch let CheckpointError.fileSystem(operation, path, reason) where path != url.path {
+            // Name the file the caller asked for, not the hidden temporary one (whose name means
+            // nothing to a user): "write" covers creating, writing, syncing and renaming it.
+            let step = operation.hasPrefix("rename") ? "write (rename into place)" : "write (\(operation))"
+            throw CheckpointError.fileSystem(operation: step, path: url.path, reason: reason)
+        }
+    }
+
+    private static func writeViaTemporary(_ data: Data, to url: URL, beforeRename: () throws -> Void) throws {
         let directory = url.deletingLastPathComponent()
         let temporary = directory.appendingPathComponent(temporaryName(for: url.lastPathComponent))
         var fd = try FileSystem.openFile(temporary.path, O_WRONLY | O_CREAT | O_EXCL)

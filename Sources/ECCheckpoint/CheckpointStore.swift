@@ -88,6 +88,24 @@ public struct CheckpointStore {
 
         try makeStoreDirectory()
         let staging = directory.appendingPathComponent(".tmp-\(target.lastPathComponent)-\(FileSystem.uniqueSuffix())")
+        do {
+            try write(staging: staging, target: target, step: step, tensorsData: tensorsData, state: state,
+                      extraEntries: Array(extraEntries.keys))
+        } catch let CheckpointError.fileSystem(operation, path, reason) where path.hasPrefix(staging.path) {
+            // Name the checkpoint being written, not its hidden staging directory.
+            throw CheckpointError.fileSystem(operation: "save checkpoint (\(operation))",
+                                             path: target.path + path.dropFirst(staging.path.count), reason: reason)
+        }
+        try FileSystem.fsyncDirectory(directory)
+        try failpoint(.committed)
+        try prune(keepLast: keepLast, newStep: step)
+        return CheckpointReference(step: step, url: target)
+    }
+
+    /// Writes the checkpoint's files into `staging`, then renames it to `target`; on failure
+    /// the staging directory is removed.
+    private func write(staging: URL, target: URL, step: Int, tensorsData: Data, state: Data,
+                       extraEntries: [String]) throws {
         try FileSystem.makeDirectory(staging)
         var committed = false
         defer { if !committed { try? FileSystem.removeItem(staging) } }
@@ -99,16 +117,12 @@ public struct CheckpointStore {
         let manifest = CheckpointManifest(step: step,
                                           files: [(CheckpointManifest.stateFileName, state),
                                                   (CheckpointManifest.tensorsFileName, tensorsData)],
-                                          extraEntries: Array(extraEntries.keys))
+                                          extraEntries: extraEntries)
         try AtomicFile.write(try manifest.encoded(), to: staging.appendingPathComponent(CheckpointManifest.fileName))
         try failpoint(.manifestWritten)
 
         try commit(staging, to: target)
         committed = true
-        try FileSystem.fsyncDirectory(directory)
-        try failpoint(.committed)
-        try prune(keepLast: keepLast, newStep: step)
-        return CheckpointReference(step: step, url: target)
     }
 
     private func makeStoreDirectory() throws {

@@ -72,9 +72,14 @@ public enum BLAS {
     /// The thread count OpenBLAS will use.
     public static var threads: Int { Int(openblas_get_num_threads()) }
 
-    /// The name of the kernel family OpenBLAS chose for this CPU (e.g. "Haswell", or
-    /// "Prescott" under `OPENBLAS_CORETYPE=Prescott`).
-    public static var openBLASCoreName: String { openblas_get_corename().map { String(cString: $0) } ?? "unknown" }
+    /// The kernel set ("core") OpenBLAS chose when it loaded (`Haswell`, `SkylakeX`, `Zen`,
+    /// or a generic one such as `Prescott`); `BLASCoreSelection` corrects a generic choice.
+    public static var coreName: String { openblas_get_corename().map { String(cString: $0) } ?? "unknown" }
+
+    /// The library's build description (`OpenBLAS 0.3.21 DYNAMIC_ARCH … MAX_THREADS=64`).
+    public static var configuration: String {
+        (openblas_get_config().map { String(cString: $0) } ?? "OpenBLAS").split(separator: " ").joined(separator: " ")
+    }
 }
 
 extension Tensor {

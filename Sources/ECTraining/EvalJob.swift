@@ -20,7 +20,7 @@ public enum EvalJob {
         } else {
             model = try config.makeModel(for: data.signature)
         }
-        if let source { try WeightLoader.load(into: model, from: source) }
+        if let source { try WeightLoader.load(into: model, from: source, log: log) }
         return try Evaluator.evaluate(model, on: data.test, communicator: communicator)
     }
 

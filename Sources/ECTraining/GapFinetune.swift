@@ -35,17 +35,21 @@ public final class GapFinetune {
     ///   - inputShape, classes: the data the pruning run trained on (`JobData`'s signature),
     ///     Fashion-MNIST's by default; used only for save_dirs without `model.json` (a zoo
     ///     model is then rebuilt for that data).
-    public init(modelDir: String, inputShape: [Int] = [28, 28, 1], classes: Int = 10) throws {
+    ///   - log: where newer checkpoints of `modelDir` that fail verification are named, with
+    ///     the one used instead.
+    public init(modelDir: String, inputShape: [Int] = [28, 28, 1], classes: Int = 10, log: Logger? = nil) throws {
         let dir = URL(fileURLWithPath: modelDir)
         let hookWeights = dir.appendingPathComponent(SavedRun.weightsFile("pruner"))
         let tensors: NamedTensors, tensorsPath: String, source: URL, state: JobState?
-        if let latest = try SavedRun.latestCheckpoint(in: dir) {
+        if let latest = try SavedRun.latestCheckpoint(in: dir, onSkip: { reference, error in
+            log?.warning("skipping checkpoint \(reference.url.path): \(error)")
+        }) {
             (tensors, tensorsPath, source, state) = (latest.tensors, latest.tensorsPath, latest.url, try SavedRun.jobState(of: latest))
         } else if FileManager.default.fileExists(atPath: hookWeights.path) {
             tensors = try SafeTensors.read(from: hookWeights).tensors(file: hookWeights.path)
             (tensorsPath, source, state) = (hookWeights.path, hookWeights, nil)
         } else {
-            _ = try SavedRun.requireLatestCheckpoint(in: modelDir)  // throws, naming the folder
+            _ = try SavedRun.requireLatestCheckpoint(in: modelDir, log: log)  // throws, naming the folder
             preconditionFailure("unreachable: no checkpoint was found")
         }
         let model = try SavedRun.modelSkeleton(in: dir, state: state, inputShape: inputShape, classes: classes)

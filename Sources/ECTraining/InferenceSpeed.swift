@@ -9,6 +9,11 @@ public struct InferenceSpeed: Codable, Equatable {
     /// Median latency of one sample, microseconds.
     public let batch1Microseconds: Double
 
+    public init(batch256SamplesPerSecond: Double, batch1Microseconds: Double) {
+        self.batch256SamplesPerSecond = batch256SamplesPerSecond
+        self.batch1Microseconds = batch1Microseconds
+    }
+
     enum CodingKeys: String, CodingKey {
         case batch256SamplesPerSecond = "batch256_samples_per_second", batch1Microseconds = "batch1_microseconds"
     }

@@ -55,7 +55,7 @@ public func quantizeGraph(_ model: Model, mode: QuantizeMode, modelDir: String, 
     try config.validate()
     switch mode {
     case .train:
-        if let source = config.pretrainedModel { try WeightLoader.load(into: model, from: source) }
+        if let source = config.pretrainedModel { try WeightLoader.load(into: model, from: source, log: log) }
         let plan = try QuantizationPlan.build(model: model, config: config)
         if writePlan { try plan.write(to: URL(fileURLWithPath: modelDir)) }
         return QuantizedGraph(mode: mode, plan: plan, quantizer: nil, int8: nil)

@@ -34,11 +34,20 @@ public enum SavedRun {
         return latest
     }
 
-    /// `requireLatestCheckpoint`, warning through `log` about each newer checkpoint skipped.
+    /// `requireLatestCheckpoint`, warning through `log` about each newer checkpoint skipped and
+    /// naming the one used instead — the one helper `eval`, `export`, `init_from` and
+    /// `pretrained_model` share, so no command scores or exports an older checkpoint silently
+    /// (`inspect` lists the skipped ones in its output; `--resume` warns in `CheckpointHook`).
     static func requireLatestCheckpoint(in saveDir: String, log: Logger?) throws -> Checkpoint {
-        try requireLatestCheckpoint(in: saveDir) { reference, error in
+        var skipped = 0
+        let latest = try requireLatestCheckpoint(in: saveDir) { reference, error in
+            skipped += 1
             log?.warning("skipping checkpoint \(reference.url.path): \(error)")
         }
+        if skipped > 0 {
+            log?.warning("using \(latest.url.path) (step \(latest.step)), the newest checkpoint of \(saveDir) that verifies")
+        }
+        return latest
     }
 
     /// The checkpoint's job state (`state.json`).

@@ -16,27 +16,43 @@ public struct TrainOutcome {
 /// Runs a training job described by a `JobConfig`: the library function behind
 /// `easycompress train`. Every rank calls it; the chief alone logs and writes `save_dir`.
 public enum TrainJob {
+    /// Trains the job on this rank (every rank calls it).
     ///
     /// With `resume`, training continues from the newest checkpoint in `save_dir` (weights,
-    /// optimizer state, step and data position) instead of starting over.
+    /// optimizer state, step and data position) instead of starting over. A save_dir that
+    /// already holds a run is refused unless `resume` (continue it) or `overwrite` (replace it:
+    /// its run files are removed once every check has passed) is given.
     ///
     /// `model` replaces the zoo model the job names (GapFinetune's extracted model); `data`, the
     /// job's data when the caller has loaded them already (`JobData.load`).
     ///
-    /// The data are loaded and the model built (a zoo model for the data's image shape and
-    /// classes; a given one checked against them) before anything is written. The chief then
-    /// saves the job as `save_dir/config.json` and, unless the job says `report: false`, writes
-    /// `save_dir/report.html` (`RunReport`) at the end.
+    /// Everything is checked before anything is written (`JobChecks`): the job's values, the
+    /// data, the model, `init_from` / `pretrained_model`, the compressors against the model,
+    /// the checkpoint to resume from, and the save_dir; a job that fails any check leaves its
+    /// save_dir exactly as it was. Then the chief saves the job as `save_dir/config.json` and,
+    /// unless the job says `report: false`, writes `save_dir/report.html` (`RunReport`) at the end.
     public static func run(_ config: JobConfig, communicator: Communicator, log: Logger,
-                           resume: Bool = false, data loaded: JobData? = nil,
+                           resume: Bool = false, overwrite: Bool = false, data loaded: JobData? = nil,
                            model makeModel: (() throws -> Model)? = nil) throws -> TrainOutcome {
         configureThreads(config.threads)
-        let data = try loaded ?? JobData.load(config.dataset)
-        guard let train = data.train else { preconditionFailure("TrainJob needs the training split: JobData.load(_:train: .all)") }
-        let test = data.test
-        let built = try makeModel?() ?? config.makeModel(for: data.signature)
-        try data.signature.requireFits(built)
-        log.info("data: \(data.summary)")
+        let checked = try JobChecks.run(config, communicator: communicator, log: log, resume: resume, overwrite: overwrite,
+                                        data: loaded, makeModel: makeModel)
+        // Every rank has passed its checks before the chief writes: a rank that failed has
+        // aborted the job (`failJob`) and the others never get past this barrier.
+        try communicator.barrier()
+        if communicator.isChief {
+            let dir = SaveDirectory(path: config.saveDir)
+            if overwrite, let old = dir.existingRun() {
+                try dir.clearRun()
+                log.info("--overwrite: removed the run that was in \(config.saveDir) (\(old))")
+            }
+            try dir.create()
+            try AtomicFile.write(config.recordedJSON(), to: dir.url.appendingPathComponent("config.json"))
+            try checked.quantizationPlan?.write(to: dir.url)
+        }
+        if let source = config.initFrom ?? config.quantizer?.pretrainedModel {
+            log.info("initialised \(checked.model.name) from \(source)")
+        }
         var run = RunConfig(saveDir: config.saveDir, communicator: communicator, log: log)
         run.logEvery = config.logEvery
         run.checkpointEvery = config.checkpointEvery
@@ -46,40 +62,15 @@ public enum TrainJob {
         run.resume = resume
         run.threadReplicas = config.threadReplicas
         run.syncBatchNorm = config.syncBatchNorm
-        if config.initFrom != nil, config.quantizer?.pretrainedModel != nil {
-            throw ConfigError.invalid(path: "compression.quantizer.pretrained_model",
-                                      reason: "the job also has init_from: give the starting weights once")
-        }
-        let estimator = Estimator(modelFn: {
-            let model = built
-            if let q = config.quantizer {
-                do { try q.validate(against: model) } catch {
-                    throw ConfigError.invalid(path: "compression.quantizer", reason: "\(error)")
-                }
-            }
-            if let source = config.initFrom {
-                try WeightLoader.load(into: model, from: source)
-            }
-            if let q = config.quantizer {  // loads pretrained_model, writes save_dir/quantization_plan.json
-                try quantizeGraph(model, mode: .train, modelDir: config.saveDir, config: q, writePlan: communicator.isChief)
-            }
-            if let source = config.initFrom ?? config.quantizer?.pretrainedModel {
-                log.info("initialised \(model.name) from \(source)")
-            }
-            return model
-        }, optimizerFn: { try makeOptimizer(config.optimizer, totalSteps: $0) }, config: run)
-        let calibration = train.gather(0..<min(256, train.count)).images
-        if communicator.isChief {
-            let dir = URL(fileURLWithPath: config.saveDir)
-            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-            try AtomicFile.write(config.recordedJSON(), to: dir.appendingPathComponent("config.json"))
-        }
+        let model = checked.model
+        let estimator = Estimator(modelFn: { model }, optimizerFn: { try makeOptimizer(config.optimizer, totalSteps: $0) },
+                                  config: run)
         let outcome = try trainAndEvaluate(
             estimator: estimator,
-            trainSpec: TrainSpec(data: train, batchSize: config.batchSize, seed: config.seed, epochs: config.epochs,
+            trainSpec: TrainSpec(data: checked.train, batchSize: config.batchSize, seed: config.seed, epochs: config.epochs,
                                  maxSteps: config.steps),
-            evalSpec: EvalSpec(data: test, everySteps: config.evalEvery),
-            compressors: try config.makeCompressors(calibration: calibration))
+            evalSpec: EvalSpec(data: checked.test, everySteps: config.evalEvery),
+            compressors: checked.compressors)
         if config.report && communicator.isChief { RunReport.write(saveDir: outcome.saveDir, log: log) }
         return outcome
     }

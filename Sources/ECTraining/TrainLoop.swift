@@ -48,12 +48,19 @@ struct TrainLoop {
         hooks += faults.filter { $0.fault == .kill } as [SessionRunHook]
 
         var start = (step: 0, position: BatchPosition(epoch: 0, stepInEpoch: 0))
-        if rc.resume, let restored = try checkpoints.restore(model: model, optimizer: optimizer, worldSize: comm.size) {
-            start = (restored.step, restored.position)
-            for hook in compressionHooks { hook.pendingRestore = restored.compressors[hook.compressor.kind] }
-            checkpoints.position = restored.position
-            metrics.discardLines(after: restored.step)
-            log.info("resumed from step \(restored.step) of \(saveDir.path)")
+        if rc.resume {
+            if let restored = try checkpoints.restore(model: model, optimizer: optimizer, worldSize: comm.size) {
+                start = (restored.step, restored.position)
+                for hook in compressionHooks { hook.pendingRestore = restored.compressors[hook.compressor.kind] }
+                checkpoints.position = restored.position
+                metrics.discardLines(after: restored.step)
+                log.info("resumed from step \(restored.step) of \(saveDir.path)")
+            } else {
+                // Nothing to resume (a run stopped before its first checkpoint): start over,
+                // without the old run's metric lines.
+                metrics.discardLines(after: -1)
+                log.info("no checkpoint in \(saveDir.path) to resume from: starting at step 0")
+            }
         }
         log.info("training \(model.name) (\(model.parameterCount) params) on \(trainSpec.data.count) samples, "
                  + "\(totalSteps) steps of global batch \(trainSpec.batchSize) on \(comm.size) rank(s); FP32 GEMM: \(FP32Kernels.path)")

@@ -11,6 +11,9 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
     /// The parameters a rank received from the chief at the start are not the ones the chief
     /// sent (their XXH64 checksums differ); `tensor` is the first that differs in name order.
     case initialBroadcastCorrupted(rank: Int, tensor: String, received: UInt64, sent: UInt64)
+    /// Resuming, but every checkpoint in `directory` failed verification (`damaged`: each
+    /// checkpoint's folder name and error, newest first).
+    case noUsableCheckpoint(directory: String, damaged: [String])
 
     public var description: String {
         switch self {
@@ -25,6 +28,9 @@ public enum TrainingError: Error, Equatable, CustomStringConvertible {
         case let .initialBroadcastCorrupted(rank, tensor, received, sent):
             return "initial parameter broadcast (chief → every rank, before step 1) arrived corrupted on rank \(rank): "
                 + "'\(tensor)' hashes to \(hex(received)), the chief sent \(hex(sent)) (XXH64; first differing tensor in name order)"
+        case let .noUsableCheckpoint(directory, damaged):
+            return "cannot resume: every checkpoint in \(directory) fails verification (\(damaged.joined(separator: "; "))); "
+                + "nothing was changed. Hint: restore a checkpoint from a copy, or start again with --overwrite"
         }
     }
 }

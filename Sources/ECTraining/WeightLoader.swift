@@ -13,8 +13,10 @@ import ECTensor
 /// Every model tensor must be present with its exact shape; tensors the model does not have
 /// (optimizer state, compressor state) are ignored.
 public enum WeightLoader {
-    public static func load(into model: Model, from path: String) throws {
-        assign(try weights(for: model, from: readTensors(from: path), file: path), to: model)
+    /// - Parameter log: where a save_dir's newer checkpoints that fail verification are named,
+    ///   with the older one used instead (`SavedRun.requireLatestCheckpoint`).
+    public static func load(into model: Model, from path: String, log: Logger? = nil) throws {
+        assign(try weights(for: model, from: readTensors(from: path, log: log), file: path), to: model)
     }
 
     /// The model's tensors among `tensors` (Keras names mapped to scope paths), every one
@@ -35,8 +37,9 @@ public enum WeightLoader {
         for p in model.parameters { p.value = weights[p.name]! }
     }
 
-    /// The Float tensors stored at `path` (file, checkpoint directory or save_dir).
-    public static func readTensors(from path: String) throws -> NamedTensors {
+    /// The Float tensors stored at `path` (file, checkpoint directory or save_dir: its newest
+    /// checkpoint that verifies, newer damaged ones warned about through `log`).
+    public static func readTensors(from path: String, log: Logger? = nil) throws -> NamedTensors {
         let url = URL(fileURLWithPath: path)
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
@@ -47,10 +50,7 @@ public enum WeightLoader {
         }
         let checkpoints = url.appendingPathComponent("checkpoints")
         if FileManager.default.fileExists(atPath: checkpoints.path) {
-            guard let latest = try CheckpointStore(directory: checkpoints).loadLatest() else {
-                throw CheckpointError.checkpointNotFound(directory: checkpoints.path, step: nil)
-            }
-            return latest.tensors
+            return try SavedRun.requireLatestCheckpoint(in: path, log: log).tensors
         }
         return try CheckpointStore(directory: url.deletingLastPathComponent()).load(url).tensors
     }

@@ -22,7 +22,11 @@ struct EasyCompress: ParsableCommand {
           easycompress report runs/fmnist-cnn-pruned    # → DIR/report.html
         See docs/getting-started.md.
         """,
+        version: (["easycompress (EasyCompression for Swift)"] + SystemReport.lines).joined(separator: "\n"),
         subcommands: [Train.self, Finetune.self, Eval.self, Export.self, Inspect.self, Report.self])
+
+    /// The subcommands' names, for "did you mean".
+    static var commandNames: [String] { configuration.subcommands.map { $0._commandName } + ["help"] }
 }
 
 struct Train: ParsableCommand {
@@ -36,6 +40,7 @@ struct Train: ParsableCommand {
           easycompress train --config job.yaml
           easycompress train --config job.yaml --debug     # cross-rank checks
           easycompress train --config job.yaml --resume    # from the last checkpoint
+          easycompress train --config job.yaml --overwrite # replace the run in save_dir
           mpirun -np 2 easycompress train --config job.yaml
         """)
 
@@ -48,6 +53,9 @@ struct Train: ParsableCommand {
     @Flag(name: .long, help: "Continue from the newest checkpoint in save_dir (weights, optimizer, step, data position); the job key `resume: true` does the same.")
     var resume = false
 
+    @Flag(name: .long, help: "Replace the run save_dir already holds (its checkpoints, metrics, summary, config, report); without --resume or --overwrite such a save_dir is refused.")
+    var overwrite = false
+
     @Flag(name: .long, help: "Print nothing but errors.")
     var quiet = false
 
@@ -55,7 +63,7 @@ struct Train: ParsableCommand {
         try runJob(quiet: quiet) { world, log in
             var job = try JobConfig.load(file: config)
             if debug && job.debugCheckEvery == 0 { job.debugCheckEvery = 10 }
-            _ = try TrainJob.run(job, communicator: world, log: log, resume: resume || job.resume)
+            _ = try TrainJob.run(job, communicator: world, log: log, resume: resume || job.resume, overwrite: overwrite)
         }
     }
 }
@@ -82,12 +90,17 @@ struct Finetune: ParsableCommand {
     @Flag(name: .long, help: "Continue from the newest checkpoint in the job's save_dir.")
     var resume = false
 
+    @Flag(name: .long, help: "Replace the run the job's save_dir already holds; without --resume or --overwrite such a save_dir is refused.")
+    var overwrite = false
+
     @Flag(name: .long, help: "Print nothing but errors.")
     var quiet = false
 
     func run() throws {
         try runJob(quiet: quiet) { world, log in
-            _ = try FinetuneJob.run(JobConfig.load(file: config), from: from, communicator: world, log: log, resume: resume)
+            let job = try JobConfig.load(file: config)
+            _ = try FinetuneJob.run(job, from: from, communicator: world, log: log, resume: resume || job.resume,
+                                    overwrite: overwrite)
         }
     }
 }
@@ -139,7 +152,12 @@ struct Export: ParsableCommand {
         integer path on the test set. bsr: a sparsity run's kernels in BSR form. \
         Each prints the test accuracy of what was exported.
 
+        Without --config, the job is read from the run's own record, \
+        <from>/config.json.
+
         Examples:
+          easycompress export --format onnx --from runs/fmnist-cnn \\
+              --out runs/fmnist-cnn.onnx
           easycompress export --format onnx --from runs/fmnist-cnn \\
               --config examples/fmnist-cnn.yaml --out runs/fmnist-cnn.onnx
           easycompress export --format int8 --from runs/fmnist-cnn-qat \\
@@ -156,15 +174,15 @@ struct Export: ParsableCommand {
     @Option(name: .long, help: "The save_dir of the job (training, pruning, fine-tuning, quantization-aware or sparsity).")
     var from: String
 
-    @Option(name: .long, help: "That job's file (model, data; for QDQ/int8 the quantizer's plan).")
-    var config: String
+    @Option(name: .long, help: "That job's file (model, data; for QDQ/int8 the quantizer's plan); default: the job the run recorded, <from>/config.json.")
+    var config: String?
 
     @Option(name: .long, help: "The file to write.")
     var out: String
 
     func run() throws {
         try runJob(quiet: false) { _, log in
-            let job = try JobConfig.load(file: config)
+            let job = try config.map { try JobConfig.load(file: $0) } ?? JobConfig.load(savedIn: from)
             switch format {
             case .int8: _ = try ExportJob.runInt8(job, from: from, output: out, log: log)
             case .onnx: _ = try ExportJob.runONNX(job, from: from, output: out, log: log)
@@ -247,6 +265,7 @@ func runJob(quiet: Bool, _ body: (Communicator, Logger) throws -> Void) throws {
         throw ExitCode(1)
     }
     let log = Logger(rank: world.rank, worldSize: world.size, quiet: quiet)
+    if let note = BLASCoreSelection.note { log.info(note) }  // the chief, once
     do {
         try body(world, log)
         try (world as? MPICommunicator)?.finalize()
@@ -259,4 +278,20 @@ func runJob(quiet: Bool, _ body: (Communicator, Logger) throws -> Void) throws {
 
 extension ExportJob.Format: ExpressibleByArgument {}
 
+/// A first argument that is neither an option nor a subcommand: a usage error with the closest
+/// subcommand suggested (`easycompress trian` → "did you mean 'train'?"), exit 64 as the
+/// argument parser's other usage errors.
+func refuseUnknownCommand(_ arguments: [String]) {
+    guard let first = arguments.first, !first.hasPrefix("-"), !EasyCompress.commandNames.contains(first) else { return }
+    let suggestion = ConfigNode.closest(to: first, in: EasyCompress.commandNames).map { " (did you mean '\($0)'?)" } ?? ""
+    let commands = EasyCompress.commandNames.filter { $0 != "help" }.joined(separator: ", ")
+    FileHandle.standardError.write(Data(("error: unknown command '\(first)'\(suggestion)\n"
+                                         + "commands: \(commands); see 'easycompress --help'\n").utf8))
+    exit(64)
+}
+
+// Before anything else — MPI above all: with a generic OpenBLAS core on an AVX2/AVX-512 CPU
+// this re-executes the process with the right OPENBLAS_CORETYPE (every rank does, itself).
+BLASCoreSelection.ensureSuitableCore()
+refuseUnknownCommand(Array(CommandLine.arguments.dropFirst()))
 EasyCompress.main()

@@ -15,6 +15,8 @@ struct BenchOptions {
     /// `--ab`: train and inference alternate the engine's FP32 kernels and OpenBLAS round by
     /// round in one process (ratios from interleaved rounds, not from separate runs).
     var ab = false
+    /// The pruning run `--mode pruner` measures (default `runs/fmnist-cnn-pruned`, launch/demo's).
+    var from: String?
 
     static func parse<S: Sequence>(_ args: S) -> BenchOptions where S.Element == String {
         var o = BenchOptions()
@@ -29,13 +31,20 @@ struct BenchOptions {
             case "--dir": o.dir = it.next()
             case "--only": o.only = (o.only ?? []).union([it.next() ?? ""])
             case "--ab": o.ab = true
+            case "--from": o.from = it.next()
             default:
-                FileHandle.standardError.write(Data("usage: ecbench [--mode train|inference|dp-train|collectives|bn|pruner|qat|int8|sparse|onnx|imported|torchvision|gemm|products|peer-train|peer-inference] [--threads N] [--steps N] [--repeats N] [--out DIR] [--dir DIR] [--only NAME] [--ab]\n".utf8))
+                FileHandle.standardError.write(Data("usage: ecbench [--mode train|inference|dp-train|collectives|bn|pruner|qat|int8|sparse|onnx|imported|torchvision|gemm|products|peer-train|peer-inference] [--threads N] [--steps N] [--repeats N] [--out DIR] [--dir DIR] [--only NAME] [--ab] [--from SAVE_DIR]\n".utf8))
                 exit(2)
             }
         }
         return o
     }
+}
+
+/// A benchmark that cannot run, and why.
+struct BenchError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }
 
 /// Seconds taken by `body`.

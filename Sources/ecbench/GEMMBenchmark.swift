@@ -21,7 +21,7 @@ struct GEMMBenchmark {
         print("== FP32 GEMM: own kernels vs OpenBLAS, 1 and \(threads) thread(s), median of \(options.repeats) alternated rounds; "
               + "figures are preliminary on a shared machine")
         print("CPU: \(cpuModel())")
-        print("OpenBLAS core: \(BLAS.openBLASCoreName); active path: \(FP32Kernels.path) (EC_FP32_KERNEL=\(ProcessInfo.processInfo.environment["EC_FP32_KERNEL"] ?? "unset"))")
+        print("OpenBLAS core: \(BLAS.coreName); active path: \(FP32Kernels.path) (EC_FP32_KERNEL=\(ProcessInfo.processInfo.environment["EC_FP32_KERNEL"] ?? "unset"))")
         let peak = measurePeak(threads: threads)
         let widest = FP32Kernels.best == .avx512 ? 16 : 8
         print(String(format: "FMA peak (measured, tight loop of independent FMAs on %@): %.0f GFLOP/s on one core = %.2f GHz × 2 FMA units × %d lanes × 2 FLOP; %.0f GFLOP/s on %d cores at once",

@@ -166,7 +166,7 @@ struct ProductsBenchmark {
         let peak = FP32Kernels.measurePeak(path: FP32Kernels.best, seconds: 0.5)
         print("")
         print("== conv/dense products of fmnist-cnn: own kernels (\(FP32Kernels.best.rawValue)) vs im2col + own GEMM vs im2col + OpenBLAS "
-              + "(core \(BLAS.openBLASCoreName)), one thread; figures are preliminary on a shared machine")
+              + "(core \(BLAS.coreName)), one thread; figures are preliminary on a shared machine")
         print(String(format: "FMA peak of one core (%@, measured): %.0f GFLOP/s", FP32Kernels.best.rawValue, peak / 1e9))
         let saved = Parallel.workers
         Parallel.workers = 1

@@ -22,13 +22,15 @@ import Foundation
 // Every figure is printed with the reference it is compared to, measured in the same run;
 // lines starting with RESULT are read by launch/bench.
 
+BLASCoreSelection.ensureSuitableCore()  // before MPI: a generic OpenBLAS core on an AVX CPU re-executes with the right one
 let options = BenchOptions.parse(CommandLine.arguments.dropFirst())
 TrainJob.configureThreads(options.threads)
 do {
     let world = try World.current()
     if world.isChief && options.mode != "peer-kernels" {
-        print("ecbench \(options.mode) — \(world.size) rank(s) × \(options.threads) thread(s), FP32 GEMM: \(FP32Kernels.path) "
-              + "(OpenBLAS core \(BLAS.openBLASCoreName)), \(Date())")
+        print("ecbench \(options.mode) — \(world.size) rank(s) × \(options.threads) thread(s), FP32 GEMM: \(FP32Kernels.path), \(Date())")
+        print("CPU: \(CPUInfo.current.summary); BLAS core \(BLAS.coreName)")
+        if let note = BLASCoreSelection.note { print(note) }
     }
     switch options.mode {
     case "train": try TrainingBenchmark(options: options).run()
@@ -47,7 +49,7 @@ do {
     case "products": try ProductsBenchmark(options: options).run()
     case "peer-kernels":
         print("kernels: \(FP32Kernels.path) (the engine's own GEMM\(FP32Kernels.active == .openblas ? "" : " and convolution") kernels; "
-              + "OpenBLAS core \(BLAS.openBLASCoreName) as reference and fallback)")
+              + "OpenBLAS core \(BLAS.coreName) as reference and fallback)")
     case "peer-train": try PeerBenchmark(options: options).train()
     case "peer-inference": try PeerBenchmark(options: options).inference()
     default:

@@ -122,6 +122,23 @@ final class CheckpointStoreLoadingTests: XCTestCase {
         }
     }
 
+    /// An I/O failure while the checkpoint is staged names the checkpoint being written, never
+    /// the hidden staging directory (a name that means nothing to a user).
+    func testASaveFailureNamesTheCheckpointNotItsStagingDirectory() throws {
+        var failing = store!
+        let directory = store.directory
+        failing.failpoint = { stage in
+            guard stage == .stateWritten else { return }
+            let staging = try FileManager.default.contentsOfDirectory(atPath: directory.path).first { $0.hasPrefix(".tmp-") }!
+            throw CheckpointError.fileSystem(operation: "write", path: directory.appendingPathComponent(staging).path + "/state.json",
+                                             reason: "No space left on device (errno 28)")
+        }
+        let error = checkpointError { try failing.save(step: 20, tensors: sampleTensors(), state: Data("{}".utf8), keepLast: 1) }
+        XCTAssertEqual(error, .fileSystem(operation: "save checkpoint (write)",
+                                          path: store.url(step: 20).path + "/state.json", reason: "No space left on device (errno 28)"))
+        XCTAssertEqual(try names(), ["step-00000010"])
+    }
+
     func testOldCheckpointsAreDeletedOnlyAfterTheNewOneIsComplete() throws {
         var failing = store!
         failing.failpoint = { if $0 == .committed { throw SimulatedCrash() } }

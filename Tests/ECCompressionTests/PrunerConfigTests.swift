@@ -15,11 +15,17 @@ final class PrunerConfigTests: XCTestCase {
         XCTAssertEqual(config.pruneSortRange, .global)
         XCTAssertEqual(config.prunableOpTypes, ["Conv2D", "MatMul"])
         XCTAssertEqual(config.emaAlpha, 0.95)
+        XCTAssertEqual(config.channelMultiple, 1)
         XCTAssertNoThrow(try config.validate())
     }
 
     func testBadValuesNameTheKeyTheValueAndTheRange() {
         assertInvalid(PrunerConfig(compressionRatio: 1.5), "pruner.compression_ratio must be in [0, 1], got 1.5")
+        // In range but meaningless: a ratio of 1 would remove every prunable parameter.
+        assertInvalid(PrunerConfig(compressionRatio: 1),
+                      "pruner.compression_ratio = 1: that would remove every prunable parameter, which no model survives "
+                      + "(the pruner keeps at least one channel per group, so it could never reach it); use a fraction "
+                      + "below 1, e.g. 0.75")
         assertInvalid(PrunerConfig(compressionRatio: -0.25), "pruner.compression_ratio must be in [0, 1], got -0.25")
         assertInvalid(PrunerConfig(compressionRatio: .nan), "pruner.compression_ratio must be in [0, 1], got nan")
         assertInvalid(PrunerConfig(stepInterval: 0), "pruner.step_interval must be > 0, got 0")
@@ -30,13 +36,14 @@ final class PrunerConfigTests: XCTestCase {
                       "pruner.prune_sort_range must be \"global\" or \"local\", got \"galactic\"")
         assertInvalid(PrunerConfig(emaAlpha: 0), "pruner.ema_alpha must be in (0, 1], got 0")
         assertInvalid(PrunerConfig(emaAlpha: 1.5), "pruner.ema_alpha must be in (0, 1], got 1.5")
+        assertInvalid(PrunerConfig(channelMultiple: 0), "pruner.channel_multiple must be in [1, 1024], got 0")
         assertInvalid(PrunerConfig(excludeScopes: ["fc2", ""]),
                       "pruner.exclude_scopes[1] is an empty scope; hint: scopes are \"/\"-separated paths such as "
                       + "\"block1/conv2\"")
     }
 
     func testBoundaryValuesAreAccepted() {
-        for config in [PrunerConfig(compressionRatio: 1), PrunerConfig(compressionRatio: 0, emaAlpha: 1),
+        for config in [PrunerConfig(compressionRatio: 0.999), PrunerConfig(compressionRatio: 0, emaAlpha: 1),
                        PrunerConfig(pruneSortRange: .local, prunableOpTypes: ["MatMul"], emaAlpha: 1e-6)] {
             XCTAssertNoThrow(try config.validate())
         }

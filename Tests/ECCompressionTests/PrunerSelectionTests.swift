@@ -75,7 +75,8 @@ final class PrunerSelectionTests: XCTestCase {
         for range in PruneSortRange.allowed {
             let model = TinyNet.model()
             let fc2Bias = model.parameter(named: "fc2/bias")!.value
-            let pruner = try preparedPruner(PrunerConfig(compressionRatio: 1, pruneSortRange: range),
+            // 0.999: more than keeping one channel per group allows (1 itself is refused).
+            let pruner = try preparedPruner(PrunerConfig(compressionRatio: 0.999, pruneSortRange: range),
                                             model: model, groups: TinyNet.groups)
             try decide(pruner, trial: 1, importance: ["conv1": [1, 2, 3, 4], "conv2": [1, 1, 1, 1, 1, 1],
                                                       "fc1": [0, 0, 0, 0, 0]])
@@ -112,6 +113,46 @@ final class PrunerSelectionTests: XCTestCase {
             XCTAssertGreaterThanOrEqual(pruner.removedParameterCount, previous)
             XCTAssertGreaterThanOrEqual(pruner.achievedRatio, pruner.schedule.targetFraction(afterTrial: trial))
             previous = pruner.removedParameterCount
+        }
+    }
+
+    /// `channel_multiple: 8`: every group keeps a multiple of 8 channels (a narrower group is
+    /// kept whole), across gradual trials, in both sorts; the least important channels go first
+    /// and the target is reached within one chunk's parameters. Widths that are not multiples of
+    /// 8 are aligned by their first chunk (27 → 24).
+    func testChannelMultipleKeepsAlignedCountsInBothSorts() throws {
+        let shapes: [(name: String, inputs: Int, outputs: Int)] = [("a", 4, 32), ("b", 6, 27), ("c", 3, 64), ("d", 5, 6)]
+        let importance: [String: [Float]] = Dictionary(uniqueKeysWithValues: shapes.enumerated().map { i, s in
+            (s.name, (0..<s.outputs).map { Float(($0 * 37 + i * 11) % (s.outputs + 5)) + 1 })
+        })
+        let total = shapes.reduce(0) { $0 + ($1.inputs + 1) * $1.outputs }
+        for range in PruneSortRange.allowed {
+            for ratio in [0.3, 0.5, 0.7] {  // at most 477 of 641 removable: 8 channels left in a, b, c
+                let (model, groups) = parallelDenseNet(shapes)
+                let pruner = try preparedPruner(PrunerConfig(compressionRatio: ratio, numTrials: 3, pruneSortRange: range,
+                                                             channelMultiple: 8), model: model, groups: groups)
+                for trial in 1...3 {
+                    try decide(pruner, trial: trial, importance: importance)
+                    for s in shapes {
+                        let flags = try XCTUnwrap(pruner.keepFlags(group: s.name))
+                        let kept = flags.filter { $0 }.count
+                        let tag = "\(s.name) (\(range.rawValue), ratio \(ratio), trial \(trial)): kept \(kept)"
+                        if s.outputs < 8 {
+                            XCTAssertEqual(kept, s.outputs, tag)
+                        } else {
+                            XCTAssertTrue(kept == s.outputs || (kept % 8 == 0 && kept >= 8), tag)
+                        }
+                        let scores = importance[s.name]!
+                        let prunedMax = pruned(flags).map { scores[$0] }.max() ?? -1
+                        XCTAssertLessThanOrEqual(prunedMax, flags.indices.filter { flags[$0] }.map { scores[$0] }.min()!, tag)
+                    }
+                }
+                let removed = Double(pruner.removedParameterCount), target = ratio * Double(total)
+                XCTAssertGreaterThanOrEqual(removed, target, "\(range.rawValue) \(ratio)")
+                if range == .global {
+                    XCTAssertLessThan(removed - 8 * 7, target, "overshoot of more than one chunk (8 channels of ≤ 7 parameters)")
+                }
+            }
         }
     }
 }

@@ -159,4 +159,34 @@ final class PrunerTests: XCTestCase {
         XCTAssertEqual(thrownError(PrunerError.self) { try unprepared.afterStep(1, model: TinyNet.model(), channel: channel) },
                        .notPrepared(operation: "afterStep"))
     }
+
+    /// The sparsifier's scope check, shared (`ScopeFilter.requireMatches`): a scope that names no
+    /// prunable kernel, or scopes that leave no prunable group, are refused at `prepare` rather
+    /// than run as a job that prunes less than asked, or nothing.
+    func testScopesThatMatchNothingOrLeaveNothingToPruneAreRefused() throws {
+        let model = try XCTUnwrap(ModelZoo.make("fmnist-cnn", seed: 1))
+        func prepareError(_ config: PrunerConfig) throws -> String? {
+            let pruner = try Pruner(config: config)
+            do {
+                try pruner.prepare(model: model, communicator: SingleProcessCommunicator())
+                return nil
+            } catch {
+                return "\(error)"
+            }
+        }
+        XCTAssertEqual(try prepareError(PrunerConfig(compressionRatio: 0.5, includeScopes: ["conv2", "conv9"])),
+                       "pruner.include_scopes: 'conv9' matches no Conv2D/MatMul kernel of fmnist-cnn "
+                       + "(kernels: conv1/weight, conv2/weight, fc1/weight, fc2/weight)")
+        XCTAssertEqual(try prepareError(PrunerConfig(compressionRatio: 0.5, excludeScopes: ["fc_1"])),
+                       "pruner.exclude_scopes: 'fc_1' matches no Conv2D/MatMul kernel of fmnist-cnn "
+                       + "(kernels: conv1/weight, conv2/weight, fc1/weight, fc2/weight)")
+        // A MatMul layer when only Conv2D may be pruned.
+        XCTAssertEqual(try prepareError(PrunerConfig(compressionRatio: 0.5, includeScopes: ["fc1"], prunableOpTypes: ["Conv2D"])),
+                       "pruner.include_scopes: 'fc1' matches no Conv2D kernel of fmnist-cnn (kernels: conv1/weight, conv2/weight)")
+        // Only the classifier in scope: nothing can be pruned.
+        let nothing = try XCTUnwrap(try prepareError(PrunerConfig(compressionRatio: 0.5, includeScopes: ["fc2"])))
+        XCTAssertTrue(nothing.hasPrefix("pruner: no channel group of fmnist-cnn inside include_scopes [\"fc2\"]"), nothing)
+        XCTAssertNil(try prepareError(PrunerConfig(compressionRatio: 0.5, includeScopes: ["conv1", "fc1/"],
+                                                   excludeScopes: ["conv2"])))
+    }
 }

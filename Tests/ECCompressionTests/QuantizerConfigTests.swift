@@ -106,6 +106,19 @@ final class QuantizerConfigTests: XCTestCase {
                       + "block3/conv2, fc)")
     }
 
+    func testScopesMustMatchAQuantizableLayer() throws {
+        let fmnist = try XCTUnwrap(ModelZoo.make("fmnist-cnn", seed: 1))
+        XCTAssertNoThrow(try QuantizerConfig(includeScopes: ["conv1", "fc1"], excludeScopes: ["conv1"]).validate(against: fmnist))
+        assertInvalid(QuantizerConfig(includeScopes: ["conv1", "conv_2"]), against: fmnist,
+                      "quantizer.include_scopes: 'conv_2' matches no Conv2D/MatMul layer of fmnist-cnn "
+                      + "(layers: conv1, conv2, fc1, fc2)")
+        assertInvalid(QuantizerConfig(excludeScopes: ["pool1"]), against: fmnist,
+                      "quantizer.exclude_scopes: 'pool1' matches no Conv2D/MatMul layer of fmnist-cnn "
+                      + "(layers: conv1, conv2, fc1, fc2)")
+        let resnet = try XCTUnwrap(ModelZoo.make("resnet-mini", seed: 1))
+        XCTAssertNoThrow(try QuantizerConfig(includeScopes: ["block2"]).validate(against: resnet), "an enclosing scope")
+    }
+
     func testThePretrainedModelMustExist() throws {
         let fmnist = try XCTUnwrap(ModelZoo.make("fmnist-cnn", seed: 1))
         assertInvalid(QuantizerConfig(pretrainedModel: "/x"), against: fmnist,

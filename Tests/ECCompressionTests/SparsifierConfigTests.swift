@@ -19,6 +19,8 @@ final class SparsifierConfigTests: XCTestCase {
     func testBadValuesNameTheKey() {
         let cases: [(SparsifierConfig, String)] = [
             (SparsifierConfig(targetSparseRatio: 1.5), "sparsifier.target_sparse_ratio must be in [0, 1], got 1.5"),
+            (SparsifierConfig(targetSparseRatio: 1), "sparsifier.target_sparse_ratio = 1: that would zero every weight of "
+                + "the sparsified kernels; use a fraction below 1, e.g. 0.9"),
             (SparsifierConfig(sparseBlockShape: [0, 16]), "sparsifier.sparse_block_shape must be > 0 in both dimensions (found 0), got [0, 16]"),
             (SparsifierConfig(sparseBlockShape: [4]), "sparsifier.sparse_block_shape must be two integers [rows, columns], got [4]"),
             (SparsifierConfig(stepInterval: 0), "sparsifier.step_interval must be > 0, got 0"),

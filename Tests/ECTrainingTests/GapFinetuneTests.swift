@@ -49,4 +49,22 @@ final class GapFinetuneTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("no pruner keep flags"), "\($0)")
         }
     }
+
+    /// The before column is what it is — the pruning run's masked model, not "the original" —
+    /// and the accuracy change says it includes the fine-tuning (issue #13, item 12).
+    func testTheTableLabelsThePrunedMaskedModelAndTheTraining() throws {
+        let report = FinetuneReport(
+            from: "runs/p", paramsBefore: 421_642, paramsAfter: 208_871, flopsBefore: 8_482_304, flopsAfter: 5_431_194,
+            accuracyPruned: 0.9097, accuracyExtractedBeforeFinetune: 0.9097, accuracyAfterFinetune: 0.9207,
+            inferenceBefore: InferenceSpeed(batch256SamplesPerSecond: 8480, batch1Microseconds: 155.1),
+            inferenceAfter: InferenceSpeed(batch256SamplesPerSecond: 10395, batch1Microseconds: 110.1),
+            channels: ["conv1": [32, 16]], finetuneEpochs: 1)
+        let table = report.table
+        XCTAssertFalse(table.contains("original"), table)
+        XCTAssertTrue(table.contains("pruned (masked)"), table)
+        XCTAssertTrue(table.contains("+1.10 pt after 1 epoch of fine-tuning"), table)
+        XCTAssertTrue(table.contains("a dense model trained as long gains too"), table)
+        let json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(report)) as? [String: Any]
+        XCTAssertEqual(json?["finetune_epochs"] as? Double, 1)
+    }
 }

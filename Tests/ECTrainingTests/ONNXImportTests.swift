@@ -99,7 +99,7 @@ final class ONNXImportTests: XCTestCase {
     /// check every 10 steps, then `export --format onnx`: ONNX Runtime gives the engine's outputs.
     func testFineTuningOnTwoRanksThenExportingRoundTrips() throws {
         guard try PythonRunner.require("numpy, onnx, onnxruntime, safetensors") else { return }
-        for name in ["keras_concat"] {
+        for name in ["keras_concat", "torch_resnet"] {
             let saveDir = work.appendingPathComponent("\(name)-tuned").path, config = work.appendingPathComponent("\(name).yaml").path
             try """
                 model: {onnx: \(fixture(name).path)}
@@ -129,6 +129,54 @@ final class ONNXImportTests: XCTestCase {
             assertClose(onnx, outputs(tuned, x), absolute: 1e-4, relative: 1e-4, "\(name): the fine-tuned export in ONNX Runtime vs the engine")
             XCTAssertNotEqual(outputs(tuned, x), outputs(try Model(onnx: fixture(name)), x), "the weights did change")
         }
+    }
+
+    /// Pruning an imported MobileNetV2-style model (depthwise convolutions, inverted residuals,
+    /// ReLU6, batch norm) on 2 ranks, in multiples of 8 channels, with the replica check every step: the chief's masks are
+    /// bit for bit those of one process running the same 2 shards as thread replicas (batch norm
+    /// synchronised, every sum in rank order), and GapFinetune extracts a model that computes what the masked one does.
+    func testPruningAnImportedModelOnTwoRanksMatchesTwoReplicas() throws {
+        let name = "torch_mobilenetv2"
+        func job(_ tag: String, extra: String = "") throws -> (String, String) {
+            let saveDir = work.appendingPathComponent(tag).path, config = work.appendingPathComponent("\(tag).yaml").path
+            try """
+                model: {onnx: \(fixture(name).path)}
+                dataset: {limit_train: 1280, limit_test: 200}
+                steps: 12
+                batch_size: 64
+                optimizer: {name: sgd, lr: 0.005, momentum: 0.9}
+                debug_check_every: 1
+                save_dir: \(saveDir)
+                compression: {pruner: {compression_ratio: 0.5, step_interval: 4, num_trials: 3, channel_multiple: 8}}
+                threads: 1
+                sync_batch_norm: true
+                \(extra)
+                """.write(toFile: config, atomically: true, encoding: .utf8)
+            return (config, saveDir)
+        }
+        let one = try job("one", extra: "thread_replicas: 2"), two = try job("two")
+        XCTAssertEqual(try TrainCommand.run(one.0).status, 0)
+        let r = try TrainCommand.run(two.0, ranks: 2, timeoutSeconds: 300)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        func masks(_ dir: String) throws -> NamedTensors {
+            let t = try WeightLoader.readTensors(from: dir)
+            return NamedTensors(t.sorted.filter { $0.name.hasPrefix("pruner/keep/") }.map { ($0.name, $0.tensor) })
+        }
+        let m1 = try masks(one.1), m2 = try masks(two.1)
+        XCTAssertFalse(m1.names.isEmpty)
+        XCTAssertTrue(m1.names.contains { $0.contains("features.1/block/block.0/block.0.0/Conv") }, "the expand conv of a block is a group: \(m1.names)")
+        XCTAssertEqual(m1.names, m2.names)
+        XCTAssertTrue(m1.names.contains { Int(m1[$0]!.scalars.reduce(0, +)) < m1[$0]!.count }, "something is pruned")
+        for n in m1.names {
+            XCTAssertEqual(m1[n], m2[n], "\(n): 2 ranks prune what 2 thread replicas prune")
+            let kept = Int(m1[n]!.scalars.reduce(0, +))
+            XCTAssertTrue(kept % 8 == 0 || kept == m1[n]!.count, "\(n): channel_multiple 8, kept \(kept)")
+        }
+        assertBitIdentical(try WeightLoader.readTensors(from: two.1), try WeightLoader.readTensors(from: one.1), "2 ranks vs 2 thread replicas")
+        let ft = try GapFinetune(modelDir: two.1)
+        XCTAssertLessThan(ft.model.parameterCount, ft.original.parameterCount)
+        let x = try Dataset.load(.test, limit: 16).images
+        assertClose(ft.model.predict(x), ft.original.predict(x), absolute: 1e-4, relative: 1e-4, "extracted vs masked")
     }
 
     /// The integer path on imported graphs: quantized convolutions and dense layers on the int8
@@ -197,6 +245,57 @@ final class ONNXImportTests: XCTestCase {
         let r = try TrainCommand.run(config)
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.stderr.contains("garbage.onnx: not a readable ONNX model"), r.stderr)
+    }
+
+    /// A model saved with external data (as `torch.onnx.export` writes models over 2 GB: the
+    /// weights in `NAME.onnx.data` beside the file, saved here by onnx's own `save_as_external_data`)
+    /// imports with the same weights; a missing or truncated data file, or a location outside the
+    /// model's folder, is an error naming the tensor.
+    func testExternalDataIsReadFromBesideTheModel() throws {
+        guard try PythonRunner.require("onnx") else { return }
+        let folder = work.appendingPathComponent("ext"), file = folder.appendingPathComponent("model.onnx")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let save = """
+            import onnx, sys
+            m = onnx.load(sys.argv[1])
+            onnx.save_model(m, sys.argv[2], save_as_external_data=True, all_tensors_to_one_file=True,
+                            location=sys.argv[3], size_threshold=0)
+            if sys.argv[4] != "-":  # rewrite the first tensor's location, leaving the data alone
+                m = onnx.load(sys.argv[2], load_external_data=False)
+                for entry in m.graph.initializer[0].external_data:
+                    if entry.key == "location":
+                        entry.value = sys.argv[4]
+                onnx.save_model(m, sys.argv[2])
+            """
+        let r = try PythonRunner.run(save, [fixture("keras_concat").path, file.path, "model.onnx.data", "-"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let data = folder.appendingPathComponent("model.onnx.data")
+        XCTAssertGreaterThan(try FileManager.default.attributesOfItem(atPath: file.path)[.size] as! Int, 0)
+        XCTAssertLessThan(try Data(contentsOf: file).count, 20_000, "the weights are outside the model file")
+        let x = try Dataset.load(.test, limit: 8).images
+        let original = try Model(onnx: fixture("keras_concat")), external = try Model(onnx: file)
+        XCTAssertEqual(outputs(external, x), outputs(original, x))
+        // From memory there is no folder to look in.
+        XCTAssertThrowsError(try ONNXImporter.model(from: Data(contentsOf: file), file: "m.onnx", name: "m")) {
+            XCTAssertTrue("\($0)".contains("keeps its data in an external file, and the model was read from memory"), "\($0)")
+        }
+        // Truncated, then missing.
+        let bytes = try Data(contentsOf: data)
+        try bytes.prefix(bytes.count / 2).write(to: data)
+        XCTAssertThrowsError(try Model(onnx: file)) {
+            XCTAssertTrue("\($0)".contains("model.onnx: ") && "\($0)".contains("are outside the file"), "\($0)")
+        }
+        try FileManager.default.removeItem(at: data)
+        XCTAssertThrowsError(try Model(onnx: file)) {
+            XCTAssertTrue("\($0)".contains("model.onnx.data', which cannot be read"), "\($0)")
+        }
+        // A location that leaves the model's folder.
+        let escape = folder.appendingPathComponent("escape.onnx")
+        let e = try PythonRunner.run(save, [fixture("keras_concat").path, escape.path, "w.data", "../w.data"])
+        XCTAssertEqual(e.status, 0, e.stderr)
+        XCTAssertThrowsError(try Model(onnx: escape)) {
+            XCTAssertTrue("\($0)".contains("must be a path inside the model's folder"), "\($0)")
+        }
     }
 
     /// `input [N, 4]` → `op` → `output`: one node named `the_node` (serialized ModelProto).

@@ -74,8 +74,76 @@ final class CLITests: XCTestCase {
                         saying: "pruner.prunable_op_types: unknown op type 'Conv3D' (allowed: Conv2D, MatMul)")
         try assertFails("compression: {pruner: {prune_sort_range: galactic}}\n",
                         saying: "compression.pruner.prune_sort_range must be one of \"global\", \"local\", got \"galactic\"")
+        try assertFails("compression: {pruner: {channel_multiple: 0}}\n",
+                        saying: "compression.pruner.channel_multiple must be in [1, 1024], got 0")
         try assertFails("compression: {pruner: {compresion_ratio: 0.5}}\n",
                         saying: "unknown config key 'compression.pruner.compresion_ratio' (did you mean 'compression.pruner.compression_ratio'?)")
+    }
+
+    /// Values in range that cannot mean what they say are errors with the reason (issue #13,
+    /// item 8); integers too large say so (item 9).
+    func testMeaninglessValuesAreErrorsWithAReason() throws {
+        let data = "dataset: {limit_train: 200, limit_test: 100}\nsave_dir: \(work.path)/never\n"
+        try assertFails("compression: {pruner: {compression_ratio: 1.0}}\n",
+                        saying: "pruner.compression_ratio = 1: that would remove every prunable parameter")
+        try assertFails("compression: {sparsifier: {target_sparse_ratio: 1}}\n",
+                        saying: "sparsifier.target_sparse_ratio = 1: that would zero every weight")
+        try assertFails(data + "compression: {pruner: {compression_ratio: 0.5, exclude_scopes: [fc_1]}}\n",
+                        saying: "compression.pruner: pruner.exclude_scopes: 'fc_1' matches no Conv2D/MatMul kernel of fmnist-cnn")
+        try assertFails(data + "compression: {pruner: {compression_ratio: 0.5, include_scopes: [fc2]}}\n",
+                        saying: "pruner: no channel group of fmnist-cnn inside include_scopes [\"fc2\"]")
+        try assertFails(data + "compression: {quantizer: {include_scopes: [conv3]}}\n",
+                        saying: "compression.quantizer: quantizer.include_scopes: 'conv3' matches no Conv2D/MatMul layer of fmnist-cnn")
+        try assertFails(data + "batch_size: 256\n",
+                        saying: "batch_size: 256 is larger than the training set of 200 samples (dataset.limit_train)")
+        try assertFails("optimizer: {name: adam, momentum: 0.9}\n",
+                        saying: "optimizer.momentum: applies to the sgd optimizer only, and this job's optimizer is adam")
+        try assertFails("optimizer: {name: adamw, nesterov: true}\n", saying: "optimizer.nesterov: applies to the sgd optimizer only")
+        try assertFails("optimizer: {name: sgd, beta1: 0.8}\n",
+                        saying: "optimizer.beta1: applies to the adam/adamw optimizer only, and this job's optimizer is sgd")
+        try assertFails("optimizer: {epsilon: 1.0e-7}\n", saying: "optimizer.epsilon: applies to the adam/adamw optimizer only")
+        try assertFails("optimizer: {schedule: {name: cosine, step_size: 100}}\n",
+                        saying: "optimizer.schedule.step_size: applies to the step schedule only, and this job's schedule is cosine")
+        try assertFails("optimizer: {schedule: {gamma: 0.5}}\n", saying: "optimizer.schedule.gamma: applies to the step schedule only")
+        try assertFails("optimizer: {schedule: {name: step, min_lr: 0.001}}\n",
+                        saying: "optimizer.schedule.min_lr: applies to the cosine schedule only")
+        try assertFails("steps: 99999999999999999999\n", saying: "steps must be in [1, 1000000000], got 99999999999999999999")
+        try assertFails("batch_size: 99999999999999999999\n", saying: "batch_size: 99999999999999999999 is too large (at most 9223372036854775807)")
+        try assertFails("seed: -99999999999999999999\n", saying: "seed: -99999999999999999999 is too small (at least 0)")
+        try assertFails("threads: 1.0e+30\n", saying: "threads must be in [1, 256], got 1e+30")
+        // The keys that do apply are accepted (the job then fails later, on the missing data).
+        try assertFails("optimizer: {name: adam, beta1: 0.8, epsilon: 1.0e-7, schedule: {name: cosine, min_lr: 0.001}}\n"
+                        + "dataset: {path: \(work.path)}\nsave_dir: \(work.path)/x\n", status: 1, saying: "train-images-idx3-ubyte")
+    }
+
+    /// A global batch smaller than the number of ranks leaves a rank without data at every step.
+    func testFewerSamplesPerStepThanRanksIsRefused() throws {
+        let config = try job("dataset: {limit_train: 64, limit_test: 64}\nbatch_size: 1\nsteps: 1\nsave_dir: \(work.path)/r\n")
+        let r = try MPIRun.run(ranks: 2, [try TestPaths.executable("easycompress"), "train", "--config", config])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("batch_size: 1 samples per step cannot be shared by 2 ranks"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "\(work.path)/r/config.json"), "nothing written")
+    }
+
+    func testAMisspeltCommandGetsASuggestion() throws {
+        for (typed, suggestion) in [("trian", "train"), ("evel", "eval"), ("fintune", "finetune"), ("exprot", "export")] {
+            let r = try cli([typed, "--config", "job.yaml"])
+            XCTAssertEqual(r.status, 64, r.stderr)
+            XCTAssertTrue(r.stderr.contains("error: unknown command '\(typed)' (did you mean '\(suggestion)'?)"), r.stderr)
+        }
+        let far = try cli(["frobnicate"])
+        XCTAssertEqual(far.status, 64)
+        XCTAssertTrue(far.stderr.contains("unknown command 'frobnicate'\ncommands: train, finetune, eval, export, inspect, report"),
+                      far.stderr)
+    }
+
+    func testVersionPrintsTheKernelsInUse() throws {
+        let r = try cli(["--version"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        for line in ["easycompress (EasyCompression for Swift)", "CPU: ", "BLAS: OpenBLAS", "core in use: ", "engine kernels:",
+                     "  int8 GEMM: ", "  block-sparse matmul: "] {
+            XCTAssertTrue(r.stdout.contains(line), "«\(line)» in \(r.stdout)")
+        }
     }
 
     func testMissingFilesAreClearErrors() throws {

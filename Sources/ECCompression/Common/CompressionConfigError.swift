@@ -20,6 +20,12 @@ public enum CompressionConfigError: Error, Equatable, CustomStringConvertible {
     case missingFile(key: String, path: String)
     /// A key given together with its alias (`pretrained_model` and the seed's `pretrain_model`).
     case conflictingKeys(key: String, alias: String)
+    /// A scope of an include/exclude list that matches nothing the compressor acts on
+    /// (`ScopeFilter.requireMatches`): `noun` says what a candidate is, `candidates` lists them.
+    case unmatchedScope(key: String, scope: String, noun: String, model: String, candidates: [String])
+    /// A value inside its range that cannot mean what was asked (a ratio that would remove every
+    /// weight); `reason` says why and what to use instead.
+    case meaningless(key: String, value: String, reason: String)
 
     public var description: String {
         switch self {
@@ -38,6 +44,11 @@ public enum CompressionConfigError: Error, Equatable, CustomStringConvertible {
             return "\(key): no such file or directory: \(path.isEmpty ? "\"\"" : path)"
         case let .conflictingKeys(key, alias):
             return "\(key) and \(alias) are both given (\(alias) is the seed's alias of \(key)); hint: keep one"
+        case let .unmatchedScope(key, scope, noun, model, candidates):
+            let plural = noun.split(separator: " ").last.map { String($0) + "s" } ?? "candidates"
+            return "\(key): '\(scope)' matches no \(noun) of \(model) (\(plural): \(candidates.joined(separator: ", ")))"
+        case let .meaningless(key, value, reason):
+            return "\(key) = \(value): \(reason)"
         }
     }
 

@@ -42,3 +42,28 @@ public struct ScopeFilter: Equatable, Sendable {
         return String(s)
     }
 }
+
+extension ScopeFilter {
+    /// The check every compressor makes of its scope lists against the model (a typo would
+    /// otherwise silently compress too little, or the layer an exclude scope meant to protect):
+    /// every scope of every list must match at least one of `candidates` (parameter paths or
+    /// layer scopes, whatever the compressor filters).
+    ///
+    /// - Parameters:
+    ///   - lists: the config's lists by seed key (`sparsifier.include_scopes`, …), checked in order.
+    ///   - candidates: what the scopes are matched against.
+    ///   - noun: what a candidate is, for the message (`Conv2D/MatMul kernel`, `Conv2D/MatMul layer`).
+    ///   - model: the model's name, for the message.
+    /// - Throws: `CompressionConfigError.unmatchedScope` naming the first scope that matches nothing.
+    public static func requireMatches(_ lists: [(key: String, scopes: [String])], candidates: [String],
+                                      noun: String, model: String) throws {
+        for (key, scopes) in lists {
+            if let unmatched = scopes.first(where: { scope in
+                !candidates.contains { ScopeFilter.scope(normalised(scope), matches: $0) }
+            }) {
+                throw CompressionConfigError.unmatchedScope(key: key, scope: unmatched, noun: noun, model: model,
+                                                            candidates: candidates.sorted())
+            }
+        }
+    }
+}

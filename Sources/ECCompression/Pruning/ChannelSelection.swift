@@ -21,51 +21,79 @@ enum ChannelSelection {
         return importance.map { Double($0) / mean }
     }
 
+    /// The fewest channels `group` may keep when kept counts are multiples of `multiple`: one
+    /// multiple, or every channel when the group is narrower than that (it is kept whole).
+    static func floor(_ group: ChannelGroup, multiple: Int) -> Int {
+        group.channels < multiple ? group.channels : multiple
+    }
+
     /// Global sort: every kept channel of every group is ranked by
     ///
     ///     key_c = Ĩ_c / parametersPerChannel(group)
     ///
     /// (normalised importance per parameter its removal saves) and pruned lowest-first — ties
-    /// by group id, then channel — skipping a group's last kept channel, until
-    /// `elements.removedCounted ≥ target`. The target is thus reached within one channel's
-    /// parameters. NaN keys rank last.
+    /// by group id, then channel — never below a group's `floor`, until
+    /// `elements.removedCounted ≥ target`. NaN keys rank last.
+    ///
+    /// With `multiple` > 1 a group's channels go in chunks that keep its count a multiple of
+    /// `multiple`: its least important kept channels, as many as align it first, then
+    /// `multiple` at a time; a chunk's key is the mean of its channels' keys (non-decreasing
+    /// within a group, so taking the lowest chunk of any group each time is the same greedy).
+    /// With 1 every chunk is one channel and the order is the plain ranking above. The target is
+    /// thus reached within one chunk's parameters.
     static func global(groups: [ChannelGroup], importance: [String: [Float]], keep: inout [String: [Bool]],
-                       elements: inout PrunedElements, target: Double) {
+                       elements: inout PrunedElements, target: Double, multiple: Int = 1) {
         guard Double(elements.removedCounted) < target else { return }
-        var candidates: [(key: Double, group: Int, channel: Int)] = []
-        var keptCount: [Int] = []
-        for (g, group) in groups.enumerated() {
+        // Each group's kept channels with their keys, least important first (ties by channel).
+        var queues: [(channels: [(key: Double, channel: Int)], next: Int)] = []
+        for group in groups {
             let flags = keep[group.id]!
             let norm = normalized(importance[group.id]!, keep: flags)
             let cost = Double(group.parametersPerChannel)
-            for c in 0..<group.channels where flags[c] {
+            let kept = (0..<group.channels).filter { flags[$0] }.map { c -> (key: Double, channel: Int) in
                 let key = norm[c] / cost
-                candidates.append((key.isNaN ? .infinity : key, g, c))
+                return (key.isNaN ? .infinity : key, c)
             }
-            keptCount.append(flags.reduce(0) { $0 + ($1 ? 1 : 0) })
+            queues.append((kept.sorted { $0.key != $1.key ? $0.key < $1.key : $0.channel < $1.channel }, 0))
         }
-        candidates.sort { a, b in
-            if a.key != b.key { return a.key < b.key }
-            if a.group != b.group { return a.group < b.group }  // groups are in id order
-            return a.channel < b.channel
+        // The next chunk of group g: its channel range in the queue and its key; nil when the
+        // group is at its floor.
+        func chunk(_ g: Int) -> (range: Range<Int>, key: Double)? {
+            let queue = queues[g], left = queue.channels.count - queue.next
+            let size = left % multiple == 0 ? multiple : left % multiple
+            guard left - size >= floor(groups[g], multiple: multiple) else { return nil }
+            let range = queue.next..<(queue.next + size)
+            let sum = queue.channels[range].reduce(0.0) { $0 + $1.key }
+            return (range, sum.isNaN ? .infinity : sum / Double(size))
         }
-        for candidate in candidates {
-            if Double(elements.removedCounted) >= target { break }
-            guard keptCount[candidate.group] > 1 else { continue }
-            let group = groups[candidate.group]
-            keep[group.id]![candidate.channel] = false
-            keptCount[candidate.group] -= 1
-            elements.prune(channel: candidate.channel, of: group)
+        var heads = groups.indices.map(chunk)
+        while Double(elements.removedCounted) < target {
+            // The lowest key; ties go to the lower group (groups are in id order).
+            var best: Int?
+            for g in groups.indices {
+                guard let head = heads[g] else { continue }
+                if let b = best, let current = heads[b], current.key <= head.key { continue }
+                best = g
+            }
+            guard let g = best, let head = heads[g] else { break }
+            let group = groups[g]
+            for entry in queues[g].channels[head.range] {
+                keep[group.id]![entry.channel] = false
+                elements.prune(channel: entry.channel, of: group)
+            }
+            queues[g].next = head.range.upperBound
+            heads[g] = chunk(g)
         }
     }
 
-    /// Local sort: every group prunes the same fraction f of its channels — ⌊f·channels⌋, at
-    /// most channels − 1, at least what it has already pruned — choosing its lowest-importance
+    /// Local sort: every group prunes the same fraction f of its channels — ⌊f·channels⌋, fewer
+    /// where needed to keep `floor` channels and a kept count that is a multiple of `multiple`
+    /// (rounding the kept count up), at least what it has already pruned — choosing its lowest-importance
     /// kept channels (raw importance; the order within one group needs no normalisation). f is
     /// the smallest fraction of the form j / channels(g) for which the removed parameters reach
     /// `target` (binary search: the removed count grows with f), or the largest one if none does.
     static func local(groups: [ChannelGroup], importance: [String: [Float]], keep: inout [String: [Bool]],
-                      elements: inout PrunedElements, target: Double) {
+                      elements: inout PrunedElements, target: Double, multiple: Int = 1) {
         guard Double(elements.removedCounted) < target else { return }
         // Each group's kept channels, least important first (ties by channel index).
         let order: [[Int]] = groups.map { group in
@@ -90,7 +118,9 @@ enum ChannelSelection {
         func apply(_ f: (j: Int, n: Int), keep: inout [String: [Bool]], elements: inout PrunedElements) {
             for (g, group) in groups.enumerated() {
                 let pruned = group.channels - order[g].count
-                let wanted = min(group.channels - 1, f.j * group.channels / f.n)
+                let kept = group.channels - f.j * group.channels / f.n
+                let aligned = max(floor(group, multiple: multiple), (kept + multiple - 1) / multiple * multiple)
+                let wanted = group.channels - min(group.channels, aligned)
                 for c in order[g].prefix(max(0, wanted - pruned)) {
                     keep[group.id]![c] = false
                     elements.prune(channel: c, of: group)

@@ -10,10 +10,26 @@ extension Pruner {
     /// let pruner = try Pruner(config: PrunerConfig(compressionRatio: 0.5, stepInterval: 1000, numTrials: 10))
     /// let hook = CompressionHook(pruner, saveDir: "output")
     /// ```
+    ///
+    /// At `prepare`, every include/exclude scope must match a kernel of a layer whose op type is
+    /// in `prunable_op_types` (`CompressionConfigError.unmatchedScope`), and with a ratio above
+    /// 0 at least one channel group must be prunable (`PrunerError.nothingToPrune`): a job
+    /// whose scopes leave nothing to prune is refused, not run as a no-op.
     public convenience init(config: PrunerConfig) throws {
         try self.init(config: config) { model in
-            ChannelGroups.build(model: model, prunableOpTypes: config.prunableOpTypes,
-                                scopes: ScopeFilter(include: config.includeScopes, exclude: config.excludeScopes))
+            let candidates = model.graph.allModules.filter { config.prunableOpTypes.contains($0.opType) }
+                .flatMap { $0.ownParameters.filter { $0.role == .weight }.map(\.name) }
+            try ScopeFilter.requireMatches([("pruner.include_scopes", config.includeScopes),
+                                            ("pruner.exclude_scopes", config.excludeScopes)],
+                                           candidates: candidates,
+                                           noun: config.prunableOpTypes.joined(separator: "/") + " kernel", model: model.name)
+            let groups = ChannelGroups.build(model: model, prunableOpTypes: config.prunableOpTypes,
+                                             scopes: ScopeFilter(include: config.includeScopes, exclude: config.excludeScopes))
+            if config.compressionRatio > 0, !groups.contains(where: \.prunable) {
+                throw PrunerError.nothingToPrune(model: model.name, includeScopes: config.includeScopes,
+                                                 excludeScopes: config.excludeScopes)
+            }
+            return groups
         }
     }
 }

@@ -170,10 +170,10 @@ public final class Pruner: MaskCompressor {
         let target = schedule.targetFraction(afterTrial: trial) * Double(prunableParameterCount)
         if config.pruneSortRange == .local {
             ChannelSelection.local(groups: prunable, importance: importance, keep: &newKeep, elements: &newElements,
-                                   target: target)
+                                   target: target, multiple: config.channelMultiple)
         } else {
             ChannelSelection.global(groups: prunable, importance: importance, keep: &newKeep, elements: &newElements,
-                                    target: target)
+                                    target: target, multiple: config.channelMultiple)
         }
         return newKeep.mapValues { .mask(Mask($0)) }
     }

@@ -36,7 +36,7 @@ public struct PruneSortRange: RawRepresentable, Hashable, Codable, Sendable, Exp
 /// their kernels and biases are counted, each element once even when both its input and its
 /// output channel are pruned. See `Pruner` for the exact count.
 public struct PrunerConfig: Codable, Equatable, Sendable {
-    /// Target fraction pruned, in [0, 1] (unit above). Default 0.
+    /// Target fraction pruned, in [0, 1) (unit above; 1 would remove everything). Default 0.
     public var compressionRatio: Double
     /// Training steps between two pruning operations, > 0. Default 1.
     public var stepInterval: Int
@@ -56,6 +56,13 @@ public struct PrunerConfig: Codable, Equatable, Sendable {
     /// at the first step's Taylor score — a meaningful (one-shot) criterion. α > 1 is refused:
     /// the weight 1 − α of each new score would be negative and the average would diverge.
     public var emaAlpha: Double
+    /// Every pruned group keeps a multiple of this many channels, ≥ 1 (Torch-Pruning's
+    /// `round_to`). Default 1: any count. Inference runtimes block channels by 8 or 16 (ONNX
+    /// Runtime's NCHWc layout, the engine's 16-wide vectors): a layer of 6 or 27 channels can
+    /// run slower than the 16 or 32 it came from, so pruning for speed wants 8. A group with
+    /// fewer channels than the multiple is kept whole. The target is then reached within one
+    /// multiple's parameters instead of one channel's.
+    public var channelMultiple: Int
 
     /// The op types that have output channels to prune.
     public static let supportedOpTypes = ["Conv2D", "MatMul"]
@@ -63,7 +70,7 @@ public struct PrunerConfig: Codable, Equatable, Sendable {
     public init(compressionRatio: Double = 0, stepInterval: Int = 1, numTrials: Int = 1,
                 includeScopes: [String] = [], excludeScopes: [String] = [],
                 pruneSortRange: PruneSortRange = .global, prunableOpTypes: [String] = PrunerConfig.supportedOpTypes,
-                emaAlpha: Double = 0.95) {
+                emaAlpha: Double = 0.95, channelMultiple: Int = 1) {
         self.compressionRatio = compressionRatio
         self.stepInterval = stepInterval
         self.numTrials = numTrials
@@ -72,6 +79,7 @@ public struct PrunerConfig: Codable, Equatable, Sendable {
         self.pruneSortRange = pruneSortRange
         self.prunableOpTypes = prunableOpTypes
         self.emaAlpha = emaAlpha
+        self.channelMultiple = channelMultiple
     }
 
     /// Checks every value; the first bad one throws.
@@ -83,6 +91,12 @@ public struct PrunerConfig: Codable, Equatable, Sendable {
         guard ratio >= 0 && ratio <= 1 else {
             throw CompressionConfigError.outOfRange(key: "pruner.compression_ratio",
                                                     value: CompressionConfigError.format(ratio), allowed: "in [0, 1]")
+        }
+        guard ratio < 1 else {
+            throw CompressionConfigError.meaningless(
+                key: "pruner.compression_ratio", value: CompressionConfigError.format(ratio),
+                reason: "that would remove every prunable parameter, which no model survives (the pruner keeps at "
+                    + "least one channel per group, so it could never reach it); use a fraction below 1, e.g. 0.75")
         }
         guard stepInterval > 0 else {
             throw CompressionConfigError.outOfRange(key: "pruner.step_interval", value: String(stepInterval),
@@ -108,12 +122,20 @@ public struct PrunerConfig: Codable, Equatable, Sendable {
             throw CompressionConfigError.outOfRange(key: "pruner.ema_alpha",
                                                     value: CompressionConfigError.format(emaAlpha), allowed: "in (0, 1]")
         }
+        guard channelMultiple >= 1 && channelMultiple <= Self.maxChannelMultiple else {
+            throw CompressionConfigError.outOfRange(key: "pruner.channel_multiple", value: String(channelMultiple),
+                                                    allowed: "in [1, \(Self.maxChannelMultiple)]")
+        }
     }
+
+    /// The largest `channelMultiple` accepted (wider than any layer would mean "prune nothing").
+    public static let maxChannelMultiple = 1024
 
     enum CodingKeys: String, CodingKey {
         case compressionRatio = "compression_ratio", stepInterval = "step_interval", numTrials = "num_trials"
         case includeScopes = "include_scopes", excludeScopes = "exclude_scopes"
         case pruneSortRange = "prune_sort_range", prunableOpTypes = "prunable_op_types", emaAlpha = "ema_alpha"
+        case channelMultiple = "channel_multiple"
     }
 
     /// Decodes the seed's snake_case keys; a missing key takes its default. Values are not
@@ -129,5 +151,6 @@ public struct PrunerConfig: Codable, Equatable, Sendable {
         pruneSortRange = try c.decodeIfPresent(PruneSortRange.self, forKey: .pruneSortRange) ?? d.pruneSortRange
         prunableOpTypes = try c.decodeIfPresent([String].self, forKey: .prunableOpTypes) ?? d.prunableOpTypes
         emaAlpha = try c.decodeIfPresent(Double.self, forKey: .emaAlpha) ?? d.emaAlpha
+        channelMultiple = try c.decodeIfPresent(Int.self, forKey: .channelMultiple) ?? d.channelMultiple
     }
 }

@@ -6,6 +6,9 @@ public enum PrunerError: Error, Equatable, CustomStringConvertible {
     case notPrepared(operation: String)
     /// A channel group that cannot describe the model (missing parameter, wrong period, …).
     case invalidGroup(group: String, reason: String)
+    /// A positive ratio, but no channel group inside the scopes may be pruned (the classifier's
+    /// outputs never are), so the job would prune nothing.
+    case nothingToPrune(model: String, includeScopes: [String], excludeScopes: [String])
     /// The broadcast decisions do not fit the groups (missing or unknown entry, wrong shape,
     /// a group left without channels, a pruned channel revived).
     case decisionMismatch(group: String, reason: String)
@@ -29,6 +32,10 @@ public enum PrunerError: Error, Equatable, CustomStringConvertible {
             return "pruner: \(operation) called before prepare(model:communicator:)"
         case let .invalidGroup(group, reason):
             return "pruner: channel group '\(group)': \(reason)"
+        case let .nothingToPrune(model, include, exclude):
+            return "pruner: no channel group of \(model) inside include_scopes \(include) and outside exclude_scopes "
+                + "\(exclude) can be pruned (the classifier's outputs never are), so nothing would be pruned; "
+                + "hint: include a hidden layer such as \"conv1\" or \"fc1\""
         case let .decisionMismatch(group, reason):
             return "pruner: broadcast decision for group '\(group)': \(reason); hint: every rank must run the same model "
                 + "and pruner configuration"

@@ -52,7 +52,8 @@ public struct QuantizableLayer: Equatable, Sendable {
 }
 
 extension QuantizerConfig {
-    /// `validate()`, then the checks that need the model and the file system: every
+    /// `validate()`, then the checks that need the model and the file system: every include /
+    /// exclude scope matches a quantizable layer (`ScopeFilter.requireMatches`), every
     /// `fp32_layers` entry names a quantizable layer of `model`, and `pretrained_model`, if
     /// given, exists (a file or a checkpoint directory).
     ///
@@ -62,6 +63,10 @@ extension QuantizerConfig {
     public func validate(against model: Model) throws {
         try validate()
         let layers = QuantizableLayer.all(in: model).map(\.name)
+        try ScopeFilter.requireMatches([("quantizer.include_scopes", includeScopes),
+                                        ("quantizer.exclude_scopes", excludeScopes)],
+                                       candidates: layers, noun: Self.quantizableOpTypes.joined(separator: "/") + " layer",
+                                       model: model.name)
         if let unknown = fp32Layers.first(where: { !layers.contains($0) }) {
             throw CompressionConfigError.unknownLayer(key: "quantizer.fp32_layers", value: unknown,
                                                       opTypes: Self.quantizableOpTypes, model: model.name,

@@ -70,17 +70,15 @@ public final class Sparsifier: MaskCompressor {
 
     /// Finds the kernels and starts with every block kept.
     ///
-    /// - Throws: `SparsifierError.unmatchedScope` for a scope that names no kernel,
+    /// - Throws: `CompressionConfigError.unmatchedScope` for a scope that names no kernel,
     ///   `.nothingToSparsify` when the scopes select none.
     public func prepare(model: Model, communicator: Communicator) throws {
         let scopes = config.scopes
         let candidates = model.graph.allModules.filter { SparsifierConfig.sparsifiableOpTypes.contains($0.opType) }
             .flatMap { $0.ownParameters.filter { $0.role == .weight && $0.shape.count >= 2 }.map(\.name) }
-        for (key, list) in [("include_scopes", config.includeScopes), ("exclude_scopes", config.excludeScopes)] {
-            if let unmatched = list.first(where: { scope in !candidates.contains { ScopeFilter.scope(scope, matches: $0) } }) {
-                throw SparsifierError.unmatchedScope(key: key, scope: unmatched, model: model.name, kernels: candidates.sorted())
-            }
-        }
+        try ScopeFilter.requireMatches([("sparsifier.include_scopes", config.includeScopes),
+                                        ("sparsifier.exclude_scopes", config.excludeScopes)],
+                                       candidates: candidates, noun: "Conv2D/MatMul kernel", model: model.name)
         var found: [Kernel] = []
         var byName: [String: Parameter] = [:]
         for module in model.graph.allModules where SparsifierConfig.sparsifiableOpTypes.contains(module.opType) {

@@ -85,7 +85,7 @@ public struct NMPattern: Hashable, Codable, Sendable, CustomStringConvertible {
 /// `sparseBlockShape` `[rows, columns]` = `[inputs, outputs]` per block; a block is zeroed or
 /// kept whole. Edge blocks may be partial (see `BlockGrid`).
 public struct SparsifierConfig: Codable, Equatable, Sendable {
-    /// Target fraction of zero weights, in [0, 1]: per layer (`local`) or over all sparsified
+    /// Target fraction of zero weights, in [0, 1) (1 would zero everything): per layer (`local`) or over all sparsified
     /// layers (`global`). Default 0.6. Not used with `pattern` (whose sparsity is (M − N)/M).
     public var targetSparseRatio: Double
     /// Block shape `[inputs, outputs]`, both > 0. Default `[1, 1]` (single weights).
@@ -136,6 +136,11 @@ public struct SparsifierConfig: Codable, Equatable, Sendable {
         guard ratio >= 0 && ratio <= 1 else {
             throw CompressionConfigError.outOfRange(key: "sparsifier.target_sparse_ratio",
                                                     value: CompressionConfigError.format(ratio), allowed: "in [0, 1]")
+        }
+        guard ratio < 1 || pattern != nil else {
+            throw CompressionConfigError.meaningless(
+                key: "sparsifier.target_sparse_ratio", value: CompressionConfigError.format(ratio),
+                reason: "that would zero every weight of the sparsified kernels; use a fraction below 1, e.g. 0.9")
         }
         guard sparseBlockShape.count == 2 else {
             throw CompressionConfigError.outOfRange(key: "sparsifier.sparse_block_shape", value: "\(sparseBlockShape)",

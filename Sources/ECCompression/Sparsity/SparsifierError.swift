@@ -5,9 +5,6 @@ public enum SparsifierError: Error, Equatable, CustomStringConvertible {
     case notPrepared(operation: String)
     /// The scopes select no Conv2D / MatMul kernel of the model.
     case nothingToSparsify(model: String, includeScopes: [String], excludeScopes: [String])
-    /// An include or exclude scope that names no Conv2D / MatMul kernel of the model (a typo
-    /// would otherwise silently sparsify too little, or a layer meant to be protected).
-    case unmatchedScope(key: String, scope: String, model: String, kernels: [String])
     /// The broadcast decision does not fit the kernels (missing or unknown entry, wrong shape,
     /// a zeroed block revived).
     case decisionMismatch(parameter: String, reason: String)
@@ -27,9 +24,6 @@ public enum SparsifierError: Error, Equatable, CustomStringConvertible {
         case let .nothingToSparsify(model, include, exclude):
             return "sparsifier: no Conv2D/MatMul kernel of \(model) is inside include_scopes \(include) "
                 + "and outside exclude_scopes \(exclude); hint: scopes are layer names such as \"conv1\" or \"fc1\""
-        case let .unmatchedScope(key, scope, model, kernels):
-            return "sparsifier.\(key): '\(scope)' matches no Conv2D/MatMul kernel of \(model) (kernels: "
-                + kernels.joined(separator: ", ") + ")"
         case let .decisionMismatch(parameter, reason):
             return "sparsifier: broadcast decision for '\(parameter)': \(reason); hint: every rank must run the same model "
                 + "and sparsifier configuration"

@@ -31,12 +31,14 @@ public enum ONNXImporter {
         } catch {
             throw ONNXImportError.unreadable(file: url.path, reason: (error as NSError).localizedDescription)
         }
-        return try model(from: data, file: url.path, name: name ?? url.deletingPathExtension().lastPathComponent)
+        return try model(from: data, file: url.path, name: name ?? url.deletingPathExtension().lastPathComponent,
+                         directory: url.deletingLastPathComponent())
     }
 
-    /// The model in `data` (an ONNX `ModelProto`); `file` names it in errors.
-    public static func model(from data: Data, file: String, name: String) throws -> Model {
-        let proto: Onnx_ModelProto
+    /// The model in `data` (an ONNX `ModelProto`); `file` names it in errors. Weights kept in
+    /// external data files (models over 2 GB) are read from `directory`, the model file's folder.
+    public static func model(from data: Data, file: String, name: String, directory: URL? = nil) throws -> Model {
+        var proto: Onnx_ModelProto
         do {
             proto = try Onnx_ModelProto(serializedBytes: data)
         } catch {
@@ -49,6 +51,11 @@ public enum ONNXImporter {
             guard (7...18).contains(Int(set.version)) else {
                 throw ONNXImportError.unsupportedOpset(file: file, domain: set.domain, version: Int(set.version))
             }
+        }
+        do {
+            try ONNXExternalData.resolve(&proto.graph, directory: directory)
+        } catch {
+            throw ONNXImportError.badGraph(file: file, reason: error.text)
         }
         var state = try ONNXImportState(graph: proto.graph, file: file)
         return try state.run(name: name)

@@ -50,6 +50,28 @@ public final class ConfigNode {
         return v
     }
 
+    /// +1 or −1 when `v` is a whole number beyond `Int`'s range (digits YAML left as a string,
+    /// or an integral float of 1e15 or more), else nil.
+    private static func integerBeyondRange(_ v: Any) -> Int? {
+        if let d = v as? Double, d.isFinite, d == d.rounded(), abs(d) >= 1e15 { return d < 0 ? -1 : 1 }
+        guard let s = v as? String else { return nil }
+        var digits = Substring(s.trimmingCharacters(in: .whitespaces))
+        var sign = 1
+        if let first = digits.first, first == "-" || first == "+" {
+            sign = first == "-" ? -1 : 1
+            digits = digits.dropFirst()
+        }
+        digits = Substring(digits.replacingOccurrences(of: "_", with: ""))
+        guard !digits.isEmpty, digits.allSatisfy(\.isASCII), digits.allSatisfy(\.isNumber), Int(s) == nil else { return nil }
+        return sign
+    }
+
+    /// A number as the file wrote it (no quotes for digits YAML kept as a string).
+    private static func literal(_ v: Any) -> String {
+        if let s = v as? String { return s }
+        return "\(v)"
+    }
+
     private static func describe(_ v: Any) -> String {
         if let s = v as? String { return "\"\(s)\"" }
         if v is [Any] { return "a list" }
@@ -67,6 +89,16 @@ public final class ConfigNode {
         let n: Int
         if let i = v as? Int { n = i }
         else if let d = v as? Double, d == d.rounded(), abs(d) < 1e15 { n = Int(d) }
+        else if let sign = Self.integerBeyondRange(v) {
+            // A whole number Int cannot hold (YAML reads it as a string or a float): say so, with
+            // the key's own bounds when it has them.
+            if let lo, let hi {
+                throw ConfigError.outOfRange(path: keyPath(key), value: Self.literal(v),
+                                             allowed: rangeText(Double(lo), Double(hi), integer: true, exclusive: false))
+            }
+            let bound = sign < 0 ? "small (at least \(lo ?? Int.min))" : "large (at most \(hi ?? Int.max))"
+            throw ConfigError.invalid(path: keyPath(key), reason: "\(Self.literal(v)) is too \(bound)")
+        }
         else { throw ConfigError.wrongType(path: keyPath(key), expected: "an integer", got: Self.describe(v)) }
         try check(key, Double(n), "\(n)", lo.map(Double.init), hi.map(Double.init), integer: true)
         return n
@@ -220,8 +252,9 @@ public final class ConfigNode {
         d == d.rounded() && abs(d) < 1e15 ? String(Int(d)) : String(d)
     }
 
-    /// The candidate within edit distance ⌈len/3⌉ of `key`, if any (Levenshtein).
-    static func closest(to key: String, in candidates: [String]) -> String? {
+    /// The candidate within edit distance ⌈len/3⌉ of `key`, if any (Levenshtein): the "did you
+    /// mean" of config keys and of the CLI's subcommands.
+    public static func closest(to key: String, in candidates: [String]) -> String? {
         let limit = max(2, (key.count + 2) / 3)
         var best: (name: String, distance: Int)?
         for c in candidates.sorted() {

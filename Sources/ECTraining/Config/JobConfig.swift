@@ -135,11 +135,12 @@ extension JobConfig {
             c.model = try node.string("model", default: c.model, allowed: ModelZoo.names)
         }
         if let d = try node.child("dataset") { c.dataset = try parseDataset(d) }
-        c.epochs = try node.int("epochs", default: c.epochs, min: 1)
-        c.steps = try node.optionalInt("steps", min: 1)
+        c.epochs = try node.int("epochs", default: c.epochs, min: 1, max: maxTrainingLength)
+        c.steps = try node.optionalInt("steps", min: 1, max: maxTrainingLength)
         c.batchSize = try node.int("batch_size", default: c.batchSize, min: 1)
         if let o = try node.child("optimizer") {
             c.optimizer.name = try o.string("name", default: "sgd", allowed: ["sgd", "adam", "adamw"])
+            try refuseInapplicableKeys(of: o, for: c.optimizer.name)
             c.optimizer.lr = try o.double("lr", default: c.optimizer.lr, min: 0, exclusiveMin: true)
             c.optimizer.momentum = try o.double("momentum", default: c.optimizer.name == "sgd" ? 0.9 : 0, min: 0, max: 0.999999)
             c.optimizer.nesterov = try o.bool("nesterov", default: false)
@@ -149,6 +150,7 @@ extension JobConfig {
             c.optimizer.epsilon = try o.double("epsilon", default: 1e-8, min: 0, exclusiveMin: true)
             if let s = try o.child("schedule") {
                 c.optimizer.schedule.name = try s.string("name", default: "constant", allowed: ["constant", "step", "cosine"])
+                try refuseInapplicableKeys(of: s, for: c.optimizer.schedule.name)
                 c.optimizer.schedule.warmupSteps = try s.int("warmup_steps", default: 0, min: 0)
                 c.optimizer.schedule.stepSize = try s.int("step_size", default: 1000, min: 1)
                 c.optimizer.schedule.gamma = try s.double("gamma", default: 0.1, min: 0, exclusiveMin: true)
@@ -357,6 +359,8 @@ extension JobConfig {
                                                                  allowed: ["global", "local"]))
         p.prunableOpTypes = try n.stringList("prunable_op_types", default: d.prunableOpTypes)
         p.emaAlpha = try n.double("ema_alpha", default: d.emaAlpha, min: 0, max: 1, exclusiveMin: true)
+        p.channelMultiple = try n.int("channel_multiple", default: d.channelMultiple, min: 1,
+                                      max: PrunerConfig.maxChannelMultiple)
         try n.finish()
         do {
             try p.validate()

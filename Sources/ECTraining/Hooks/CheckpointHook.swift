@@ -74,13 +74,22 @@ public final class CheckpointHook: SessionRunHook {
     /// Loads the newest checkpoint into the model and optimizer, and returns each compressor's
     /// saved state by kind (to hand to its `CompressionHook`, which restores it right after
     /// `prepare`); nil when there is no checkpoint. A checkpoint of another job (model, batch
-    /// size, seed) or without a compressor's state is an error.
+    /// size, seed) or without a compressor's state is an error, and so are checkpoints that all
+    /// fail verification (`TrainingError.noUsableCheckpoint`: starting over from step 0 instead
+    /// would silently throw the run away). Newer checkpoints skipped for an older valid one are
+    /// warned about.
     public func restore(model: Model, optimizer: Optimizer, worldSize: Int)
         throws -> (step: Int, position: BatchPosition, compressors: [String: CompressorState])? {
-        let checkpoint = try SavedRun.latestCheckpoint(in: saveDir) { skipped, reason in
+        var damaged: [String] = []
+        let found = try SavedRun.latestCheckpoint(in: saveDir) { skipped, reason in
+            damaged.append("\(skipped.url.lastPathComponent): \(reason)")
             log.warning("skipping checkpoint \(skipped.url.path): \(reason)")
         }
-        guard let checkpoint else { return nil }
+        guard let checkpoint = found else {
+            if damaged.isEmpty { return nil }
+            throw TrainingError.noUsableCheckpoint(directory: store.directory.path, damaged: damaged)
+        }
+        if !damaged.isEmpty { log.warning("resuming from \(checkpoint.url.path), the newest checkpoint that verifies") }
         let state = try SavedRun.jobState(of: checkpoint)
         guard state.model == model.name, state.batchSize == batchSize, state.seed == seed else {
             throw TrainingError.incompatibleWeights(
