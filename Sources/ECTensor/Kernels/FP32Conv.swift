@@ -6,8 +6,11 @@ import CKernels
 ///
 /// - forward: an implicit GEMM whose micro-kernels read each pixel's window straight from the
 ///   input (no im2col matrix), starting from the bias and applying ReLU / ReLU6 before the
-///   store, optionally 2×2-max-pooling the result (inference);
-/// - weight gradient: im2col a few hundred pixels at a time (in cache), `ec_sgemm` on each;
+///   store, optionally 2×2-max-pooling the result (inference; in training also recording each
+///   pooled value's winner, from which `unpool` writes the conv output's gradient);
+/// - weight gradient: column micro-kernels reading each tile's patch rows in place from the
+///   padded image, or im2col a few hundred pixels at a time (in cache) where a window's
+///   contiguous run is too short;
 /// - input gradient of a stride-1 convolution: the forward kernel on `dy` with the kernel
 ///   flipped and its channel axes swapped (no `dcol` matrix, no col2im).
 ///
