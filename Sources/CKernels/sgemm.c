@@ -561,10 +561,13 @@ int ec_sgemm_partition(int path, int transA, int transB, long m, long n, long k,
         if (cost < best) { best = cost; split = 1; }
     }
     // Columns are split in whole vectors only under the 14- or 6-row tiles, where a narrower
-    // tile keeps enough accumulators; the wide tiles of 1–6 rows are split in whole tiles.
-    if (pn > 1 && (nvi <= 1 || n >= 2 * nr)) {
+    // tile keeps enough accumulators; the wide tiles of 1–6 rows are split in half tiles (a
+    // product of one row, 1×128×3136, is bound by reading B: each thread reads half of it).
+    const long half = nr / 2;
+    if (pn > 1 && (nvi <= 1 || n >= 2 * half)) {
         long cols = ceil_div(tv, pn) * vec;
-        if (cols > nr || nvi > 1) cols = ceil_div(cols, nr) * nr;
+        if (nvi > 1) cols = ceil_div(cols, half) * half;
+        else if (cols > nr) cols = ceil_div(cols, nr) * nr;
         cost = (double)m * cols * k + 4.0 * (m * k + k * cols) + (transB ? 8.0 * k * cols : 0);
         if (cost < best) { best = cost; split = 2; }
     }
@@ -578,7 +581,7 @@ int ec_sgemm_partition(int path, int transA, int transB, long m, long n, long k,
     }
     if (split == 2) {
         // Column parts in whole tiles where n allows, else whole vectors.
-        const long unit = tv >= pn * (nr / vec) || nvi > 1 ? nr : vec;
+        const long unit = nvi > 1 ? half : tv >= pn * (nr / vec) ? nr : vec;
         const long tu = ceil_div(n, unit);
         const long p = pn < tu ? pn : tu;
         for (long t = 0; t < p; t++) {

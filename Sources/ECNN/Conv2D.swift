@@ -95,6 +95,18 @@ public final class Conv2D: Module {
         }
     }
 
+    /// This convolution (with `activation`) followed by a 2×2, stride-2 max pool (`poolReLU`:
+    /// the pool's fused ReLU) as one op on the FP32 convolution kernels (`Variable.conv2dMaxPool`),
+    /// bit for bit the two ops one after the other, in inference and in training. Nil when that
+    /// does not run here (a layer transform, a block-sparse kernel, the direct grouped path, an
+    /// FP32 path without the kernels, training with an activation): the caller runs the two ops.
+    public func forwardPooled(_ x: Variable, _ ctx: ForwardContext, activation: Activation, poolReLU: Bool) -> Variable? {
+        guard ctx.transform == nil, !(isPlain && SparseInference.matrix(for: weight, ctx: ctx) != nil) else { return nil }
+        return x.conv2dMaxPool(weight: ctx.variable(for: weight), bias: bias.map { ctx.variable(for: $0) }, strideHeight: stride,
+                               strideWidth: strideWidth, pads: explicitPads(height: x.shape[1], width: x.shape[2]),
+                               groups: groups, activation: activation, poolReLU: poolReLU)
+    }
+
     public func inputProblem(_ input: [Int]) -> String? {
         guard input.count == 4 else { return "expects an NHWC feature map, got shape \(input)" }
         guard input[3] == inChannels else {

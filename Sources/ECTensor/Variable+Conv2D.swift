@@ -25,105 +25,219 @@ extension Variable {
         return conv2d(weight: weight, bias: bias, geometry: g, activation: activation)
     }
 
+    /// The convolution of geometry `g`: the direct grouped kernel (`usesDirectKernel`), the
+    /// engine's convolution kernels (`FP32Conv`: AVX-512 and AVX2), else im2col + sgemm.
+    ///
+    /// `activation` is applied on the output (fused epilogue); its gradient is applied to `dy`
+    /// before the products of the backward pass.
+    func conv2d(weight: Variable, bias: Variable?, geometry g: Conv2DGeometry, activation: Activation) -> Variable {
+        if g.usesDirectKernel { return directConv2d(weight: weight, bias: bias, geometry: g, activation: activation) }
+        if FP32Conv.runs(g) { return kernelConv2d(weight: weight, bias: bias, geometry: g, activation: activation) }
+        return gemmConv2d(weight: weight, bias: bias, geometry: g, activation: activation)
+    }
+
     /// The convolution of geometry `g` by im2col + sgemm, group by group (one group: one GEMM).
     ///
     /// With `col` the `[N·OH·OW, kh·kw·Cin]` patch matrix (group after group) and `col_g`,
     /// `W_g`, `y_g` group `g`'s column blocks: `y_g = col_g · W_g + b_g`,
     /// `dW_g = col_gᵀ · dy_g`, `db = Σ dy`, `dx = col2im(dy_g · W_gᵀ for each g)` (skipped when x
-    /// needs no gradient).
-    ///
-    /// `activation` is applied in place on the output (fused epilogue); its gradient is applied
-    /// to `dy` before the GEMMs of the backward pass.
-    func conv2d(weight: Variable, bias: Variable?, geometry g: Conv2DGeometry, activation: Activation) -> Variable {
-        if g.usesDirectKernel { return directConv2d(weight: weight, bias: bias, geometry: g, activation: activation) }
+    /// needs no gradient). The patch matrix is kept for `dW` when the weight needs a gradient;
+    /// otherwise patches are built and multiplied a cache-sized chunk of images at a time.
+    func gemmConv2d(weight: Variable, bias: Variable?, geometry g: Conv2DGeometry, activation: Activation) -> Variable {
         let x = value, w = weight.value
-        precondition(x.shape == [g.batch, g.height, g.width, g.inChannels], "conv2d: input \(x.shape) does not fit its geometry")
-        let cout = g.outChannels, groups = g.groups, coutG = g.groupOutChannels, patchG = g.groupPatch
-        if let b = bias?.value { precondition(b.shape == [cout], "conv2d: bias \(b.shape) does not fit \(cout) channels") }
-        // y[rows, cout] (+)= col[rows, patch] · W, group g on its column blocks.
-        func multiply(_ col: UnsafePointer<Float>, _ wb: UnsafePointer<Float>, rows: Int, beta: Float, into y: UnsafeMutablePointer<Float>) {
-            for group in 0..<groups {
-                BLAS.sgemm(m: rows, n: coutG, k: patchG, a: col + group * patchG, b: wb + group * coutG, beta: beta,
-                           c: y + group * coutG, lda: g.patch, ldb: cout, ldc: cout)
-            }
-        }
-        // The weight gradient needs the whole patch matrix; without it (inference), patches are
-        // built and multiplied a cache-sized chunk of images at a time.
-        let keepPatches = weight.tape != nil
-        var col = Tensor(shape: [0])
-        var y = Tensor(uninitializedShape: [g.batch, g.outHeight, g.outWidth, cout])
-        x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in y.withUnsafeMutableBufferPointer { yp in
-            let xb = xp.baseAddress!, wb = wp.baseAddress!, yb = yp.baseAddress!
-            if let b = bias?.value {
-                b.withUnsafeBufferPointer { bp in
-                    for r in 0..<g.rows { (yb + r * cout).update(from: bp.baseAddress!, count: cout) }
-                }
-            }
-            let beta: Float = bias == nil ? 0 : 1
-            if g.isPointwise {
-                multiply(xb, wb, rows: g.rows, beta: beta, into: yb)
-            } else if keepPatches {
-                col = Tensor(uninitializedShape: [g.rows, g.patch])
-                col.withUnsafeMutableBufferPointer { cp in
-                    let cb = cp.baseAddress!
-                    Parallel.forEach(g.batch, costPerItem: g.outHeight * g.outWidth * g.patch) { g.im2col(xb, cb, images: $0) }
-                    multiply(cb, wb, rows: g.rows, beta: beta, into: yb)
-                }
-            } else {
-                g.forEachChunk { images, rowsPerImage in
-                    var chunk = Tensor(uninitializedShape: [images.count * rowsPerImage, g.patch])
-                    chunk.withUnsafeMutableBufferPointer { cp in
-                        g.im2col(xb, cp.baseAddress!, images: images, firstImage: images.lowerBound)
-                        multiply(cp.baseAddress!, wb, rows: images.count * rowsPerImage, beta: beta,
-                                 into: yb + images.lowerBound * rowsPerImage * cout)
-                    }
-                }
-            }
-        } } }
+        g.check(input: x, kernel: w, bias: bias?.value)
+        var y = Tensor(uninitializedShape: [g.batch, g.outHeight, g.outWidth, g.outChannels])
+        let patches = g.gemmForward(x, w, bias: bias?.value, into: &y, keepPatches: weight.tape != nil)
         activation.apply(&y)
         let input = self
-        let patches = g.isPointwise ? x.reshaped([g.rows, g.patch]) : col
         let output = y
         return Variable.result(y, inputs: self, weight, bias) { upstream in
             let dy = activation.backward(upstream, output: output)
             if weight.requiresGrad {
                 var dw = Tensor(uninitializedShape: w.shape)
-                patches.withUnsafeBufferPointer { cp in dy.withUnsafeBufferPointer { gp in dw.withUnsafeMutableBufferPointer { d in
-                    for group in 0..<groups {
-                        BLAS.sgemm(transA: true, m: patchG, n: coutG, k: g.rows, a: cp.baseAddress! + group * patchG,
-                                   b: gp.baseAddress! + group * coutG, c: d.baseAddress! + group * coutG,
-                                   lda: g.patch, ldb: cout, ldc: cout)
-                    }
-                } } }
+                g.gemmWeightGradient(patches: patches, dy, into: &dw)
                 weight.accumulate(dw)
             }
             if let bias, bias.requiresGrad { bias.accumulate(dy.columnSums()) }
             guard input.requiresGrad else { return }
-            // dcol[rows, patch] = dy · Wᵀ, group g on its column blocks.
-            func multiplyTransposed(_ gb: UnsafePointer<Float>, _ wb: UnsafePointer<Float>, rows: Int, into dcol: UnsafeMutablePointer<Float>) {
-                for group in 0..<groups {
-                    BLAS.sgemm(transB: true, m: rows, n: patchG, k: coutG, a: gb + group * coutG, b: wb + group * coutG,
-                               c: dcol + group * patchG, lda: cout, ldb: cout, ldc: g.patch)
+            var dx = Tensor(uninitializedShape: x.shape)
+            g.gemmInputGradient(dy, w, into: &dx)
+            input.accumulate(dx)
+        }
+    }
+}
+
+extension Conv2DGeometry {
+    func check(input x: Tensor, kernel w: Tensor, bias: Tensor?) {
+        precondition(x.shape == [batch, height, width, inChannels], "conv2d: input \(x.shape) does not fit its geometry")
+        precondition(w.shape == [kernelHeight, kernelWidth, groupInChannels, outChannels],
+                     "conv2d: kernel \(w.shape) does not fit its geometry")
+        if let b = bias { precondition(b.shape == [outChannels], "conv2d: bias \(b.shape) does not fit \(outChannels) channels") }
+    }
+
+    /// `y[rows, cout] (+)= col[rows, patch] · W`, group g on its column blocks.
+    func multiplyPatches(_ col: UnsafePointer<Float>, _ w: UnsafePointer<Float>, rows: Int, beta: Float,
+                         into y: UnsafeMutablePointer<Float>) {
+        for group in 0..<groups {
+            BLAS.sgemm(m: rows, n: groupOutChannels, k: groupPatch, a: col + group * groupPatch, b: w + group * groupOutChannels,
+                       beta: beta, c: y + group * groupOutChannels, lda: patch, ldb: outChannels, ldc: outChannels)
+        }
+    }
+
+    /// The im2col route's forward pass (bias, no activation) into `y`; returns the patch matrix
+    /// `[rows, patch]` when `keepPatches` (the input itself for a pointwise convolution), else
+    /// an empty tensor.
+    package func gemmForward(_ x: Tensor, _ w: Tensor, bias: Tensor?, into y: inout Tensor, keepPatches: Bool) -> Tensor {
+        let cout = outChannels
+        var col = Tensor(shape: [0])
+        x.withUnsafeBufferPointer { xp in w.withUnsafeBufferPointer { wp in y.withUnsafeMutableBufferPointer { yp in
+            let xb = xp.baseAddress!, wb = wp.baseAddress!, yb = yp.baseAddress!
+            if let bias {
+                bias.withUnsafeBufferPointer { bp in
+                    for r in 0..<rows { (yb + r * cout).update(from: bp.baseAddress!, count: cout) }
                 }
             }
-            var dx = Tensor(uninitializedShape: x.shape)
-            dy.withUnsafeBufferPointer { gp in w.withUnsafeBufferPointer { wp in dx.withUnsafeMutableBufferPointer { d in
-                let gb = gp.baseAddress!, wb = wp.baseAddress!, db = d.baseAddress!
-                if g.isPointwise {
-                    multiplyTransposed(gb, wb, rows: g.rows, into: db)
-                    return
+            let beta: Float = bias == nil ? 0 : 1
+            if isPointwise {
+                multiplyPatches(xb, wb, rows: rows, beta: beta, into: yb)
+            } else if keepPatches {
+                col = Tensor(uninitializedShape: [rows, patch])
+                col.withUnsafeMutableBufferPointer { cp in
+                    let cb = cp.baseAddress!
+                    Parallel.forEach(batch, costPerItem: outHeight * outWidth * patch) { im2col(xb, cb, images: $0) }
+                    multiplyPatches(cb, wb, rows: rows, beta: beta, into: yb)
                 }
-                // dx = col2im(dy · Wᵀ), a cache-sized chunk of images at a time.
-                g.forEachChunk { images, rowsPerImage in
-                    var dcol = Tensor(uninitializedShape: [images.count * rowsPerImage, g.patch])
-                    dcol.withUnsafeMutableBufferPointer { cp in
-                        multiplyTransposed(gb + images.lowerBound * rowsPerImage * cout, wb, rows: images.count * rowsPerImage,
-                                           into: cp.baseAddress!)
-                        g.col2im(cp.baseAddress!, db, images: images, firstImage: images.lowerBound)
+            } else {
+                forEachChunk { images, rowsPerImage in
+                    var chunk = Tensor(uninitializedShape: [images.count * rowsPerImage, patch])
+                    chunk.withUnsafeMutableBufferPointer { cp in
+                        im2col(xb, cp.baseAddress!, images: images, firstImage: images.lowerBound)
+                        multiplyPatches(cp.baseAddress!, wb, rows: images.count * rowsPerImage, beta: beta,
+                                        into: yb + images.lowerBound * rowsPerImage * cout)
                     }
                 }
-            } } }
-            input.accumulate(dx)
+            }
+        } } }
+        return isPointwise && keepPatches ? x.reshaped([rows, patch]) : col
+    }
+
+    /// `dW_g = col_gᵀ · dy_g` for each group from the patch matrix (`dw` overwritten).
+    package func gemmWeightGradient(patches: Tensor, _ dy: Tensor, into dw: inout Tensor) {
+        patches.withUnsafeBufferPointer { cp in dy.withUnsafeBufferPointer { gp in dw.withUnsafeMutableBufferPointer { d in
+            for group in 0..<groups {
+                BLAS.sgemm(transA: true, m: groupPatch, n: groupOutChannels, k: rows, a: cp.baseAddress! + group * groupPatch,
+                           b: gp.baseAddress! + group * groupOutChannels, c: d.baseAddress! + group * groupOutChannels,
+                           lda: patch, ldb: outChannels, ldc: outChannels)
+            }
+        } } }
+    }
+
+    /// `dx = col2im(dy_g · W_gᵀ for each g)`, a cache-sized chunk of images at a time (`dx` overwritten).
+    package func gemmInputGradient(_ dy: Tensor, _ w: Tensor, into dx: inout Tensor) {
+        let cout = outChannels
+        dy.withUnsafeBufferPointer { gp in w.withUnsafeBufferPointer { wp in dx.withUnsafeMutableBufferPointer { d in
+            let gb = gp.baseAddress!, wb = wp.baseAddress!, db = d.baseAddress!
+            // dcol[rows, patch] = dy · Wᵀ, group g on its column blocks.
+            func multiplyTransposed(_ gb: UnsafePointer<Float>, rows: Int, into dcol: UnsafeMutablePointer<Float>) {
+                for group in 0..<groups {
+                    BLAS.sgemm(transB: true, m: rows, n: groupPatch, k: groupOutChannels, a: gb + group * groupOutChannels,
+                               b: wb + group * groupOutChannels, c: dcol + group * groupPatch, lda: cout, ldb: cout, ldc: patch)
+                }
+            }
+            if isPointwise {
+                multiplyTransposed(gb, rows: rows, into: db)
+                return
+            }
+            forEachChunk { images, rowsPerImage in
+                var dcol = Tensor(uninitializedShape: [images.count * rowsPerImage, patch])
+                dcol.withUnsafeMutableBufferPointer { cp in
+                    multiplyTransposed(gb + images.lowerBound * rowsPerImage * cout, rows: images.count * rowsPerImage,
+                                       into: cp.baseAddress!)
+                    col2im(cp.baseAddress!, db, images: images, firstImage: images.lowerBound)
+                }
+            }
+        } } }
+    }
+}
+
+extension Variable {
+    /// The convolution of geometry `g` on the engine's own convolution kernels (`FP32Conv`):
+    /// forward without an im2col matrix (bias and activation in the kernels' epilogue);
+    /// backward `dW` in place (or from im2col chunks in cache), `dx` as a convolution of `dy`
+    /// with the flipped kernel (stride 1; otherwise `dy · Wᵀ` chunk by chunk and col2im). The
+    /// forward value and `dW` equal `gemmConv2d`'s bit for bit; nothing beyond `x` is kept.
+    func kernelConv2d(weight: Variable, bias: Variable?, geometry g: Conv2DGeometry, activation: Activation) -> Variable {
+        let x = value, w = weight.value
+        g.check(input: x, kernel: w, bias: bias?.value)
+        var y = Tensor(uninitializedShape: [g.batch, g.outHeight, g.outWidth, g.outChannels])
+        FP32Conv.forward(g, x, w, bias: bias?.value, activation: activation, into: &y)
+        let input = self
+        let output = y
+        return Variable.result(y, inputs: self, weight, bias) { upstream in
+            let dy = activation.backward(upstream, output: output)
+            if let bias, bias.requiresGrad { bias.accumulate(dy.columnSums()) }
+            input.kernelConv2dBackward(dy, weight: weight, geometry: g)
+        }
+    }
+
+    /// `dW` and `dx` of a convolution on the kernels for the gradient `dy` of its output
+    /// (before any activation).
+    func kernelConv2dBackward(_ dy: Tensor, weight: Variable, geometry g: Conv2DGeometry) {
+        let x = value, w = weight.value
+        if weight.requiresGrad {
+            var dw = Tensor(uninitializedShape: w.shape)
+            FP32Conv.weightGradient(g, x, dy, into: &dw)
+            weight.accumulate(dw)
+        }
+        guard requiresGrad else { return }
+        var dx = Tensor(uninitializedShape: x.shape)
+        if FP32Conv.computesInputGradient(g) {
+            FP32Conv.inputGradient(g, dy, w, into: &dx)
+        } else {
+            g.gemmInputGradient(dy, w, into: &dx)
+        }
+        accumulate(dx)
+    }
+}
+
+extension Variable {
+    /// `maxPool2d(size: 2, stride: 2, relu: poolReLU)` of this convolution (bias and
+    /// `activation` included) as one op, bit for bit the two ops one after the other:
+    ///
+    /// - inference: the kernels pool each block of output rows while it is in cache, so the
+    ///   full-size output never exists;
+    /// - training (`activation` identity — the ReLU of conv → ReLU → pool is the pool's): the
+    ///   same, recording for each pooled value which window position takes its gradient (what
+    ///   the pool's backward would find again from the full-size output), so the backward
+    ///   writes the convolution's output gradient from the pooled one, with the bias gradient
+    ///   summed on the way.
+    ///
+    /// Nil where the fusion does not run (a geometry or FP32 path without the convolution
+    /// kernels, an output smaller than 2×2, or training with an activation): the caller runs
+    /// the two ops.
+    public func conv2dMaxPool(weight: Variable, bias: Variable?, strideHeight: Int = 1, strideWidth: Int = 1,
+                              pads: Padding2D, groups: Int = 1, activation: Activation, poolReLU: Bool) -> Variable? {
+        let g = Conv2DGeometry(input: value.shape, kernel: weight.shape, strideHeight: strideHeight, strideWidth: strideWidth,
+                               pads: pads, groups: groups)
+        guard FP32Conv.runs(g), g.outHeight >= 2, g.outWidth >= 2 else { return nil }
+        g.check(input: value, kernel: weight.value, bias: bias?.value)
+        let recording = Variable.tape(of: self, weight, bias) != nil
+        if recording && activation != .identity { return nil }
+        let pooledShape = [g.batch, g.outHeight / 2, g.outWidth / 2, g.outChannels]
+        var y = Tensor(uninitializedShape: pooledShape)
+        let floor: Float = poolReLU ? 0 : -.infinity
+        guard recording else {
+            FP32Conv.forward(g, value, weight.value, bias: bias?.value, activation: activation, poolFloor: floor, into: &y)
+            return Variable(y)
+        }
+        var winners = [UInt8](repeating: 0, count: y.count)
+        FP32Conv.forward(g, value, weight.value, bias: bias?.value, poolFloor: floor, winners: &winners, into: &y)
+        let input = self
+        return Variable.result(y, inputs: self, weight, bias) { upstream in
+            var dz = Tensor(uninitializedShape: [g.batch, g.outHeight, g.outWidth, g.outChannels])
+            let sums = FP32Conv.unpool(upstream, winners: winners, into: &dz, columnSums: bias?.requiresGrad == true)
+            if let bias, let sums { bias.accumulate(sums) }
+            input.kernelConv2dBackward(dz, weight: weight, geometry: g)
         }
     }
 }

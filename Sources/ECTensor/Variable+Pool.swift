@@ -31,6 +31,10 @@ extension Variable {
             x.withUnsafeBufferPointer { xp in pooled.withUnsafeBufferPointer { pp in
                 dy.withUnsafeBufferPointer { gp in dx.withUnsafeMutableBufferPointer { dp in
                     let (xb, pb, gb, db) = (xp.baseAddress!, pp.baseAddress!, gp.baseAddress!, dp.baseAddress!)
+                    if size == 2 && stride == 2,
+                       FP32Conv.maxPool2x2Backward(input: xb, shape: x.shape, pooled: pb, dy: gb, dx: db, relu: relu) {
+                        return
+                    }
                     if stride < size {
                         // Overlapping windows share inputs: zero, then accumulate serially.
                         dp.update(repeating: 0)

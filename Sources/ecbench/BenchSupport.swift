@@ -41,7 +41,7 @@ struct BenchOptions {
             case "--batch": o.batch = Int(it.next() ?? "")
             case "--overlap": o.overlap = it.next() != "0"
             default:
-                FileHandle.standardError.write(Data("usage: ecbench [--mode train|inference|dp-train|collectives|bn|pruner|pruner-decision|qat|int8|sparse|onnx|imported|torchvision|gemm|scale] [--threads N] [--steps N] [--repeats N] [--out DIR] [--dir DIR] [--only NAME] [--ab] [--from SAVE_DIR] [--model NAME] [--batch N] [--overlap 0|1]\n".utf8))
+                FileHandle.standardError.write(Data("usage: ecbench [--mode train|inference|dp-train|collectives|bn|pruner|pruner-decision|qat|int8|sparse|onnx|imported|torchvision|gemm|products|peer-train|peer-inference|scale] [--threads N] [--steps N] [--repeats N] [--out DIR] [--dir DIR] [--only NAME] [--ab] [--from SAVE_DIR] [--model NAME] [--batch N] [--overlap 0|1]\n".utf8))
                 exit(2)
             }
         }
@@ -72,6 +72,14 @@ func peakRSSMegabytes() -> Double {
     var usage = rusage()
     getrusage(RUSAGE_SELF.rawValue, &usage)
     return Double(usage.ru_maxrss) / 1024
+}
+
+/// User + system CPU seconds of this process so far (all threads).
+func processCPUSeconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+    return seconds(usage.ru_utime) + seconds(usage.ru_stime)
 }
 
 /// TensorFlow's golden fmnist-cnn weights, kept in the repository (Tests/Fixtures/golden).

@@ -18,6 +18,9 @@ import Foundation
 //   ecbench --mode torchvision  torchvision architectures: import, output vs ONNX Runtime, a training step, 30% pruned
 //   ecbench --mode scale        data-parallel step and communication time, overlapped or not (launch/bench scale)
 //   ecbench --mode gemm         own FP32 GEMM kernels (every path) vs OpenBLAS on the training step's and inference's shapes
+//   ecbench --mode products     the step's and inference's conv/dense products: own kernels vs im2col + own GEMM vs OpenBLAS, % of peak
+//   ecbench --mode peer-train   the engine's rounds of `launch/bench peers` (TensorFlow/Keras and ONNX Runtime alternate with them)
+//   ecbench --mode peer-inference
 // Every figure is printed with the reference it is compared to, measured in the same run;
 // lines starting with RESULT are read by launch/bench.
 
@@ -26,7 +29,7 @@ let options = BenchOptions.parse(CommandLine.arguments.dropFirst())
 TrainJob.configureThreads(options.threads)
 do {
     let world = try World.current()
-    if world.isChief {
+    if world.isChief && options.mode != "peer-kernels" {
         print("ecbench \(options.mode) — \(world.size) rank(s) × \(options.threads) thread(s), FP32 GEMM: \(FP32Kernels.path), \(Date())")
         print("CPU: \(CPUInfo.current.summary); BLAS core \(BLAS.coreName)")
         if let note = BLASCoreSelection.note { print(note) }
@@ -47,6 +50,12 @@ do {
     case "torchvision": try TorchvisionCoverage(options: options).run()
     case "gemm": try GEMMBenchmark(options: options).run()
     case "scale": try ScaleBenchmark(options: options, world: world).run()
+    case "products": try ProductsBenchmark(options: options).run()
+    case "peer-kernels":
+        print("kernels: \(FP32Kernels.path) (the engine's own GEMM\(FP32Kernels.active == .openblas ? "" : " and convolution") kernels; "
+              + "OpenBLAS core \(BLAS.coreName) as reference and fallback)")
+    case "peer-train": try PeerBenchmark(options: options).train()
+    case "peer-inference": try PeerBenchmark(options: options).inference()
     default:
         try TrainingBenchmark(options: options).run()
         try InferenceBenchmark(options: options).run()

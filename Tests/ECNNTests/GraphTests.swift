@@ -117,6 +117,66 @@ final class GraphTests: XCTestCase {
         XCTAssertEqual(graph.forward(Variable(x), ctx).value, values[graph.output]!.value)
     }
 
+    func testConvolutionsPoolInTheirKernelInInferenceAndTraining() throws {
+        var rng = RNG(seed: 8)
+        // conv1 → relu → pool 2×2: pooled in the kernel with the ReLU; conv2 → pool 2×2: pooled
+        // without; conv3 → relu → pool 3×3: not 2×2, not pooled; conv4 → pool 2×2 with conv4's
+        // output also read by the add: not pooled.
+        var b = GraphBuilder(inputShape: [16, 16, 3])
+        var h = try b.layers([Conv2D(name: "conv1", inChannels: 3, outChannels: 8, kernelSize: 3, rng: &rng),
+                              ReLU(name: "relu1"), MaxPool(name: "pool1")], b.input)
+        h = try b.layers([Conv2D(name: "conv2", inChannels: 8, outChannels: 16, kernelSize: 3, rng: &rng),
+                          MaxPool(name: "pool2")], h)
+        h = try b.layers([Conv2D(name: "conv3", inChannels: 16, outChannels: 16, kernelSize: 1, stride: 1, padding: .valid,
+                                 useBias: false, rng: &rng),
+                          ReLU(name: "relu3"), MaxPool(name: "pool3", size: 3, stride: 1)], h)
+        let c4 = try b.layer(Conv2D(name: "conv4", inChannels: 16, outChannels: 16, kernelSize: 3, rng: &rng), h)
+        let p4 = try b.layer(MaxPool(name: "pool4", size: 2, stride: 1), c4)
+        let p5 = try b.layer(MaxPool(name: "pool5"), c4)
+        h = try b.binary(.add, try b.layer(Flatten(name: "f4"), p4), try b.layer(Flatten(name: "f5"), b.layer(Conv2D(
+            name: "up", inChannels: 16, outChannels: 16, kernelSize: 1, rng: &rng), p5)), name: "add")
+        let graph = try b.build(output: h)
+        let pooled = graph.pooledConvolutions.map { s, p in [graph.steps[s].nodeIndices[0], p.pool, p.relu ? 1 : 0] }
+            .sorted { $0[0] < $1[0] }.map { [graph.nodes[$0[0]].name, graph.nodes[$0[1]].name, "\($0[2])"] }
+        XCTAssertEqual(pooled, [["conv1", "pool1", "1"], ["conv2", "pool2", "0"]])
+        // Inference (pooled where the kernels run) equals every node on its own, bit for bit.
+        let x = Tensor.uniform(shape: [3, 16, 16, 3], low: -1, high: 1, rng: &rng)
+        let ctx = ForwardContext.inference()
+        var values: [Variable?] = [Variable(x)] + [Variable?](repeating: nil, count: graph.valueShapes.count - 1)
+        for node in graph.nodes {
+            let outs = graph.run(node.op, node.inputs.map { values[$0]! }, ctx)
+            for (v, o) in zip(node.outputs, outs) { values[v] = o }
+        }
+        let expected = values[graph.output]!.value
+        XCTAssertEqual(graph.forward(Variable(x), ctx).value, expected)
+        // Training (pooled in the kernel, recording where each pooled gradient goes): the same
+        // value and the same gradients for the input and every parameter as node by node.
+        func gradients(fused: Bool) -> (Tensor, [Tensor]) {
+            for p in graph.parameters { p.zeroGrad() }
+            let ctx = ForwardContext.training()
+            let input = ctx.tape!.watch(x)
+            var out: Variable
+            if fused {
+                out = graph.forward(input, ctx)
+            } else {
+                var values: [Variable?] = [input] + [Variable?](repeating: nil, count: graph.valueShapes.count - 1)
+                for node in graph.nodes {
+                    for (v, o) in zip(node.outputs, graph.run(node.op, node.inputs.map { values[$0]! }, ctx)) { values[v] = o }
+                }
+                out = values[graph.output]!
+            }
+            XCTAssertEqual(out.value, expected)
+            ctx.tape!.backward(from: out, seed: Tensor.uniform(shape: out.shape, low: -1, high: 1, rng: &rng))
+            return (input.grad!, graph.parameters.map(\.grad))
+        }
+        let saved = rng
+        let fused = gradients(fused: true)
+        rng = saved
+        let unfused = gradients(fused: false)
+        XCTAssertEqual(fused.0, unfused.0)
+        XCTAssertEqual(fused.1, unfused.1)
+    }
+
     func testMapLayersRebuildsWithNewShapesAndCopiedConstants() throws {
         var rng = RNG(seed: 8)
         let (graph, _) = try dag(&rng)

@@ -71,7 +71,7 @@ final class BLASCoreSelectionTests: XCTestCase {
     func testTheLibraryReportsItsCoreAndTheKernelsAreListed() {
         XCTAssertFalse(BLAS.coreName.isEmpty)
         XCTAssertTrue(BLAS.configuration.hasPrefix("OpenBLAS"), BLAS.configuration)
-        XCTAssertEqual(EngineKernels.all.map(\.name), ["FP32 GEMM (conv, dense)", "int8 GEMM", "block-sparse matmul"])
+        XCTAssertEqual(EngineKernels.all.map(\.name), ["FP32 GEMM (conv, dense)", "FP32 convolution", "int8 GEMM", "block-sparse matmul"])
         XCTAssertTrue(SystemReport.lines.contains { $0.hasPrefix("BLAS: OpenBLAS") && $0.hasSuffix("core in use: \(BLAS.coreName)") })
     }
 }

@@ -32,7 +32,7 @@ final class BLASCoreTests: XCTestCase {
         XCTAssertTrue(fake.stdout.contains("core in use: \(expected!)"), fake.stdout)
         XCTAssertTrue(fake.stdout.contains("OpenBLAS chose its generic Prescott kernels for this CPU"), fake.stdout)
         XCTAssertTrue(fake.stdout.contains("restarted with OPENBLAS_CORETYPE=\(expected!): using \(expected!)"), fake.stdout)
-        for line in ["CPU: ", "engine kernels:", "  int8 GEMM: ", "  block-sparse matmul: ", "  FP32 GEMM (conv, dense): "] {
+        for line in ["CPU: ", "engine kernels:", "  int8 GEMM: ", "  block-sparse matmul: ", "  FP32 GEMM (conv, dense): ", "  FP32 convolution: "] {
             XCTAssertTrue(fake.stdout.contains(line), "«\(line)» in \(fake.stdout)")
         }
 

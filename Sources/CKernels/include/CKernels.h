@@ -7,4 +7,6 @@
 #include "int8_gemm.h"
 #include "bsc_matmul.h"
 #include "sgemm.h"
+#include "parallel.h"
+#include "conv.h"
 #endif

@@ -28,6 +28,11 @@ public final class Graph: Module {
     public let consumers: [[Int]]
     /// The fused execution plan.
     public private(set) var steps: [GraphStep] = []
+    /// The steps whose Conv2D output goes only into the 2×2, stride-2 max pool of the next step
+    /// (through its fused ReLU, or directly): step index → that pool node and whether it
+    /// applies a ReLU. Such pairs run as one op (`Conv2D.forwardPooled`) when the FP32
+    /// convolution kernels take them, in inference and training alike.
+    package private(set) var pooledConvolutions: [Int: (pool: Int, relu: Bool)] = [:]
 
     /// The graph's input value.
     public let input = 0
@@ -45,6 +50,33 @@ public final class Graph: Module {
         self.producer = producer
         self.consumers = consumers
         steps = Fusion.plan(self)
+        pooledConvolutions = Graph.pooledConvolutions(nodes: nodes, steps: steps, consumers: consumers, output: output)
+    }
+
+    static func pooledConvolutions(nodes: [GraphNode], steps: [GraphStep], consumers: [[Int]], output: Int)
+        -> [Int: (pool: Int, relu: Bool)] {
+        func pools2x2(_ i: Int) -> Bool {
+            guard let pool = nodes[i].op.layer as? MaxPool, let square = pool.window.square else { return false }
+            return square.size == 2 && square.stride == 2
+        }
+        /// Whether node `reader` alone reads node `writer`'s output, which is not the graph's.
+        func soleReader(_ reader: Int, of writer: Int) -> Bool {
+            let v = nodes[writer].outputs[0]
+            return v != output && consumers[v] == [reader] && nodes[reader].inputs == [v]
+        }
+        var result: [Int: (pool: Int, relu: Bool)] = [:]
+        for (s, step) in steps.enumerated().dropLast() {
+            guard case let .node(i) = step, nodes[i].op.layer is Conv2D, nodes[i].outputs.count == 1 else { continue }
+            switch steps[s + 1] {
+            case let .reluMaxPool(relu, pool) where pools2x2(pool) && soleReader(relu, of: i):
+                result[s] = (pool, true)
+            case let .node(pool) where pools2x2(pool) && soleReader(pool, of: i):
+                result[s] = (pool, false)
+            default:
+                break
+            }
+        }
+        return result
     }
 
     /// The per-sample input shape (`[H, W, C]` for images).
@@ -93,7 +125,17 @@ public final class Graph: Module {
             if uses[v] == 0 && v != output { values[v] = nil }  // the tape keeps what backward needs
             return value
         }
-        for step in steps {
+        var pooled = false  // the previous step's convolution already computed this pool
+        for (s, step) in steps.enumerated() {
+            if pooled { pooled = false; continue }
+            if let (pool, relu) = pooledConvolutions[s], case let .node(i) = step,
+               let conv = nodes[i].op.layer as? Conv2D, let x = values[nodes[i].inputs[0]],
+               let y = conv.forwardPooled(x, ctx, activation: .identity, poolReLU: relu) {
+                _ = read(nodes[i].inputs[0])
+                values[nodes[pool].outputs[0]] = y
+                pooled = true
+                continue
+            }
             switch step {
             case let .node(i):
                 let node = nodes[i]
