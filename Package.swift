@@ -31,9 +31,10 @@ let package = Package(
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
-        // The engine's own C kernels (int8 GEMM on AVX-512 VNNI, the block-sparse matmul), each
-        // compiled for its instruction set per function and checked at run time. Imported only
-        // by ECTensor/Kernels. Optimised in debug builds too, like the Swift engine.
+        // The engine's own C kernels — FP32 GEMM (AVX-512, AVX2+FMA, portable) and the worker pool
+        // it shares with the FP32 convolutions, the int8 GEMM on AVX-512 VNNI, the block-sparse
+        // matmul — each compiled for its instruction set per function and checked at run time.
+        // Imported only by ECTensor/Kernels. Optimised in debug builds too, like the Swift engine.
         .target(name: "CKernels", path: "Sources/CKernels", cSettings: [.unsafeFlags(["-O2"])]),
 
         // Libraries, arrows pointing down only.
