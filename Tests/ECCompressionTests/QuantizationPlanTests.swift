@@ -1,5 +1,6 @@
 @testable import ECCompression
 import ECNN
+import ECTensor
 import ECTestSupport
 import Foundation
 import XCTest
@@ -91,6 +92,46 @@ final class QuantizationPlanTests: XCTestCase {
                                                   "block3/conv1", "block3/conv2", "fc"])
         XCTAssertEqual(scoped.fp32.last?.reason, .fp32Layers)
         XCTAssertEqual(Set(scoped.fp32.dropLast().map(\.reason)), [.outOfScope])
+    }
+
+    func testUnsignedAfterReLUFollowsWhatCanBeNegative() throws {
+        // MobileNetV2-style block after a ReLU stem, a sigmoid gate, a leaky ReLU and a classifier
+        // on the pooled ReLU6 output: which inputs are ≥ 0 by construction.
+        var rng = RNG(seed: 3)
+        func conv(_ name: String, _ cin: Int, _ cout: Int, k: Int = 1, groups: Int = 1) -> Conv2D {
+            Conv2D(name: name, kernel: Tensor.uniform(shape: [k, k, cin / groups, cout], low: -0.5, high: 0.5, rng: &rng),
+                   bias: nil, padding: .same, groups: groups)
+        }
+        let relu6 = ActivationLayer.Kind.clip(min: 0, max: 6)
+        var b = GraphBuilder(inputShape: [6, 6, 2])
+        let stem = try b.layers([conv("stem", 2, 4, k: 3), ReLU(name: "stem/relu")], b.input)
+        var h = try b.layers([conv("expand", 4, 8), ActivationLayer(name: "expand/relu6", kind: relu6),
+                              conv("dw", 8, 8, k: 3, groups: 8), ActivationLayer(name: "dw/relu6", kind: relu6),
+                              conv("project", 8, 4)], stem)
+        h = try b.binary(.add, h, stem, name: "residual")              // linear + ReLU output: may be < 0
+        h = try b.layers([conv("after_add", 4, 4), ActivationLayer(name: "gate", kind: .sigmoid)], h)
+        let pooled = try b.layer(MaxPool(name: "pool", size: 2, stride: 2), h)
+        h = try b.layers([conv("after_sigmoid_pool", 4, 4), ActivationLayer(name: "leaky", kind: .leakyRelu(alpha: 0.1)),
+                          conv("after_leaky", 4, 4), ActivationLayer(name: "last/relu6", kind: relu6),
+                          GlobalAvgPool(name: "gap"), Dense(name: "fc", inputs: 4, outputs: 3, rng: &rng)], pooled)
+        let model = Model(name: "signs", graph: try b.build(output: h))
+        let layers = QuantizableLayer.all(in: model)
+        XCTAssertEqual(Dictionary(uniqueKeysWithValues: layers.map { ($0.name, $0.readsNonNegative) }),
+                       ["stem": false, "expand": true, "dw": true, "project": true, "after_add": false,
+                        "after_sigmoid_pool": true, "after_leaky": false, "fc": true])
+
+        let config = QuantizerConfig(bits: 4, wbits: 4, unsignedAfterReLU: true)
+        let plan = try QuantizationPlan.build(model: model, config: config)
+        XCTAssertEqual(Dictionary(uniqueKeysWithValues: plan.quantized.map { ($0.layer, $0.input.signed) }),
+                       ["stem": false, "expand": false, "dw": false, "project": false, "after_add": true,
+                        "after_sigmoid_pool": false, "after_leaky": true, "fc": false],
+                       "the image and every input ≥ 0 unsigned, the rest signed")
+        // Off by default (the seed's signed activations), and `signed: false` still means all unsigned.
+        let seed = try QuantizationPlan.build(model: model, config: QuantizerConfig(bits: 4, wbits: 4))
+        XCTAssertEqual(seed.quantized.filter(\.input.signed).map(\.layer),
+                       ["expand", "dw", "project", "after_add", "after_sigmoid_pool", "after_leaky", "fc"])
+        let unsigned = try QuantizationPlan.build(model: model, config: QuantizerConfig(bits: 4, signed: false, unsignedAfterReLU: true))
+        XCTAssertFalse(unsigned.quantized.contains(where: \.input.signed))
     }
 
     func testBuildRefusesAnInvalidConfig() throws {

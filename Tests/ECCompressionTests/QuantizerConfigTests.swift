@@ -21,6 +21,7 @@ final class QuantizerConfigTests: XCTestCase {
         XCTAssertFalse(config.postQuant)
         XCTAssertFalse(config.int8Winograd)
         XCTAssertFalse(config.perChannel)
+        XCTAssertFalse(config.unsignedAfterReLU)
         XCTAssertNoThrow(try config.validate())
         XCTAssertEqual(try decode("{}"), config)
     }
@@ -29,19 +30,20 @@ final class QuantizerConfigTests: XCTestCase {
         let json = """
             {"bits": 4, "wbits": 2, "signed": false, "pretrained_model": "fp32/model.safetensors",
              "step_interval": 50, "num_trials": 3, "include_scopes": ["block1"], "exclude_scopes": ["block1/conv2"],
-             "fp32_layers": ["fc"], "post_quant": true, "int8_winograd": true, "per_channel": true}
+             "fp32_layers": ["fc"], "post_quant": true, "int8_winograd": true, "per_channel": true,
+             "unsigned_after_relu": true}
             """
         let expected = QuantizerConfig(bits: 4, wbits: 2, signed: false, pretrainedModel: "fp32/model.safetensors",
                                        stepInterval: 50, numTrials: 3, includeScopes: ["block1"],
                                        excludeScopes: ["block1/conv2"], fp32Layers: ["fc"], postQuant: true,
-                                       int8Winograd: true, perChannel: true)
+                                       int8Winograd: true, perChannel: true, unsignedAfterReLU: true)
         XCTAssertEqual(try decode(json), expected)
         // Written back with the canonical key, read back equal.
         let encoded = try JSONEncoder().encode(expected)
         let keys = try XCTUnwrap(JSONSerialization.jsonObject(with: encoded) as? [String: Any]).keys
         XCTAssertEqual(Set(keys), ["bits", "wbits", "signed", "pretrained_model", "step_interval", "num_trials",
                                    "include_scopes", "exclude_scopes", "fp32_layers", "post_quant", "int8_winograd",
-                                   "per_channel"])
+                                   "per_channel", "unsigned_after_relu"])
         XCTAssertEqual(try JSONDecoder().decode(QuantizerConfig.self, from: encoded), expected)
     }
 

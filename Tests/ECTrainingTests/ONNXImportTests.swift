@@ -189,6 +189,9 @@ final class ONNXImportTests: XCTestCase {
             let model = try Model(onnx: fixture(name))
             var config = QuantizerConfig()
             config.wbits = 8
+            // Signed and unsigned inputs side by side: the MobileNetV2-style fixture's layers after
+            // ReLU6 read unsigned codes, its layers after a linear bottleneck signed ones.
+            config.unsignedAfterReLU = true
             if name == "torch_mobilenetv2" {
                 let q = try LSQQuantizer(config: config, calibration: x, learningRate: 0.01)
                 try q.prepare(model: model, communicator: SingleProcessCommunicator())

@@ -24,6 +24,7 @@ extension LSQQuantizer {
             layers.append(["layer": f.layer, "op_type": f.opType, "fp32": true, "reason": f.reason.rawValue])
         }
         let section: [String: Any] = ["kind": kind, "bits": config.bits, "wbits": config.wbits, "signed": config.signed,
+                                      "unsigned_after_relu": config.unsignedAfterReLU,
                                       "step_interval": config.stepInterval, "num_trials": config.numTrials,
                                       "updates_done": updatesDone, "layers": layers]
         return try JSONSerialization.data(withJSONObject: section, options: [.sortedKeys])

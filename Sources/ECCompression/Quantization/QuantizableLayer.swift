@@ -14,6 +14,10 @@ public struct QuantizableLayer: Equatable, Sendable {
     /// Whether the layer reads the model's input itself (the image, pixels in [0, 1]), directly
     /// or through shape-only ops (`Flatten`) — not another layer's activation.
     public let readsModelInput: Bool
+    /// Whether the layer's input is never negative by construction: the output of a ReLU, of a
+    /// `Clip` with a lower bound ≥ 0 (ReLU6), of a sigmoid or hard sigmoid, or of pooling, sums,
+    /// products, concatenation, splitting or shape-only ops over such values.
+    public let readsNonNegative: Bool
     /// Whether the layer can compute through Winograd F(2×2, 3×3) (a 3×3, stride-1, `same`
     /// Conv2D).
     public let winogradCapable: Bool
@@ -27,9 +31,15 @@ public struct QuantizableLayer: Equatable, Sendable {
         // Whether each value is still the model's input, up to shape-only ops.
         var isInput = [Bool](repeating: false, count: graph.valueShapes.count)
         isInput[graph.input] = true
+        // Whether each value is ≥ 0 by construction (the model's input is not assumed to be).
+        var nonNegative = [Bool](repeating: false, count: graph.valueShapes.count)
         var found: [QuantizableLayer] = []
         for node in graph.nodes {
             let readsInput = node.inputs.first.map { isInput[$0] } ?? false
+            let inputsNonNegative = !node.inputs.isEmpty && node.inputs.allSatisfy { nonNegative[$0] }
+            if Self.keepsOrMakesNonNegative(node.op, inputsNonNegative: inputsNonNegative) {
+                for v in node.outputs { nonNegative[v] = true }
+            }
             switch node.op {
             case let .layer(module):
                 if QuantizerConfig.quantizableOpTypes.contains(module.opType),
@@ -37,7 +47,9 @@ public struct QuantizableLayer: Equatable, Sendable {
                     let conv = module as? Conv2D
                     let winograd = conv.map { $0.isPlain && Winograd.applies(kernel: $0.weight.shape, stride: $0.stride, padding: $0.padding) } ?? false
                     found.append(QuantizableLayer(name: module.name, opType: module.opType, weight: weight.name,
-                                                  readsModelInput: readsInput, winogradCapable: winograd))
+                                                  readsModelInput: readsInput,
+                                                  readsNonNegative: node.inputs.first.map { nonNegative[$0] } ?? false,
+                                                  winogradCapable: winograd))
                 } else if module is Flatten {
                     for v in node.outputs { isInput[v] = readsInput }
                 }
@@ -48,6 +60,28 @@ public struct QuantizableLayer: Equatable, Sendable {
             }
         }
         return found
+    }
+
+    /// Whether `op`'s outputs are ≥ 0: always for ReLU, ReLU6-like clips, sigmoid and hard
+    /// sigmoid; for pooling, sums, products, concatenation, splitting and shape-only ops when
+    /// every input is.
+    private static func keepsOrMakesNonNegative(_ op: NodeOp, inputsNonNegative: Bool) -> Bool {
+        switch op {
+        case let .layer(module):
+            switch module {
+            case is ReLU: return true
+            case let activation as ActivationLayer:
+                switch activation.kind {
+                case let .clip(lower, _): return lower >= 0
+                case .sigmoid, .hardSigmoid: return true
+                default: return false
+                }
+            case is MaxPool, is AvgPool, is GlobalAvgPool, is Flatten: return inputsNonNegative
+            default: return false
+            }
+        case .add, .mul, .concat, .split, .reshape, .transpose: return inputsNonNegative
+        default: return false
+        }
     }
 }
 

@@ -7,8 +7,9 @@ extension QuantizationPlan {
     /// A layer stays FP32 when named in `fp32_layers`, else when the config's scope filter
     /// (include / exclude scopes, matched against the layer's scope) rejects it. A quantized
     /// layer gets its weight at `wbits`, signed, per channel if `per_channel`; its input at
-    /// `bits`, signed as configured — unsigned when the layer reads the image (pixels ≥ 0);
-    /// its output at `bits` with `post_quant`.
+    /// `bits`, signed as configured — unsigned when the layer reads the image (pixels ≥ 0), and
+    /// with `unsigned_after_relu` when its input is never negative (`readsNonNegative`); its
+    /// output at `bits` with `post_quant`.
     ///
     /// - Throws: `CompressionConfigError` from `config.validate(against: model)`.
     public static func build(model: Model, config: QuantizerConfig) throws -> QuantizationPlan {
@@ -26,7 +27,8 @@ extension QuantizationPlan {
                     layer: layer.name, opType: layer.opType, readsModelInput: layer.readsModelInput,
                     weight: WeightQuantization(parameter: layer.weight, bits: config.wbits,
                                                perChannel: config.perChannel),
-                    input: TensorQuantization(bits: config.bits, signed: config.signed && !layer.readsModelInput),
+                    input: TensorQuantization(bits: config.bits, signed: config.signed && !layer.readsModelInput
+                                                && !(config.unsignedAfterReLU && layer.readsNonNegative)),
                     output: config.postQuant ? TensorQuantization(bits: config.bits, signed: config.signed) : nil,
                     winograd: config.int8Winograd && layer.winogradCapable))
             }

@@ -33,6 +33,11 @@ public struct QuantizerConfig: Codable, Equatable, Sendable {
     /// Weights get one step size per output channel (else one per tensor). Our addition;
     /// default false.
     public var perChannel: Bool
+    /// With `signed`, a layer whose input is never negative by construction (after a ReLU, a
+    /// ReLU6 or a sigmoid, directly or through pooling and shape ops:
+    /// `QuantizableLayer.readsNonNegative`) still gets the unsigned grid, so its activations use
+    /// all 2^bits levels instead of the upper half. Our addition; default false.
+    public var unsignedAfterReLU: Bool
 
     /// The op types that have weights and inputs to quantize.
     public static let quantizableOpTypes = ["Conv2D", "MatMul"]
@@ -42,7 +47,7 @@ public struct QuantizerConfig: Codable, Equatable, Sendable {
     public init(bits: Int = 8, wbits: Int = 8, signed: Bool = true, pretrainedModel: String? = nil,
                 stepInterval: Int = 1000, numTrials: Int = 10, includeScopes: [String] = [],
                 excludeScopes: [String] = [], fp32Layers: [String] = [], postQuant: Bool = false,
-                int8Winograd: Bool = false, perChannel: Bool = false) {
+                int8Winograd: Bool = false, perChannel: Bool = false, unsignedAfterReLU: Bool = false) {
         self.bits = bits
         self.wbits = wbits
         self.signed = signed
@@ -55,6 +60,7 @@ public struct QuantizerConfig: Codable, Equatable, Sendable {
         self.postQuant = postQuant
         self.int8Winograd = int8Winograd
         self.perChannel = perChannel
+        self.unsignedAfterReLU = unsignedAfterReLU
     }
 
     /// The scope filter of `includeScopes` / `excludeScopes`.
@@ -91,6 +97,7 @@ public struct QuantizerConfig: Codable, Equatable, Sendable {
         case stepInterval = "step_interval", numTrials = "num_trials"
         case includeScopes = "include_scopes", excludeScopes = "exclude_scopes", fp32Layers = "fp32_layers"
         case postQuant = "post_quant", int8Winograd = "int8_winograd", perChannel = "per_channel"
+        case unsignedAfterReLU = "unsigned_after_relu"
     }
 
     /// The seed example's spelling of `pretrained_model`, read but never written.
@@ -125,5 +132,6 @@ public struct QuantizerConfig: Codable, Equatable, Sendable {
         postQuant = try c.decodeIfPresent(Bool.self, forKey: .postQuant) ?? d.postQuant
         int8Winograd = try c.decodeIfPresent(Bool.self, forKey: .int8Winograd) ?? d.int8Winograd
         perChannel = try c.decodeIfPresent(Bool.self, forKey: .perChannel) ?? d.perChannel
+        unsignedAfterReLU = try c.decodeIfPresent(Bool.self, forKey: .unsignedAfterReLU) ?? d.unsignedAfterReLU
     }
 }

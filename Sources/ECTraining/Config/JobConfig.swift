@@ -295,6 +295,7 @@ extension JobConfig {
         q.postQuant = try n.bool("post_quant", default: d.postQuant)
         q.int8Winograd = try n.bool("int8_winograd", default: d.int8Winograd)
         q.perChannel = try n.bool("per_channel", default: d.perChannel)
+        q.unsignedAfterReLU = try n.bool("unsigned_after_relu", default: d.unsignedAfterReLU)
         try n.finish()
         do {
             try q.validate()
