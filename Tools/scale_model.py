@@ -11,8 +11,11 @@ Model (S = gradient bytes, n = hosts, m = bytes of one sum):
                                                         own cores have C(n) = C1.
   link          L(n,m) = 2(n−1)·α + 2(n−1)/n · m/B      per-link α–β: the bytes each host sends
                                                         and receives in a ring / alltoall +
-                                                        allgather sum (what the trainer does for
-                                                        n ≥ 3; MPI_Allreduce for n = 2).
+                                                        allgather sum — what the trainer does:
+                                                        blocking, the rank-ordered sum for n ≥ 3
+                                                        and MPI_Allreduce for n = 2; overlapped,
+                                                        the two-phase Ialltoallv + Iallgatherv
+                                                        for every n ≥ 2 (commit 0c0785d).
   lab           A(n,m) = 2(n−1)·α + max(2(n−1)/n · m/B, 2(n−1)·m/R)
                                                         R: the aggregate rate of the one-machine
                                                         lab — every host's bytes (2(n−1)·m in
@@ -21,17 +24,18 @@ Model (S = gradient bytes, n = hosts, m = bytes of one sum):
                                                         switch has no such term: the projection
                                                         drops it (A = L).
   blocking      T_b(n) = C(n) + A(n, S)
-  overlapped    T_o(n) = C(n) + A'(n, S) − min(A'(n, S), h · b · C(n))
+  overlapped    T_o(n) = C(n) + A(n, S) − min(A(n, S), h · b · C(n))
                                                         b = 2/3: backward's share of the compute
                                                         (two products per layer, forward one);
                                                         h ∈ [0, 1] per model: the share of
                                                         backward the bucket sums run behind.
-                                                        A' = A, except for n = 2, where the
-                                                        non-blocking sum is MPI_Iallreduce, which
-                                                        Open MPI runs as a reduce then a
-                                                        broadcast (binomial): S crosses the link
-                                                        twice one after the other, so the link
-                                                        term is 2·S/B.
+                                                        The overlapped sums move the same bytes
+                                                        as the blocking one for every n ≥ 2: on
+                                                        2 ranks they no longer use Open MPI's
+                                                        MPI_Iallreduce (a reduce then a
+                                                        broadcast below 4 ranks, 2·S one way
+                                                        after the other) but the two-phase
+                                                        exchange, 2(n−1)/n · S per host.
 
 α, B, R per link from the allreduce-alone probes of 2 and 4 hosts (not from the training
 steps): α from the 1 KiB probes as pure latency, t = 2(n−1)·α (relative least squares); B and R
@@ -61,12 +65,12 @@ def link_bytes(n, m):
     return 2.0 * (n - 1) / n * m
 
 
-def lab_allreduce(n, m, fit, aggregate=True, nonblocking=False):
-    """A(n, m) (or A' with nonblocking) in seconds; fit = (alpha, inv_b, inv_r)."""
+def lab_allreduce(n, m, fit, aggregate=True):
+    """A(n, m) in seconds — blocking and overlapped sums alike; fit = (alpha, inv_b, inv_r)."""
     if n == 1:
         return 0.0
     alpha, inv_b, inv_r = fit
-    per_link = (2.0 * m if (nonblocking and n == 2) else link_bytes(n, m)) * inv_b
+    per_link = link_bytes(n, m) * inv_b
     machine = 2.0 * (n - 1) * m * inv_r if aggregate else 0.0
     return 2.0 * (n - 1) * alpha + max(per_link, machine)
 
@@ -176,7 +180,7 @@ def main():
         c = compute(model, n)
         if not r["overlap"]:
             return c + lab_allreduce(n, r["gradient_bytes"], link_fit[r["link"]])
-        a = lab_allreduce(n, r["gradient_bytes"], link_fit[r["link"]], nonblocking=True)
+        a = lab_allreduce(n, r["gradient_bytes"], link_fit[r["link"]])
         return c + a - min(a, h[model] * BACKWARD_SHARE * c)
 
     def fit_h(max_hosts):
@@ -244,8 +248,8 @@ def main():
     # ---- projection ---------------------------------------------------------------------------
     print("\n## Projection: nodes with their own cores, a switch (no lab term), batch per node fixed\n")
     print("Step time (ms) blocking / overlapped, and scaling efficiency C1/T (blocking / overlapped). C(n) = C1, "
-          "A = per-link α–β 2(n−1)α + 2(n−1)/n·S/B (B, α from the lab fit; for n = 2 the overlapped "
-          "sum is a reduce + broadcast, 2·S/B), h fitted on every measurement.\n")
+          "A = per-link α–β 2(n−1)α + 2(n−1)/n·S/B, the same bytes blocking and overlapped (B, α from "
+          "the lab fit), h fitted on every measurement.\n")
     header = "| model | link | " + " | ".join(f"{n} nodes" for n in NODES) + " | bandwidth limit (2S/B, no α) |"
     print(header)
     print("|" + "---|" * (len(NODES) + 3))
@@ -257,7 +261,7 @@ def main():
             cells = []
             for n in NODES:
                 tb = c1 + lab_allreduce(n, size, fit, aggregate=False)
-                a = lab_allreduce(n, size, fit, aggregate=False, nonblocking=True)
+                a = lab_allreduce(n, size, fit, aggregate=False)
                 to = c1 + a - min(a, h_all[model] * BACKWARD_SHARE * c1)
                 cells.append(f"{tb * 1e3:.0f} / {to * 1e3:.0f} ({c1 / tb * 100:.0f}% / {c1 / to * 100:.0f}%)")
             a_inf = 2 * size * ib
@@ -276,7 +280,7 @@ def main():
         cells = []
         for n in NODES:
             tb = c1b + lab_allreduce(n, 400e6, fit, aggregate=False)
-            a = lab_allreduce(n, 400e6, fit, aggregate=False, nonblocking=True)
+            a = lab_allreduce(n, 400e6, fit, aggregate=False)
             to = c1b + a - min(a, h_all[big] * BACKWARD_SHARE * c1b)
             cells.append(f"{tb:.2f} / {to:.2f} s ({c1b / tb * 100:.0f}% / {c1b / to * 100:.0f}%)")
         print(f"| {link} | " + " | ".join(cells) + " |")

@@ -15,11 +15,11 @@ final class KillResumeTests: XCTestCase {
 
     /// 8 steps, a checkpoint every 3, decisions at steps 2, 4, 6: the kill after step 5 lands
     /// between two decisions and two checkpoints.
-    func job(_ name: String, compression: String, extra: String = "", checkpointEvery: Int = 3) throws
-        -> (config: String, saveDir: String) {
+    func job(_ name: String, compression: String, extra: String = "", checkpointEvery: Int = 3,
+             model: String = "fmnist-cnn") throws -> (config: String, saveDir: String) {
         let saveDir = work.appendingPathComponent(name).path, config = work.appendingPathComponent("\(name).yaml").path
         try """
-            model: fmnist-cnn
+            model: \(model)
             dataset: {limit_train: 640, limit_test: 200}
             steps: 8
             batch_size: 64
@@ -37,15 +37,15 @@ final class KillResumeTests: XCTestCase {
 
     /// `resumeKey`: relaunch with the job key `resume: true` instead of `--resume`.
     func assertKilledJobResumesToTheUninterruptedState(compression: String, prefix: String, ranks: Int, resumeKey: Bool = false,
-                                                       checkpointEvery: Int = 3,
+                                                       checkpointEvery: Int = 3, model: String = "fmnist-cnn",
                                                        file: StaticString = #filePath, line: UInt = #line) throws {
         let survivorStep = 5 / checkpointEvery * checkpointEvery
-        let straight = try job("straight", compression: compression, checkpointEvery: checkpointEvery)
+        let straight = try job("straight", compression: compression, checkpointEvery: checkpointEvery, model: model)
         let done = try TrainCommand.run(straight.config, ranks: ranks)
         XCTAssertEqual(done.status, 0, done.stderr, file: file, line: line)
 
         let killed = try job("killed", compression: compression, extra: resumeKey ? "resume: true" : "",
-                             checkpointEvery: checkpointEvery)
+                             checkpointEvery: checkpointEvery, model: model)
         let victim = ranks - 1
         let crash = try TrainCommand.run(killed.config, ranks: ranks, environment: ["EC_FAULT_KILL": "\(victim):5"],
                                          timeoutSeconds: 60)
@@ -111,6 +111,18 @@ final class KillResumeTests: XCTestCase {
                 try FileManager.default.removeItem(at: work)
                 work = try TestPaths.temporaryDirectory(name)
             }
+        }
+    }
+
+    /// The user's own model too: the imported PyTorch ResNet-style fixture (batch norm, residual
+    /// adds) killed and resumed on 2 ranks under each compressor ends bit for bit where the
+    /// uninterrupted run does.
+    func testKilledJobsOnAnImportedModelResume() throws {
+        let model = "{onnx: \(TestPaths.fixtures.appendingPathComponent("onnx/torch_resnet.onnx").path)}"
+        for (compression, prefix) in [(Self.pruner, "pruner/"), (Self.quantizer, "quantizer/"), (Self.sparsifier, "sparsifier/")] {
+            try assertKilledJobResumesToTheUninterruptedState(compression: compression, prefix: prefix, ranks: 2, model: model)
+            try FileManager.default.removeItem(at: work)
+            work = try TestPaths.temporaryDirectory(name)
         }
     }
 

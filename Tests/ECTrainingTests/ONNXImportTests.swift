@@ -216,6 +216,50 @@ final class ONNXImportTests: XCTestCase {
         }
     }
 
+    /// Quantization-aware training of an imported model on 2 ranks — the MobileNetV2-style
+    /// fixture: depthwise convolutions, weights per channel, signed inputs after the linear
+    /// bottlenecks and unsigned ones after ReLU6 side by side — exported as QDQ: ONNX Runtime
+    /// runs the file and scores what the engine's fake-quantized model scores.
+    func testQATOnAnImportedModelExportsAsQDQThatONNXRuntimeRuns() throws {
+        guard try PythonRunner.require("numpy, onnx, onnxruntime, safetensors") else { return }
+        let name = "torch_mobilenetv2", images = 1000
+        let saveDir = work.appendingPathComponent("qat").path, config = work.appendingPathComponent("qat.yaml").path
+        try """
+            model: {onnx: \(fixture(name).path)}
+            dataset: {limit_train: 1280, limit_test: \(images)}
+            steps: 20
+            batch_size: 64
+            optimizer: {name: sgd, lr: 0.002, momentum: 0.9}
+            log_every: 100
+            save_dir: \(saveDir)
+            compression:
+              quantizer: {bits: 8, wbits: 8, per_channel: true, unsigned_after_relu: true, step_interval: 5, num_trials: 3}
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let r = try TrainCommand.run(config, ranks: 2, timeoutSeconds: 600)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let plan = try String(contentsOfFile: saveDir + "/quantization_plan.json", encoding: .utf8)
+        XCTAssertTrue(plan.contains("\"signed\":true") || plan.contains("\"signed\" : true"), "signed inputs after the linear bottlenecks")
+        XCTAssertTrue(plan.contains("\"signed\":false") || plan.contains("\"signed\" : false"), "unsigned inputs after ReLU6")
+
+        let file = work.appendingPathComponent("qat.onnx").path
+        let e = try ProcessRunner.run([try TestPaths.executable("easycompress"), "export", "--format", "onnx", "--from", saveDir,
+                                       "--config", config, "--out", file], timeoutSeconds: 300)
+        XCTAssertEqual(e.status, 0, e.stderr)
+        let log = try XCTUnwrap(e.stderr.split(separator: "\n").first { $0.contains("wrote") }, e.stderr)
+        XCTAssertTrue(log.contains("LSQ-quantized") && log.contains("QuantizeLinear"), String(log))
+        let engineAccuracy = try XCTUnwrap(log.split(separator: " ").last.flatMap { Double($0) }, String(log))
+
+        let (x, labels) = try Dataset.load(.test, limit: images).gather(0..<images)
+        let inputs = work.appendingPathComponent("in.safetensors"), results = work.appendingPathComponent("out.safetensors")
+        try SafeTensors(tensors: NamedTensors([("input", Variable(x).transpose([0, 3, 1, 2]).value),
+                                               ("labels", Tensor(shape: [images], scalars: labels.map(Float.init)))]))
+            .write(to: inputs)
+        let info = try PythonRunner.runONNX(model: file, inputs: inputs.path, outputs: results.path)
+        let accuracy = try XCTUnwrap(info["accuracy"] as? Double)
+        XCTAssertEqual(accuracy, engineAccuracy, accuracy: 0.002, "ONNX Runtime vs the engine's fake-quantized model")
+        XCTAssertGreaterThan(accuracy, 0.75)
+    }
+
     func testUnsupportedOpsAndBadFilesAreClearErrors() throws {
         // Garbage, a truncated file, a missing file.
         let garbage = work.appendingPathComponent("garbage.onnx")
