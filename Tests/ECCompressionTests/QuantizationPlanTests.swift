@@ -126,12 +126,16 @@ final class QuantizationPlanTests: XCTestCase {
                        ["stem": false, "expand": false, "dw": false, "project": false, "after_add": true,
                         "after_sigmoid_pool": false, "after_leaky": true, "fc": false],
                        "the image and every input ≥ 0 unsigned, the rest signed")
-        // Off by default (the seed's signed activations), and `signed: false` still means all unsigned.
+        // Off by default (the seed's signed activations); with `signed: false` it would change
+        // nothing, so asking for it there is an error.
         let seed = try QuantizationPlan.build(model: model, config: QuantizerConfig(bits: 4, wbits: 4))
         XCTAssertEqual(seed.quantized.filter(\.input.signed).map(\.layer),
                        ["expand", "dw", "project", "after_add", "after_sigmoid_pool", "after_leaky", "fc"])
-        let unsigned = try QuantizationPlan.build(model: model, config: QuantizerConfig(bits: 4, signed: false, unsignedAfterReLU: true))
-        XCTAssertFalse(unsigned.quantized.contains(where: \.input.signed))
+        XCTAssertThrowsError(try QuantizationPlan.build(model: model, config: QuantizerConfig(bits: 4, signed: false,
+                                                                                            unsignedAfterReLU: true))) {
+            XCTAssertEqual("\($0)", "quantizer.unsigned_after_relu = true: it only applies with signed: true "
+                           + "(with signed: false every input is unsigned already)")
+        }
     }
 
     func testBuildRefusesAnInvalidConfig() throws {

@@ -79,6 +79,8 @@ final class JobConfigTests: XCTestCase {
         assertError("save_dir: [a]", "save_dir must be a string, got a list")
         assertError("threads: 0", "threads must be in [1, 256], got 0")
         assertError("report: maybe", "report must be true or false, got \"maybe\"")
+        assertError("compression: {quantizer: {unsigned_after_relu: 1}}",
+                    "compression.quantizer.unsigned_after_relu must be true or false, got 1")
     }
 
     func testUnknownKeysSuggestTheClosest() {

@@ -94,6 +94,8 @@ final class CLITests: XCTestCase {
                         saying: "pruner: no channel group of fmnist-cnn inside include_scopes [\"fc2\"]")
         try assertFails(data + "compression: {quantizer: {include_scopes: [conv3]}}\n",
                         saying: "compression.quantizer: quantizer.include_scopes: 'conv3' matches no Conv2D/MatMul layer of fmnist-cnn")
+        try assertFails("compression: {quantizer: {signed: false, unsigned_after_relu: true}}\n",
+                        saying: "quantizer.unsigned_after_relu = true: it only applies with signed: true")
         try assertFails(data + "batch_size: 256\n",
                         saying: "batch_size: 256 is larger than the training set of 200 samples (dataset.limit_train)")
         try assertFails("optimizer: {name: adam, momentum: 0.9}\n",

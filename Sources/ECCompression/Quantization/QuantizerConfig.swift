@@ -66,7 +66,8 @@ public struct QuantizerConfig: Codable, Equatable, Sendable {
     /// The scope filter of `includeScopes` / `excludeScopes`.
     public var scopes: ScopeFilter { ScopeFilter(include: includeScopes, exclude: excludeScopes) }
 
-    /// Checks every value that needs no model; the first bad one throws.
+    /// Checks every value that needs no model, and that `unsigned_after_relu` comes with
+    /// `signed: true` (it would change nothing otherwise); the first bad one throws.
     ///
     /// - Throws: `CompressionConfigError`, naming the seed key (`quantizer.bits`), the value and
     ///   the allowed range: `"quantizer.bits must be in [1, 8], got 9"`.
@@ -83,6 +84,10 @@ public struct QuantizerConfig: Codable, Equatable, Sendable {
         guard numTrials > 0 else {
             throw CompressionConfigError.outOfRange(key: "quantizer.num_trials", value: String(numTrials),
                                                     allowed: "> 0")
+        }
+        if unsignedAfterReLU && !signed {
+            throw CompressionConfigError.meaningless(key: "quantizer.unsigned_after_relu", value: "true",
+                                                     reason: "it only applies with signed: true (with signed: false every input is unsigned already)")
         }
         for (key, scopes) in [("quantizer.include_scopes", includeScopes), ("quantizer.exclude_scopes", excludeScopes),
                               ("quantizer.fp32_layers", fp32Layers)] {
