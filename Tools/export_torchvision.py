@@ -3,6 +3,8 @@
 
     python Tools/export_torchvision.py [OUT_DIR] [--only NAME ...] [--timeout 300]
 
+(--only re-exports those models and updates their entries in an existing OUT_DIR/manifest.json.)
+
 OUT_DIR defaults to .build/torchvision-onnx/ (not committed). Runs in the same pinned venv as
 Tools/make_onnx_fixtures.py (.build/fixture-env; see that script's header for the pip command),
 making it first if needed.
@@ -12,8 +14,8 @@ models only; detection, segmentation, video, optical flow and quantized models l
 submodules): build it with weights=None (random, seeded, nothing downloaded) and num_classes=10;
 give all-zero weight tensors small random values and BatchNorm random scale/shift and running
 statistics measured on random inputs (see make_outputs_informative: a fresh torchvision model's
-output is otherwise all zeros for ViT, ~1e11 for inception_v3, and blind to BatchNorm); eval mode, input NCHW [1,3,64,64] (a model whose forward fails at 64x64 is tried at 224x224 and
-the size is recorded); export with the TorchScript exporter (torch.onnx.export(dynamo=False),
+output is otherwise all zeros for ViT, ~1e11 for inception_v3, and blind to BatchNorm); eval mode, input NCHW [1,3,64,64] (a model that fails to run or to export at 64x64 is tried at
+224x224, and the size and the errors are recorded); export with the TorchScript exporter (torch.onnx.export(dynamo=False),
 default TrainingMode.EVAL, so BatchNormalization is folded into the Conv before it, fixed
 shapes) at opset 13, or at 17 when 13 fails; run the file in ONNX Runtime on a seeded random
 input, saved as NAME.input.npy with the output as NAME.output.npy. Each model runs in its own
@@ -26,6 +28,7 @@ import argparse
 import collections
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -85,6 +88,10 @@ def make_outputs_informative(model, size):
     return changed
 
 
+def _first_line(text):
+    return text.strip().splitlines()[0] if text.strip() else text
+
+
 def worker(name, out):
     """Builds, exports and runs one model; writes OUT/NAME.result.json."""
     import numpy as np
@@ -94,48 +101,69 @@ def worker(name, out):
     torch.set_num_threads(fx.THREADS)
     result = {"name": name, "export_ok": False}
     t0 = time.time()
+    errors = {}
+    result["errors"] = errors
+    path = os.path.join(out, name + ".onnx")
+    # The exporter writes a model over 2 GB with one external-data file per tensor, named after
+    # the tensor, beside the .onnx; it exports into a folder of its own and is then saved as
+    # NAME.onnx + NAME.onnx.data so that models cannot overwrite each other's tensors.
+    staging = os.path.join(out, f".staging-{name}")
+    shutil.rmtree(staging, ignore_errors=True)
+    os.makedirs(staging)
+    staged = os.path.join(staging, name + ".onnx")
+    for old in (path, path + ".data"):
+        if os.path.exists(old):
+            os.remove(old)
     try:
-        torch.manual_seed(SEED)
-        model = torchvision.models.get_model(name, weights=None, num_classes=10).eval()
-        result["param_count"] = int(sum(p.numel() for p in model.parameters()))
-        errors = {}
         x = None
-        for size in SIZES:
+        for size in SIZES:  # a model that fails to run or to export at 64x64 is tried at 224x224
+            torch.manual_seed(SEED)
+            model = torchvision.models.get_model(name, weights=None, num_classes=10).eval()
+            result["param_count"] = int(sum(p.numel() for p in model.parameters()))
             candidate = torch.from_numpy(
                 np.random.default_rng(SEED).standard_normal((1, 3, size, size)).astype(np.float32))
             try:
                 with torch.no_grad():
-                    expected = model(candidate)
+                    model(candidate)
+            except Exception as e:  # noqa: BLE001 (recorded, next size tried)
+                errors[f"forward_{size}"] = f"{type(e).__name__}: {e}"[:1000]
+                continue
+            result["weights_adjusted"] = make_outputs_informative(model, size)
+            with torch.no_grad():
+                expected = model(candidate)
+            for opset in OPSETS:
+                try:
+                    torch.onnx.export(model, (candidate,), staged, dynamo=False, opset_version=opset,
+                                      input_names=["input"], output_names=["logits"])
+                    result["opset"] = opset
+                    break
+                except Exception as e:  # noqa: BLE001 (recorded, next opset tried)
+                    errors[f"export_{size}_opset_{opset}"] = f"{type(e).__name__}: {e}"[:1000]
+            if "opset" in result:
                 x = candidate
                 break
-            except Exception as e:  # noqa: BLE001 (recorded, next size tried)
-                errors[f"forward_{size}"] = f"{type(e).__name__}: {e}"[:500]
         if x is None:
-            raise RuntimeError(f"forward fails at every size {SIZES}: {errors}")
+            raise RuntimeError(f"no size in {SIZES} and opset in {OPSETS} works: " +
+                               "; ".join(f"{k}: {_first_line(v)}" for k, v in errors.items()))
         result["input_shape"] = list(x.shape)
         if x.shape[-1] != SIZES[0]:
-            result["input_size_note"] = f"fails at {SIZES[0]}x{SIZES[0]}: {errors}"
-        result["weights_adjusted"] = make_outputs_informative(model, x.shape[-1])
-        with torch.no_grad():
-            expected = model(x)
-        path = os.path.join(out, name + ".onnx")
-        for opset in OPSETS:
-            try:
-                torch.onnx.export(model, (x,), path, dynamo=False, opset_version=opset,
-                                  input_names=["input"], output_names=["logits"])
-                result["opset"] = opset
-                break
-            except Exception as e:  # noqa: BLE001 (recorded, next opset tried)
-                errors[f"export_opset_{opset}"] = f"{type(e).__name__}: {e}"[:1000]
-        if "opset" not in result:
-            raise RuntimeError(f"export fails at opsets {OPSETS}")
-        result["export_errors"] = errors or None
+            result["input_size_note"] = f"fails at {SIZES[0]}x{SIZES[0]}, see errors"
         result["file"] = os.path.basename(path)
         result["export_seconds"] = round(time.time() - t0, 1)
-        result["size_bytes"] = os.path.getsize(path)
+        model_proto = onnx.load(staged, load_external_data=False)
+        external = any(i.data_location == onnx.TensorProto.EXTERNAL for i in model_proto.graph.initializer)
+        if external:
+            full = onnx.load(staged)
+            onnx.save_model(full, path, save_as_external_data=True, all_tensors_to_one_file=True,
+                            location=name + ".onnx.data", size_threshold=1024)
+            del full
+            result["external_data_file"] = name + ".onnx.data"
+        else:
+            shutil.move(staged, path)
+        shutil.rmtree(staging, ignore_errors=True)
         model_proto = onnx.load(path, load_external_data=False)
-        result["external_data"] = any(
-            i.data_location == onnx.TensorProto.EXTERNAL for i in model_proto.graph.initializer)
+        result["size_bytes"] = os.path.getsize(path) + (
+            os.path.getsize(path + ".data") if external else 0)
         try:
             onnx.checker.check_model(path, full_check=True)
             result["onnx_checker"] = "ok"
@@ -161,6 +189,8 @@ def worker(name, out):
     except Exception as e:  # noqa: BLE001
         result["error"] = f"{type(e).__name__}: {e}"[:2000]
         result["traceback"] = traceback.format_exc()[-3000:]
+    shutil.rmtree(staging, ignore_errors=True)
+    result["errors"] = errors or None
     result["seconds"] = round(time.time() - t0, 1)
     with open(os.path.join(out, name + ".result.json"), "w") as f:
         json.dump(result, f, indent=1)
@@ -220,6 +250,15 @@ def main():
                   if result["export_ok"] else "FAILED " + result["error"].splitlines()[0][:200])
         print(f"[{i}/{len(names)}] {name}: {status} ({time.time() - start:.0f} s)", flush=True)
 
+    manifest_path = os.path.join(out, "manifest.json")
+    if args.only and os.path.exists(manifest_path):
+        # a partial run updates those models' entries in the manifest of an earlier full run
+        with open(manifest_path) as f:
+            previous = {r["name"]: r for r in json.load(f)["models"]}
+        previous.update({r["name"]: r for r in results})
+        results = [previous[n] for n in torchvision.models.list_models(module=torchvision.models)
+                   if n in previous]
+        print(f"== merged into {manifest_path}: {len(results)} models", flush=True)
     ok = [r for r in results if r["export_ok"]]
     usage = collections.Counter(op for r in ok for op in r["ops"])
     nodes = collections.Counter()
@@ -238,16 +277,16 @@ def main():
         "weights": f"random (weights=None), torch.manual_seed({SEED}) before each model is built; "
                    "then " + " ".join(make_outputs_informative.__doc__.split("So, seeded: ")[1].split("Returns")[0].split()),
         "input": f"numpy.random.default_rng({SEED}).standard_normal((1, 3, S, S)), float32; S = 64, "
-                 "or 224 for a model whose forward fails at 64",
+                 "or 224 for a model that fails to run or to export at 64",
         "models_total": total,
         "models_tried": len(results),
         "exported": len(ok),
         "failed": [{"name": r["name"], "error": r["error"]} for r in results if not r["export_ok"]],
         "op_types": op_types,
-        "seconds": round(time.time() - t0, 1),
+        "seconds_this_run": round(time.time() - t0, 1),
         "models": results,
     }
-    with open(os.path.join(out, "manifest.json"), "w") as f:
+    with open(manifest_path, "w") as f:
         json.dump(manifest, f, indent=1)
         f.write("\n")
     print(f"== {len(ok)} exported of {len(results)} (torchvision {m.version('torchvision')} lists "
