@@ -97,14 +97,27 @@ public final class Conv2D: Module {
 
     /// This convolution (with `activation`) followed by a 2×2, stride-2 max pool (`poolReLU`:
     /// the pool's fused ReLU) as one op on the FP32 convolution kernels (`Variable.conv2dMaxPool`),
-    /// bit for bit the two ops one after the other, in inference and in training. Nil when that
-    /// does not run here (a layer transform, a block-sparse kernel, the direct grouped path, an
+    /// bit for bit the two ops one after the other, in inference and in training. Under a layer
+    /// transform (quantization-aware training) the input and the kernel are transformed first,
+    /// as `forward` does. Nil when that does not run here (a transform that rewrites the output
+    /// or computes in the Winograd domain, a block-sparse kernel, the direct grouped path, an
     /// FP32 path without the kernels, training with an activation): the caller runs the two ops.
     public func forwardPooled(_ x: Variable, _ ctx: ForwardContext, activation: Activation, poolReLU: Bool) -> Variable? {
-        guard ctx.transform == nil, !(isPlain && SparseInference.matrix(for: weight, ctx: ctx) != nil) else { return nil }
-        return x.conv2dMaxPool(weight: ctx.variable(for: weight), bias: bias.map { ctx.variable(for: $0) }, strideHeight: stride,
-                               strideWidth: strideWidth, pads: explicitPads(height: x.shape[1], width: x.shape[2]),
-                               groups: groups, activation: activation, poolReLU: poolReLU)
+        guard !(isPlain && SparseInference.matrix(for: weight, ctx: ctx) != nil) else { return nil }
+        var input = x, kernel = ctx.variable(for: weight)
+        if let t = ctx.transform {
+            // Transform the operands only where the fused op will take them (else the caller's
+            // unfused path transforms them, once).
+            guard !t.transformsOutput(layer: name),
+                  !(isPlain && t.usesWinograd(layer: name) && Winograd.applies(kernel: weight.shape, stride: stride, padding: padding)),
+                  Variable.conv2dMaxPoolRuns(geometry(x.shape), activation: activation, recording: ctx.tape != nil)
+            else { return nil }
+            input = t.transformInput(x, layer: name, ctx: ctx)
+            kernel = t.transformWeight(kernel, layer: name, ctx: ctx)
+        }
+        return input.conv2dMaxPool(weight: kernel, bias: bias.map { ctx.variable(for: $0) }, strideHeight: stride,
+                                   strideWidth: strideWidth, pads: explicitPads(height: x.shape[1], width: x.shape[2]),
+                                   groups: groups, activation: activation, poolReLU: poolReLU)
     }
 
     public func inputProblem(_ input: [Int]) -> String? {

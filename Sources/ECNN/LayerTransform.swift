@@ -10,6 +10,10 @@ public protocol LayerTransform: AnyObject {
     func transformWeight(_ w: Variable, layer: String, ctx: ForwardContext) -> Variable
     /// The layer's output, after its fused activation (`post_quant`).
     func transformOutput(_ y: Variable, layer: String, ctx: ForwardContext) -> Variable
+    /// Whether `transformOutput` may change `layer`'s output. When it cannot, a Conv2D → (ReLU →)
+    /// 2×2 max pool still runs as one op on the convolution kernels, its operands transformed
+    /// first (`Conv2D.forwardPooled`). Default: true (the output is always handed over).
+    func transformsOutput(layer: String) -> Bool
     /// Whether Conv2D `layer` (3×3, stride 1, `same`) computes through Winograd F(2×2, 3×3),
     /// with `transformWinogradTiles` / `transformWinogradKernel` applied in the Winograd domain
     /// (Winograd-aware quantization). Default: false.
@@ -29,6 +33,7 @@ public protocol LayerTransform: AnyObject {
 
 extension LayerTransform {
     public func usesWinograd(layer: String) -> Bool { false }
+    public func transformsOutput(layer: String) -> Bool { true }
     public func transformWinogradTiles(_ v: Variable, layer: String, ctx: ForwardContext) -> Variable { v }
     public func transformWinogradKernel(_ u: Variable, layer: String, ctx: ForwardContext) -> Variable { u }
     public var supportsReplicas: Bool { false }

@@ -201,6 +201,13 @@ extension Variable {
 }
 
 extension Variable {
+    /// Whether `conv2dMaxPool` runs for `g`: the FP32 convolution kernels take the geometry
+    /// (AVX-512/AVX2 paths), the output has at least 2×2 positions, and a recorded (training)
+    /// pass has no activation before the pool.
+    package static func conv2dMaxPoolRuns(_ g: Conv2DGeometry, activation: Activation, recording: Bool) -> Bool {
+        FP32Conv.runs(g) && g.outHeight >= 2 && g.outWidth >= 2 && !(recording && activation != .identity)
+    }
+
     /// `maxPool2d(size: 2, stride: 2, relu: poolReLU)` of this convolution (bias and
     /// `activation` included) as one op, bit for bit the two ops one after the other:
     ///
@@ -212,17 +219,14 @@ extension Variable {
     ///   writes the convolution's output gradient from the pooled one, with the bias gradient
     ///   summed on the way.
     ///
-    /// Nil where the fusion does not run (a geometry or FP32 path without the convolution
-    /// kernels, an output smaller than 2×2, or training with an activation): the caller runs
-    /// the two ops.
+    /// Nil where the fusion does not run (`conv2dMaxPoolRuns`): the caller runs the two ops.
     public func conv2dMaxPool(weight: Variable, bias: Variable?, strideHeight: Int = 1, strideWidth: Int = 1,
                               pads: Padding2D, groups: Int = 1, activation: Activation, poolReLU: Bool) -> Variable? {
         let g = Conv2DGeometry(input: value.shape, kernel: weight.shape, strideHeight: strideHeight, strideWidth: strideWidth,
                                pads: pads, groups: groups)
-        guard FP32Conv.runs(g), g.outHeight >= 2, g.outWidth >= 2 else { return nil }
-        g.check(input: value, kernel: weight.value, bias: bias?.value)
         let recording = Variable.tape(of: self, weight, bias) != nil
-        if recording && activation != .identity { return nil }
+        guard Self.conv2dMaxPoolRuns(g, activation: activation, recording: recording) else { return nil }
+        g.check(input: value, kernel: weight.value, bias: bias?.value)
         let pooledShape = [g.batch, g.outHeight / 2, g.outWidth / 2, g.outChannels]
         var y = Tensor(uninitializedShape: pooledShape)
         let floor: Float = poolReLU ? 0 : -.infinity

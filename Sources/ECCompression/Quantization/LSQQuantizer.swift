@@ -190,6 +190,9 @@ public final class LSQQuantizer: Compressor, LayerTransform {
 
     public func usesWinograd(layer: String) -> Bool { winogradLayers.contains(layer) }
 
+    /// Only with `post_quant` (an output range planned for the layer).
+    public func transformsOutput(layer: String) -> Bool { ranges["output:\(layer)"] != nil }
+
     /// Once every planned step size exists (calibrated, or restored): passes then only read
     /// them, and send their step-size gradients to their replica's accumulator.
     public var supportsReplicas: Bool { ranges.keys.allSatisfy { steps[$0] != nil } }
