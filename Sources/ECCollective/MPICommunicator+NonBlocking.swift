@@ -12,15 +12,14 @@ extension MPICommunicator {
 
 /// `NonBlockingAllreduce` over MPI's non-blocking collectives, with sums in rank order.
 ///
-/// - Two or more ranks: the blocking path's rank-ordered sum in two non-blocking phases —
-///   `MPI_Ialltoallv` (rank r receives chunk r of every rank's buffer), the chunks added in
-///   rank order, then `MPI_Iallgatherv` of the summed chunks — so every element is
-///   `((x₀ + x₁) + x₂) + …` as `MPICommunicator.allreduce` computes it (on two ranks
-///   `x₀ + x₁`, which is what `MPI_Allreduce` gives whichever rank adds). Each rank sends and
-///   receives (n−1)/n of the buffer in each phase, both directions at once; Open MPI's
-///   `MPI_Iallreduce` (libnbc) reduces to one rank and broadcasts back below 4 ranks, so on
-///   two ranks the whole buffer crossed the link twice, one direction after the other.
-/// - One rank: `MPI_Iallreduce`, which leaves the buffer as it is.
+/// Any number of ranks: the blocking path's rank-ordered sum in two non-blocking phases —
+/// `MPI_Ialltoallv` (rank r receives chunk r of every rank's buffer), the chunks added in rank
+/// order, then `MPI_Iallgatherv` of the summed chunks — so every element is
+/// `((x₀ + x₁) + x₂) + …` as `MPICommunicator.allreduce` computes it (on two ranks `x₀ + x₁`,
+/// which is what `MPI_Allreduce` gives whichever rank adds). Each rank sends and receives
+/// (n−1)/n of the buffer in each phase, both directions at once; Open MPI's `MPI_Iallreduce`
+/// (libnbc) reduces to one rank and broadcasts back below 4 ranks, so on two ranks the whole
+/// buffer would cross the link twice, one direction after the other.
 ///
 /// Each phase has a communicator of its own, duplicated from the world when the stream is made,
 /// so the order of the collectives on each is the order of `start` on every rank, whatever the
@@ -84,12 +83,8 @@ public final class MPINonBlockingAllreduce: NonBlockingAllreduce, @unchecked Sen
         while offset < buffer.count {
             let n = Swift.min(piece, buffer.count - offset)
             let operation = Operation(base: base + offset, count: n, ranks: world.size, rank: world.rank)
-            if world.size > 1 {
-                operation.received = takeBuffer(operation.mine * world.size)
-                try operation.startExchange(on: exchange)
-            } else {
-                try operation.startAllreduce(on: exchange)
-            }
+            operation.received = takeBuffer(operation.mine * world.size)
+            try operation.startExchange(on: exchange)
             operations.append(operation)
             offset += n
         }
@@ -225,13 +220,6 @@ private final class Operation {
 
     deinit {
         for p in [sendCounts, sendDisplacements, receiveCounts, receiveDisplacements] { p.deallocate() }
-    }
-
-    func startAllreduce(on comm: MPI_Comm) throws {
-        phase = .final
-        try mpiCall("MPI_Iallreduce") {
-            MPI_Iallreduce(cmpi_in_place(), base, Int32(count), cmpi_float(), cmpi_op_sum(), comm, &request)
-        }
     }
 
     func startExchange(on comm: MPI_Comm) throws {
