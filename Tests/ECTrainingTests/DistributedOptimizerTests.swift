@@ -6,9 +6,11 @@ import XCTest
 /// fallback when a gradient has been detached from it — same result.
 final class DistributedOptimizerTests: XCTestCase {
     /// Rank 0 of a world of two identical replicas: an allreduce sum doubles every element.
+    /// Its non-blocking sums are `stream` when set (a test's recorder), else they run at once.
     final class TwinWorld: Communicator {
         let rank = 0, size = 2
         var allreduceCalls = 0
+        var stream: (any NonBlockingAllreduce)?
         func allreduce(_ buffer: UnsafeMutableBufferPointer<Float>, op: ReduceOp) throws {
             allreduceCalls += 1
             for i in buffer.indices { buffer[i] *= 2 }
@@ -20,6 +22,7 @@ final class DistributedOptimizerTests: XCTestCase {
         func gather(_ blob: [UInt8], toRoot root: Int) throws -> [[UInt8]] { [blob, blob] }
         func barrier() throws {}
         func abort(code: Int32) -> Never { exit(code) }
+        func makeNonBlockingAllreduce() throws -> any NonBlockingAllreduce { stream ?? ImmediateAllreduce(self) }
     }
 
     func gradients(_ model: Model) -> [String: Tensor] {

@@ -10,20 +10,10 @@ import XCTest
 final class OverlapTests: XCTestCase {
     /// Rank 0 of a world of two identical replicas (a sum doubles every element), whose
     /// non-blocking stream records what it is given and when, and sums at `waitAll`.
-    final class RecordingTwinWorld: Communicator {
-        let rank = 0, size = 2
-        let stream = RecordingStream()
-        func allreduce(_ buffer: UnsafeMutableBufferPointer<Float>, op: ReduceOp) throws {
-            for i in buffer.indices { buffer[i] *= 2 }
-        }
-        func allreduce(_ buffer: UnsafeMutableBufferPointer<Double>, op: ReduceOp) throws { for i in buffer.indices { buffer[i] *= 2 } }
-        func reduce(_ buffer: UnsafeMutableBufferPointer<Float>, toRoot root: Int) throws {}
-        func reduce(_ buffer: UnsafeMutableBufferPointer<Double>, toRoot root: Int) throws {}
-        func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws {}
-        func gather(_ blob: [UInt8], toRoot root: Int) throws -> [[UInt8]] { [blob, blob] }
-        func barrier() throws {}
-        func abort(code: Int32) -> Never { exit(code) }
-        func makeNonBlockingAllreduce() throws -> any NonBlockingAllreduce { stream }
+    func recordingTwinWorld() -> (DistributedOptimizerTests.TwinWorld, RecordingStream) {
+        let world = DistributedOptimizerTests.TwinWorld(), stream = RecordingStream()
+        world.stream = stream
+        return (world, stream)
     }
 
     final class RecordingStream: NonBlockingAllreduce, @unchecked Sendable {
@@ -82,9 +72,9 @@ final class OverlapTests: XCTestCase {
     func testBucketsStartDuringBackwardAndEqualTheBlockingPath() throws {
         let data = try Dataset.load(.train, limit: 128)
         for replicas in [1, 2] {
-            func train(overlap: Bool) throws -> (Model, RecordingTwinWorld, MonitoredSession) {
+            func train(overlap: Bool) throws -> (Model, RecordingStream, MonitoredSession) {
                 let model = try XCTUnwrap(ModelZoo.make("fmnist-cnn", seed: 3))
-                let world = RecordingTwinWorld()
+                let (world, stream) = recordingTwinWorld()
                 let session = try MonitoredSession(model: model, optimizer: try SGD(learningRate: 0.05, momentum: 0.9),
                                                    communicator: world, bucketBytes: 4096, overlapGradients: overlap)
                 session.threadReplicas = replicas
@@ -93,10 +83,10 @@ final class OverlapTests: XCTestCase {
                     let b = batches.next()
                     try session.run(images: b.images, labels: b.labels, globalBatchSize: b.globalCount)
                 }
-                return (model, world, session)
+                return (model, stream, session)
             }
             let (blocking, _, plain) = try train(overlap: false)
-            let (overlapped, world, session) = try train(overlap: true)
+            let (overlapped, stream, session) = try train(overlap: true)
             XCTAssertFalse(plain.optimizer.overlapsBackward)
             XCTAssertTrue(session.optimizer.overlapsBackward)
             XCTAssertEqual(session.optimizer.overlappedSteps, 3)
@@ -106,12 +96,12 @@ final class OverlapTests: XCTestCase {
             }
 
             // One more step, watching the starts.
-            world.stream.started = []
+            stream.started = []
             let b = try Dataset.load(.train, limit: 64).gather(0..<64)
             _ = session.forwardBackward(images: b.images, labels: b.labels, globalBatchSize: 64)
             let sizes = session.optimizer.overlapBucketSizes
-            XCTAssertEqual(world.stream.started.map(\.count), sizes, "every bucket started, in plan order")
-            XCTAssertEqual(Set(world.stream.started.map(\.baseAddress)).count, sizes.count)
+            XCTAssertEqual(stream.started.map(\.count), sizes, "every bucket started, in plan order")
+            XCTAssertEqual(Set(stream.started.map(\.baseAddress)).count, sizes.count)
             let starts = try XCTUnwrap(session.optimizer.lastBackward).deliveredAtStart
             let perPass = overlapped.parameters.filter(\.isTrainable).count, all = perPass * replicas
             XCTAssertEqual(starts.count, sizes.count)
