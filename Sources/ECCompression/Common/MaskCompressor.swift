@@ -55,7 +55,9 @@ package protocol MaskCompressor: Compressor {
 /// When a mask compressor's decisions take effect (`MaskCompressor`, "Delayed decisions").
 package struct DecisionTiming {
     /// 0: a decision is applied after the update of its own step; 1: after the next step's.
-    package var delay = 0
+    package var delay = 0 {
+        didSet { precondition((0...1).contains(delay), "decisionDelay must be 0 or 1, got \(delay)") }
+    }
     /// The run's last step, when known: a decision there is applied at once.
     package var finalStep: Int?
     /// The chief's decision being computed in the background.
@@ -104,6 +106,15 @@ extension MaskCompressor {
     /// The chief's decision for `trial`, computed now.
     package func decide(trial: Int) -> [String: PayloadValue] { decision(trial: trial)() }
 
+    /// The chief's decision of `trial`, made at `decisionStep` and applied now: the one computed
+    /// in the background when it is that one (taken, so it is joined once), else made here.
+    private func delayedDecision(trial: Int, decisionStep: Int) -> [String: PayloadValue] {
+        let pending = timing.pending
+        timing.pending = nil
+        guard let pending, pending.trial == trial, pending.step == decisionStep else { return decide(trial: trial) }
+        return pending.join()
+    }
+
     /// Steps 1–5 of the type's documentation; nil at steps without a decision. With a delay,
     /// a decision of step − 1 is applied first (the chief's background result, or computed now
     /// if `beforeStep` did not start it), then statistics are observed, then a decision due at
@@ -113,14 +124,9 @@ extension MaskCompressor {
         precondition(channel.communicator === communicator, "the payload channel must use the world given to prepare")
         var event: CompressionEvent?
         if let (trial, decisionStep) = delayedTrial(appliedAt: step) {
-            var entries: [String: PayloadValue]?
-            if communicator.isChief {
-                let pending = timing.pending
-                timing.pending = nil
-                entries = pending.map { $0.trial == trial && $0.step == decisionStep ? $0.join() : decide(trial: trial) }
-                    ?? decide(trial: trial)
-            }
-            event = try conclude(trial: trial, decisionStep: decisionStep, appliedAt: step, entries: entries, channel: channel)
+            event = try conclude(trial: trial, decisionStep: decisionStep, appliedAt: step,
+                                 entries: communicator.isChief ? delayedDecision(trial: trial, decisionStep: decisionStep) : nil,
+                                 channel: channel)
         }
         if communicator.isChief && progress.trialsDone < schedule.numTrials { observe() }
         if let trial = schedule.trial(atStep: step), trial > progress.trialsDone,
@@ -136,14 +142,9 @@ extension MaskCompressor {
     package func concludeDelayed(lastStep step: Int, channel: PayloadChannel) throws -> CompressionEvent? {
         guard let communicator else { throw notPrepared("afterLastStep") }
         guard let (trial, decisionStep) = delayedTrial(appliedAt: step + 1) else { return nil }
-        var entries: [String: PayloadValue]?
-        if communicator.isChief {
-            let pending = timing.pending
-            timing.pending = nil
-            entries = pending.map { $0.trial == trial && $0.step == decisionStep ? $0.join() : decide(trial: trial) }
-                ?? decide(trial: trial)
-        }
-        return try conclude(trial: trial, decisionStep: decisionStep, appliedAt: step, entries: entries, channel: channel)
+        return try conclude(trial: trial, decisionStep: decisionStep, appliedAt: step,
+                            entries: communicator.isChief ? delayedDecision(trial: trial, decisionStep: decisionStep) : nil,
+                            channel: channel)
     }
 
     /// Before step `step` trains: the chief starts the delayed decision of step − 1, if one is

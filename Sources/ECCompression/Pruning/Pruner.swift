@@ -67,10 +67,7 @@ public final class Pruner: MaskCompressor {
     /// 0: at once. The trainer's default is 1.
     public var decisionDelay: Int {
         get { timing.delay }
-        set {
-            precondition((0...1).contains(newValue), "decisionDelay must be 0 or 1, got \(newValue)")
-            timing.delay = newValue
-        }
+        set { timing.delay = newValue }  // 0 or 1 (`DecisionTiming.delay` checks)
     }
 
     /// - Parameters:

@@ -46,8 +46,7 @@ public final class CompressionHook: SessionRunHook {
         self.saveDir = saveDir.map { URL(fileURLWithPath: $0) }
         self.metrics = metrics
         if let delayed = compressor as? any MaskCompressor {
-            precondition((0...1).contains(decisionDelay), "decisionDelay must be 0 or 1, got \(decisionDelay)")
-            delayed.timing.delay = decisionDelay
+            delayed.timing.delay = decisionDelay  // 0 or 1 (`DecisionTiming.delay` checks)
             delayed.timing.finalStep = finalStep
         }
     }
