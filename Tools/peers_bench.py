@@ -23,12 +23,14 @@ on the engine's own FP32 export, fed the first Fashion-MNIST test images (NHWC, 
 Every figure is printed as a RESULT line for launch/bench to read.
 """
 import argparse
-import gzip
 import os
 import resource
 import statistics
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from make_onnx_fixtures import read_idx  # noqa: E402  (IDX reader, size-checked)
 
 DATA_DIR = "/usr/share/datasets/fashion-mnist"
 
@@ -40,17 +42,6 @@ def limit_threads(threads):
     # slow everything down; the same work either way).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
-def read_idx(path):
-    import numpy as np
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    if data[0] != 0 or data[1] != 0 or data[2] != 0x08:
-        raise ValueError(f"{path}: not an unsigned-byte IDX file")
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
 def cpu_seconds():
