@@ -24,7 +24,13 @@ Model (S = gradient bytes, n = hosts, m = bytes of one sum):
                                                         switch has no such term: the projection
                                                         drops it (A = L).
   blocking      T_b(n) = C(n) + A(n, S)
-  overlapped    T_o(n) = C(n) + A(n, S) − min(A(n, S), h · b · C(n))
+  overlapped    T_o(n) = C(n) + A_o(n, S) − min(A_o(n, S), h · b · C(n))
+                                                        A_o: A's form with its own B and R,
+                                                        fitted to the overlapped sums alone
+                                                        (the step's buckets started one after
+                                                        another on the non-blocking stream,
+                                                        then waited for) — in the lab they do
+                                                        not run at the flat sum's rates.
                                                         b = 2/3: backward's share of the compute
                                                         (two products per layer, forward one);
                                                         h ∈ [0, 1] per model: the share of
@@ -40,7 +46,7 @@ Model (S = gradient bytes, n = hosts, m = bytes of one sum):
 α, B, R per link from the allreduce-alone probes of 2 and 4 hosts (not from the training
 steps): α from the 1 KiB probes as pure latency, t = 2(n−1)·α (relative least squares); B and R
 from the 1 MiB and whole-gradient probes, least squares on time, so the gradient-sized sums the
-steps make weigh most. h: grid search (relative error) on the overlapped steps. Two fits of h:
+steps make weigh most; A_o's B and R the same way from the bucketed whole-gradient probes. h: grid search (relative error) on the overlapped steps. Two fits of h:
 on every measurement (in-sample errors), and on 1 and 2 hosts only (with C1 and the probes of 2
 and 4 hosts, every 4-host step is then a prediction). The communication time measured inside
 the training steps (comm_ms) is printed, never used.
@@ -123,8 +129,8 @@ def main():
     for r in rows:
         for k in ("hosts", "overlap", "gradient_bytes", "params"):
             r[k] = int(r[k])
-        for k in ("step_ms", "comm_ms", "allreduce_1k_ms", "allreduce_1m_ms", "allreduce_grad_ms"):
-            r[k] = float(r[k]) / 1e3  # seconds
+        for k in ("step_ms", "comm_ms", "allreduce_1k_ms", "allreduce_1m_ms", "allreduce_grad_ms", "bucketed_grad_ms"):
+            r[k] = float(r.get(k) or "nan") / 1e3  # seconds; the bucketed probe only on overlapped rows
     models = sorted({r["model"] for r in rows}, key=lambda m: [r["params"] for r in rows if r["model"] == m][0])
     links = [l for l in ("10gbit", "1gbit") if any(r["link"] == l for r in rows)]
     cores = args.cores
@@ -136,22 +142,35 @@ def main():
 
     # ---- communication: α, B, R per link from the probes --------------------------------------
     probes = {l: [] for l in links}
+    bucket_probes = {l: [] for l in links}
     for r in rows:
         if r["hosts"] > 1:
             probes[r["link"]] += [(r["hosts"], 1024, r["allreduce_1k_ms"]), (r["hosts"], 1 << 20, r["allreduce_1m_ms"]),
                                   (r["hosts"], r["gradient_bytes"], r["allreduce_grad_ms"])]
+            bucket_probes[r["link"]].append((r["hosts"], 1024, r["allreduce_1k_ms"]))
+            if r["overlap"] and not math.isnan(r["bucketed_grad_ms"]):
+                bucket_probes[r["link"]].append((r["hosts"], r["gradient_bytes"], r["bucketed_grad_ms"]))
     link_fit = {l: fit_link(probes[l], aggregate=True) for l in links}
     plain_fit = {l: fit_link(probes[l], aggregate=False) for l in links}
+    # The overlapped steps' sums: the same bytes, in buckets on the non-blocking stream, fitted to
+    # their own probes (the whole gradient summed alone that way). With no such probe (an older
+    # results file) they are charged the blocking fit.
+    bucket_fit = {l: fit_link(bucket_probes[l], aggregate=True) if any(m > 1024 for _, m, _ in bucket_probes[l])
+                  else link_fit[l] for l in links}
 
     print("## Communication fit (allreduce alone, 2 and 4 hosts)\n")
+    def rate(inv):
+        return f"{1 / inv / 1e6:.0f} MB/s" if inv > 0 else "none"
+
     print("| link | α (per message step) | per-link bandwidth B | lab aggregate rate R | "
-          "per-link α–β alone (no R): α, B |")
-    print("|---|---|---|---|---|")
+          "per-link α–β alone (no R): α, B | overlapped sums (buckets): B, R |")
+    print("|---|---|---|---|---|---|")
     for l in links:
         a, ib, ir = link_fit[l]
         pa, pib, _ = plain_fit[l]
-        print(f"| {l} | {a * 1e6:.1f} µs | {1 / ib / 1e6:.0f} MB/s | "
-              f"{(f'{1 / ir / 1e6:.0f} MB/s' if ir > 0 else 'none')} | {pa * 1e6:.1f} µs, {1 / pib / 1e6:.0f} MB/s |")
+        _, bib, bir = bucket_fit[l]
+        print(f"| {l} | {a * 1e6:.1f} µs | {rate(ib)} | {rate(ir)} | {pa * 1e6:.1f} µs, {rate(pib)} | "
+              f"{rate(bib)}, {rate(bir)} |")
 
     print("\n### Probes vs fit\n")
     print("| link | hosts | message | probes (median per configuration) | lab fit A(n, m) | error | per-link α–β alone | error |")
@@ -174,13 +193,24 @@ def main():
             fmt = (lambda x: f"{x * 1e3:.3f} ms") if m <= 1 << 20 else (lambda x: f"{x * 1e3:.1f} ms")
             print(f"| {l} | {n} | {name} | {' / '.join(fmt(t) for t in ts)} | {fmt(pa)} | {pct(e)} | {fmt(pp)} | {pct(ep)} |")
 
+    print("\n### Overlapped sums: bucketed probes vs their fit\n")
+    print("| link | hosts | gradient | bucketed sums alone | fit A_o(n, S) | error | blocking sum alone (same configuration) |")
+    print("|---|---|---|---|---|---|---|")
+    for l in links:
+        for r in sorted((r for r in rows if r["link"] == l and r["overlap"] and not math.isnan(r["bucketed_grad_ms"])),
+                        key=lambda r: (r["gradient_bytes"], r["hosts"])):
+            n, m, t = r["hosts"], r["gradient_bytes"], r["bucketed_grad_ms"]
+            a = lab_allreduce(n, m, bucket_fit[l])
+            print(f"| {l} | {n} | {m / 1e6:.1f} MB | {t * 1e3:.1f} ms | {a * 1e3:.1f} ms | {pct((a - t) / t * 100)} "
+                  f"| {r['allreduce_grad_ms'] * 1e3:.1f} ms |")
+
     # ---- steps ------------------------------------------------------------------------------
     def predict(r, h):
         n, model = r["hosts"], r["model"]
         c = compute(model, n)
         if not r["overlap"]:
             return c + lab_allreduce(n, r["gradient_bytes"], link_fit[r["link"]])
-        a = lab_allreduce(n, r["gradient_bytes"], link_fit[r["link"]])
+        a = lab_allreduce(n, r["gradient_bytes"], bucket_fit[r["link"]])
         return c + a - min(a, h[model] * BACKWARD_SHARE * c)
 
     def fit_h(max_hosts):
@@ -203,7 +233,8 @@ def main():
     print("| 1, 2 hosts | " + " | ".join(f"{h_small[m]:.2f}" for m in models) + " |")
 
     print("\n## Measured vs model\n")
-    print(f"C(n) = C1 · max(1, n/{cores}); A from the fit above (with the lab's aggregate term).\n")
+    print(f"C(n) = C1 · max(1, n/{cores}); blocking rows: A from the blocking probes' fit, overlapped rows: A_o from "
+          "the bucketed probes' fit (both with the lab's aggregate term).\n")
     print("| model | link | hosts | mode | measured step | communication (measured) | compute C(n) | model, fitted on all | error | model, from 1–2 hosts + 4-host probes | error |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     worst = {}
@@ -246,27 +277,31 @@ def main():
               f"(+ the 4-host probes); blocking rows alone: {wb:.0f}%.")
 
     # ---- projection ---------------------------------------------------------------------------
+    def cluster_fit(link):
+        """(blocking, overlapped) per-link α–β without the lab's aggregate term."""
+        return tuple((fit[link][0], fit[link][1], 0.0) for fit in (link_fit, bucket_fit))
+
     print("\n## Projection: nodes with their own cores, a switch (no lab term), batch per node fixed\n")
     print("Step time (ms) blocking / overlapped, and scaling efficiency C1/T (blocking / overlapped). C(n) = C1, "
-          "A = per-link α–β 2(n−1)α + 2(n−1)/n·S/B, the same bytes blocking and overlapped (B, α from "
-          "the lab fit), h fitted on every measurement.\n")
+          "A = per-link α–β 2(n−1)α + 2(n−1)/n·S/B, the same bytes blocking and overlapped (α and each "
+          "mode's own B from the lab fit), h fitted on every measurement.\n")
     header = "| model | link | " + " | ".join(f"{n} nodes" for n in NODES) + " | bandwidth limit (2S/B, no α) |"
     print(header)
     print("|" + "---|" * (len(NODES) + 3))
     for model in models:
         c1, size, params = c1s[model]
         for link in links:
-            a0, ib, _ = link_fit[link]
-            fit = (a0, ib, 0.0)
+            fit, ofit = cluster_fit(link)
             cells = []
             for n in NODES:
                 tb = c1 + lab_allreduce(n, size, fit, aggregate=False)
-                a = lab_allreduce(n, size, fit, aggregate=False)
+                a = lab_allreduce(n, size, ofit, aggregate=False)
                 to = c1 + a - min(a, h_all[model] * BACKWARD_SHARE * c1)
                 cells.append(f"{tb * 1e3:.0f} / {to * 1e3:.0f} ({c1 / tb * 100:.0f}% / {c1 / to * 100:.0f}%)")
-            a_inf = 2 * size * ib
+            ib = fit[1]
+            a_inf = 2 * size * ofit[1]
             t_inf = c1 + a_inf - min(a_inf, h_all[model] * BACKWARD_SHARE * c1)
-            print(f"| {model} | {link} | " + " | ".join(cells) + f" | {c1 / (c1 + a_inf) * 100:.0f}% / {c1 / t_inf * 100:.0f}% |")
+            print(f"| {model} | {link} | " + " | ".join(cells) + f" | {c1 / (c1 + 2 * size * ib) * 100:.0f}% / {c1 / t_inf * 100:.0f}% |")
 
     print("\nSame, at 100M parameters (S = 400 MB), compute scaled with the parameters from mlp-12m "
           "(same batch; a lower bound on what a 100M model computes per byte):\n")
@@ -275,12 +310,11 @@ def main():
     big = models[-1]
     c1b = c1s[big][0] * 100e6 / c1s[big][2]
     for link in links:
-        a0, ib, _ = link_fit[link]
-        fit = (a0, ib, 0.0)
+        fit, ofit = cluster_fit(link)
         cells = []
         for n in NODES:
             tb = c1b + lab_allreduce(n, 400e6, fit, aggregate=False)
-            a = lab_allreduce(n, 400e6, fit, aggregate=False)
+            a = lab_allreduce(n, 400e6, ofit, aggregate=False)
             to = c1b + a - min(a, h_all[big] * BACKWARD_SHARE * c1b)
             cells.append(f"{tb:.2f} / {to:.2f} s ({c1b / tb * 100:.0f}% / {c1b / to * 100:.0f}%)")
         print(f"| {link} | " + " | ".join(cells) + " |")

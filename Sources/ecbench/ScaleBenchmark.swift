@@ -9,7 +9,9 @@ import Foundation
 /// `--repeats` × `--steps`), the communication time per step (blocking: the allreduce of the
 /// flat gradient buffer; overlapped: what the optimizer still waited for, the part backward did
 /// not hide), and allreduce probes of 1 KiB, 1 MiB and the whole gradient alone (no training
-/// beside them) for docs/scaling.md's α–β fit (Tools/scale_model.py).
+/// beside them) for docs/scaling.md's α–β fit (Tools/scale_model.py); overlapped, also the
+/// whole gradient summed alone the way the overlapped steps sum it (the same buckets, started
+/// one after another on a non-blocking stream, then waited for together).
 struct ScaleBenchmark {
     let options: BenchOptions
     let world: Communicator
@@ -65,16 +67,43 @@ struct ScaleBenchmark {
             }
             probes.append(median(times))
         }
+        var bucketedProbe = Double.nan
+        let bucketSizes = session.optimizer.overlapBucketSizes
+        if !bucketSizes.isEmpty {
+            let stream = try world.makeNonBlockingAllreduce()
+            let buffers = bucketSizes.map { UnsafeMutableBufferPointer<Float>.allocate(capacity: $0) }
+            defer {
+                stream.close()
+                for b in buffers { b.deallocate() }
+            }
+            var times: [Double] = []
+            for _ in 0..<(gradientCount > 1_000_000 ? 3 : 9) {
+                for b in buffers { b.initialize(repeating: 1) }
+                try world.barrier()
+                let t = try time {
+                    for b in buffers { try stream.start(b) }
+                    try stream.waitAll()
+                }
+                var slowest = [t]
+                try world.allreduce(&slowest, op: .max)
+                times.append(slowest[0])
+            }
+            bucketedProbe = median(times)
+        }
         if world.isChief {
             let stepMs = median(stepTimes) * 1e3
             print(String(format: "scale: %@ (%d params, gradient %.1f MB), %d host(s) × batch %d, %@: step %.1f ms, "
-                         + "communication %.1f ms/step%@; allreduce alone: 1 KiB %.3f ms, 1 MiB %.2f ms, gradient %.1f ms",
+                         + "communication %.1f ms/step%@; allreduce alone: 1 KiB %.3f ms, 1 MiB %.2f ms, gradient %.1f ms%@",
                          model.name, model.parameterCount, Double(gradientCount * 4) / 1e6, world.size, perRank,
                          options.overlap ? "overlapped" : "blocking", stepMs, comm[0] * 1e3,
-                         options.overlap ? " (not hidden by backward)" : "", probes[0] * 1e3, probes[1] * 1e3, probes[2] * 1e3))
+                         options.overlap ? " (not hidden by backward)" : "", probes[0] * 1e3, probes[1] * 1e3, probes[2] * 1e3,
+                         bucketedProbe.isNaN ? "" : String(format: ", gradient in %d overlapped buckets %.1f ms",
+                                                           bucketSizes.count, bucketedProbe * 1e3)))
             print(String(format: "RESULT scale_step_ms=%.3f scale_comm_ms=%.3f scale_allreduce_1k_ms=%.4f "
-                         + "scale_allreduce_1m_ms=%.4f scale_allreduce_grad_ms=%.3f scale_gradient_bytes=%d scale_params=%d",
-                         stepMs, comm[0] * 1e3, probes[0] * 1e3, probes[1] * 1e3, probes[2] * 1e3, gradientCount * 4,
+                         + "scale_allreduce_1m_ms=%.4f scale_allreduce_grad_ms=%.3f scale_bucketed_grad_ms=%.3f "
+                         + "scale_gradient_bytes=%d scale_params=%d",
+                         stepMs, comm[0] * 1e3, probes[0] * 1e3, probes[1] * 1e3, probes[2] * 1e3, bucketedProbe * 1e3,
+                         gradientCount * 4,
                          model.parameterCount))
         }
         try session.close()
