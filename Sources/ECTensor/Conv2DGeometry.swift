@@ -204,26 +204,37 @@ public struct Conv2DGeometry: Equatable, Sendable {
     /// Sums the im2col-shaped gradient `dcol` (first row: image `firstImage`) back onto the
     /// input gradient `dx` for the given images (their part of `dx` is zeroed first).
     func col2im(_ dcol: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, images: Range<Int>, firstImage: Int = 0) {
-        let c = inChannels, cg = groupInChannels
+        let c = inChannels, cg = groupInChannels, kw = kernelWidth, sw = strideWidth
         (dx + images.lowerBound * height * width * c).update(repeating: 0, count: images.count * height * width * c)
+        // For each output row and kernel row, a kernel column at a time over the output columns
+        // whose window column is inside the image (no test per element). Kernel columns run
+        // from the last to the first, so every dx element still receives its terms in (oy, ox)
+        // order — the bits of the plain loop over output pixels, then kernel positions.
         for n in images {
             let image = dx + n * height * width * c
             for oy in 0..<outHeight {
-                for ox in 0..<outWidth {
-                    var src = dcol + (((n - firstImage) * outHeight + oy) * outWidth + ox) * patch
-                    let iy0 = oy * strideHeight - padTop, ix0 = ox * strideWidth - padLeft
-                    for group in 0..<groups {
-                        for ky in 0..<kernelHeight {
-                            let iy = iy0 + ky
-                            if iy < 0 || iy >= height { src += kernelWidth * cg; continue }
-                            let rowBase = image + iy * width * c + group * cg
-                            for kx in 0..<kernelWidth {
-                                let ix = ix0 + kx
-                                if ix >= 0 && ix < width {
-                                    let d = rowBase + ix * c
+                let rowCol = dcol + ((n - firstImage) * outHeight + oy) * outWidth * patch
+                for ky in 0..<kernelHeight {
+                    let iy = oy * strideHeight - padTop + ky
+                    if iy < 0 || iy >= height { continue }
+                    let inputRow = image + iy * width * c
+                    for kx in Swift.stride(from: kw - 1, through: 0, by: -1) {
+                        // ix = ox·sw − padLeft + kx in [0, width)
+                        let shift = padLeft - kx
+                        let first = shift <= 0 ? 0 : (shift + sw - 1) / sw
+                        let last = min(outWidth - 1, (width - 1 + shift) >= 0 ? (width - 1 + shift) / sw : -1)
+                        if first > last { continue }
+                        for group in 0..<groups {
+                            var src = rowCol + first * patch + group * groupPatch + (ky * kw + kx) * cg
+                            var d = inputRow + (first * sw - shift) * c + group * cg
+                            if cg == 1 {
+                                for _ in first...last { d[0] += src[0]; src += patch; d += sw * c }
+                            } else {
+                                for _ in first...last {
                                     for j in 0..<cg { d[j] += src[j] }
+                                    src += patch
+                                    d += sw * c
                                 }
-                                src += cg
                             }
                         }
                     }
