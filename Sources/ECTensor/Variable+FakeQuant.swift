@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 extension Variable {
@@ -177,62 +178,31 @@ struct FakeQuantLayout {
     var tailRow: Range<Int> { rows..<(tail > 0 ? rows + 1 : rows) }
 }
 
-/// The loops of `fakeQuantLSQ` over rows of `width` lanes, each specialised per grid kind (binary
-/// or rounded) with the level inlined and no branches, so they vectorize across lanes.
+/// The loops of `fakeQuantLSQ` over rows of `width` lanes, on the C kernels
+/// (`Sources/CKernels/fake_quant.c`) of the active FP32 path: AVX-512 and AVX2 (16 and 8 lanes
+/// at a time) or portable C, which all compute the same Float operations in the same order, so
+/// every path gives the same bits (`FakeQuantKernelTests`). The OpenBLAS path takes the
+/// portable loops.
 struct FakeQuantKernel {
     let values: UnsafePointer<Float>
     let laneSteps: UnsafePointer<Float>
     let range: QuantRange
     let width: Int
+    var path: Int32 = FakeQuantKernel.path(FP32Kernels.active)
+
+    /// The C family for `path` (portable for OpenBLAS).
+    static func path(_ path: FP32Kernels.Path) -> Int32 { path.kernel ?? Int32(EC_SGEMM_PORTABLE) }
 
     /// `y = level(v/s)·s` for the first `lanes` lanes of `rows`.
     func forward(rows: Range<Int>, lanes: Int, into y: UnsafeMutablePointer<Float>) {
-        let lo = -range.qn, hi = range.qp
-        if range.isBinary {
-            forward(rows: rows, lanes: lanes, into: y) { QuantRange.binaryLevel($0) }
-        } else {
-            forward(rows: rows, lanes: lanes, into: y) { QuantRange.roundedLevel($0, lowest: lo, highest: hi) }
-        }
+        ec_fake_quant_forward(path, values, laneSteps, width, lanes, rows.lowerBound, rows.upperBound, -range.qn, range.qp,
+                              range.isBinary ? 1 : 0, y)
     }
 
     /// The straight-through `dv` and, added into `stepSums[j]` per lane, `Σ dŷ·∂v̂/∂s` (unscaled).
     func backward(rows: Range<Int>, lanes: Int, outputGrad: UnsafePointer<Float>, inputGrad: UnsafeMutablePointer<Float>,
                   stepSums: UnsafeMutablePointer<Double>) {
-        let lo = -range.qn, hi = range.qp
-        if range.isBinary {
-            backward(rows: rows, lanes: lanes, outputGrad: outputGrad, inputGrad: inputGrad, stepSums: stepSums) {
-                QuantRange.binaryLevel($0)
-            }
-        } else {
-            backward(rows: rows, lanes: lanes, outputGrad: outputGrad, inputGrad: inputGrad, stepSums: stepSums) {
-                QuantRange.roundedLevel($0, lowest: lo, highest: hi)
-            }
-        }
-    }
-
-    @inline(__always)
-    private func forward(rows: Range<Int>, lanes: Int, into y: UnsafeMutablePointer<Float>, level: (Float) -> Float) {
-        let steps = laneSteps
-        for r in rows {
-            let o = r &* width
-            let v = values + o, out = y + o
-            for j in 0..<lanes { out[j] = level(v[j] / steps[j]) * steps[j] }
-        }
-    }
-
-    @inline(__always)
-    private func backward(rows: Range<Int>, lanes: Int, outputGrad: UnsafePointer<Float>, inputGrad: UnsafeMutablePointer<Float>,
-                          stepSums: UnsafeMutablePointer<Double>, level: (Float) -> Float) {
-        let steps = laneSteps, lo = -range.qn, hi = range.qp
-        for r in rows {
-            let o = r &* width
-            let v = values + o, dy = outputGrad + o, dv = inputGrad + o
-            for j in 0..<lanes {
-                let x = v[j] / steps[j], g = dy[j], q = level(x)
-                let inside = min(max(x, lo), hi) == x  // −Qn ≤ x ≤ Qp as one comparison
-                dv[j] = inside ? g : 0
-                stepSums[j] += Double(g * (q - (inside ? x : 0)))
-            }
-        }
+        ec_fake_quant_backward(path, values, laneSteps, outputGrad, width, lanes, rows.lowerBound, rows.upperBound,
+                               -range.qn, range.qp, range.isBinary ? 1 : 0, inputGrad, stepSums)
     }
 }

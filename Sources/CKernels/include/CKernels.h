@@ -9,4 +9,5 @@
 #include "sgemm.h"
 #include "parallel.h"
 #include "conv.h"
+#include "fake_quant.h"
 #endif
