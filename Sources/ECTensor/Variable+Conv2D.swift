@@ -148,6 +148,10 @@ extension Conv2DGeometry {
                 multiplyTransposed(gb, rows: rows, into: db)
                 return
             }
+            if groups == 1 && inChannels <= Self.narrowInputChannels {
+                narrowInputGradient(gb, wb, into: db)
+                return
+            }
             forEachChunk { images, rowsPerImage in
                 var dcol = Tensor(uninitializedShape: [images.count * rowsPerImage, patch])
                 dcol.withUnsafeMutableBufferPointer { cp in
@@ -157,6 +161,57 @@ extension Conv2DGeometry {
                 }
             }
         } } }
+    }
+
+    /// Input channels up to which (one group) `gemmInputGradient` takes `narrowInputGradient`.
+    static let narrowInputChannels = 4
+
+    /// `dx` for a convolution on a few input channels (an image): `dcolᵀ = W · dyᵀ`, a row per
+    /// kernel position `(ky, kx, ci)` and a column per output pixel, then each row added onto
+    /// `dx` shifted by its kernel position — runs along output rows, contiguous for one channel
+    /// and stride 1. (`dy · Wᵀ` would have rows of only kh·kw·cin columns, and col2im an add of
+    /// cin floats per kernel position and pixel.) Each dx element sums its terms in kernel
+    /// position order; a chunk of images at a time (`dx` overwritten).
+    func narrowInputGradient(_ dy: UnsafePointer<Float>, _ w: UnsafePointer<Float>, into dx: UnsafeMutablePointer<Float>) {
+        let c = inChannels, sw = strideWidth, pixels = outHeight * outWidth
+        dx.update(repeating: 0, count: batch * height * width * c)
+        let chunk = max(1, (1 << 20) / max(1, pixels * patch * MemoryLayout<Float>.stride))
+        var dcolT = Tensor(uninitializedShape: [patch, min(batch, chunk) * pixels])
+        dcolT.withUnsafeMutableBufferPointer { tp in
+            let t = tp.baseAddress!
+            var first = 0
+            while first < batch {
+                let images = first..<min(batch, first + chunk), columns = images.count * pixels
+                BLAS.sgemm(transB: true, m: patch, n: columns, k: outChannels, a: w, b: dy + first * pixels * outChannels,
+                           c: t, lda: outChannels, ldb: outChannels, ldc: columns)
+                for ky in 0..<kernelHeight {
+                    for kx in 0..<kernelWidth {
+                        let shift = padLeft - kx
+                        let firstX = shift <= 0 ? 0 : (shift + sw - 1) / sw
+                        let lastX = min(outWidth - 1, width - 1 + shift >= 0 ? (width - 1 + shift) / sw : -1)
+                        if firstX > lastX { continue }
+                        for ci in 0..<c {
+                            let row = t + ((ky * kernelWidth + kx) * c + ci) * columns
+                            for n in images {
+                                for oy in 0..<outHeight {
+                                    let iy = oy * strideHeight - padTop + ky
+                                    if iy < 0 || iy >= height { continue }
+                                    let src = row + ((n - first) * outHeight + oy) * outWidth
+                                    let dst = dx + ((n * height + iy) * width) * c + ci
+                                    if c == 1 && sw == 1 {
+                                        let d = dst - shift
+                                        for ox in firstX...lastX { d[ox] += src[ox] }
+                                    } else {
+                                        for ox in firstX...lastX { dst[(ox * sw - shift) * c] += src[ox] }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                first = images.upperBound
+            }
+        }
     }
 }
 

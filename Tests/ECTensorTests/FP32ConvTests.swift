@@ -47,6 +47,9 @@ final class FP32ConvTests: XCTestCase {
         Case(x: [2, 6, 6, 8], w: [1, 1, 8, 12], sh: 2, sw: 2, bias: false),                     // strided 1×1
         Case(x: [1, 5, 5, 4], w: [3, 3, 4, 130], pads: same1, activation: .relu),               // 130 = 4·32 + 2
         Case(x: [3, 7, 7, 16], w: [3, 3, 16, 16], bias: false),                                 // valid, one vector wide
+        // Narrow inputs (≤ 4 channels): dx from W·dyᵀ shifted onto the image, strided and padded.
+        Case(x: [2, 9, 10, 2], w: [3, 3, 2, 5], sh: 2, sw: 2, pads: same1, activation: .relu),
+        Case(x: [2, 8, 11, 1], w: [2, 3, 1, 17], sh: 1, sw: 3, pads: Padding2D(top: 0, bottom: 1, left: 2, right: 0)),
     ]
 
     /// Runs `body` on FP32 path `path` with the convolution kernels on or off.

@@ -111,18 +111,15 @@ package enum FP32Conv {
     }
 
     /// Whether `inputGradient` computes `g`: strides 1, pads smaller than the kernel, and more
-    /// than `narrowInputChannels` input channels per group. `dx` is then a convolution whose
-    /// outputs are the input channels, and a vector of output channels per tile would be
-    /// mostly empty for 1–4 (an image's input gradient — e.g. to learn its LSQ step — took 16%
-    /// of a QAT step); those take `dy · Wᵀ` and col2im instead (`gemmInputGradient`).
+    /// than `Conv2DGeometry.narrowInputChannels` input channels per group. `dx` is then a
+    /// convolution whose outputs are the input channels, and a vector of output channels per
+    /// tile would be mostly empty for 1–4 (an image's input gradient — e.g. to learn its LSQ
+    /// step — took 16% of a QAT step); those take `gemmInputGradient`.
     package static func computesInputGradient(_ g: Conv2DGeometry) -> Bool {
-        guard g.inChannels / g.groups > narrowInputChannels else { return false }
+        guard g.inChannels / g.groups > Conv2DGeometry.narrowInputChannels else { return false }
         var s = shape(g)
         return ec_conv2d_input_gradient_supported(FP32Kernels.active.kernel!, &s) != 0
     }
-
-    /// Input channels per group up to which `computesInputGradient` leaves `dx` to the GEMM.
-    static let narrowInputChannels = 4
 
     /// The input gradient for the output gradient `dy` (`dx` overwritten).
     package static func inputGradient(_ g: Conv2DGeometry, _ dy: Tensor, _ w: Tensor, into dx: inout Tensor) {
