@@ -76,7 +76,7 @@ let package = Package(
         // Tests: one target per library target, plus shared helpers (child processes, paths).
         .target(name: "ECTestSupport", dependencies: ["ECTensor"], path: "Tests/Support"),
         .testTarget(name: "ECTensorTests", dependencies: ["ECTestSupport", "ECTensor"]),
-        .testTarget(name: "ECNNTests", dependencies: ["ECNN", "ECTensor"]),
+        .testTarget(name: "ECNNTests", dependencies: ["ECTestSupport", "ECNN", "ECTensor"]),
         .testTarget(name: "ECOptimTests", dependencies: ["ECTestSupport", "ECOptim", "ECNN", "ECTensor"]),
         .testTarget(name: "ECCollectiveTests", dependencies: ["ECTestSupport", "ECCollective", "ECTensor"]),
         .testTarget(name: "ECCheckpointTests", dependencies: ["ECTestSupport", "ECCheckpoint", "ECTensor"]),

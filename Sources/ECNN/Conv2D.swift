@@ -6,7 +6,8 @@ import ECTensor
 /// Two ways to describe the window: TensorFlow's (`stride`, `padding: .same/.valid`, square
 /// kernels — the built-in models) or ONNX's (a stride per axis, explicit and possibly
 /// asymmetric `pads`, `groups` — imported models; depthwise convolutions have
-/// `groups == cin`). `isPlain` tells the first kind, which the Winograd and int8 paths require.
+/// `groups == cin`). `isPlain` tells the first kind, which the Winograd path requires; the
+/// block-sparse inference kernel takes any one-group convolution (where it pays: `blockSparse`).
 public final class Conv2D: Module {
     public let name: String
     public let opType = "Conv2D"
@@ -85,9 +86,8 @@ public final class Conv2D: Module {
             if activation == .relu { y = y.relu() }
             return t.transformOutput(y, layer: name, ctx: ctx)
         }
-        if isPlain, let sparse = SparseInference.matrix(for: weight, ctx: ctx) {
-            return Variable(sparse.conv2d(x.value, kernelShape: weight.shape, stride: stride, padding: padding,
-                                          bias: bias?.value, activation: activation))
+        if let sparse = blockSparse(x.shape, ctx) {
+            return Variable(sparse.conv2d(x.value, geometry: geometry(x.shape), bias: bias?.value, activation: activation))
         }
         return ctx.transformed(layer: name, input: x, weight: weight) { x, w in
             x.conv2d(weight: w, bias: bias.map { ctx.variable(for: $0) }, strideHeight: stride, strideWidth: strideWidth,
@@ -103,7 +103,7 @@ public final class Conv2D: Module {
     /// or computes in the Winograd domain, a block-sparse kernel, the direct grouped path, an
     /// FP32 path without the kernels, training with an activation): the caller runs the two ops.
     public func forwardPooled(_ x: Variable, _ ctx: ForwardContext, activation: Activation, poolReLU: Bool) -> Variable? {
-        guard !(isPlain && SparseInference.matrix(for: weight, ctx: ctx) != nil) else { return nil }
+        guard blockSparse(x.shape, ctx) == nil else { return nil }
         var input = x, kernel = ctx.variable(for: weight)
         if let t = ctx.transform {
             // Transform the operands only where the fused op will take them (else the caller's
@@ -118,6 +118,17 @@ public final class Conv2D: Module {
         return input.conv2dMaxPool(weight: kernel, bias: bias.map { ctx.variable(for: $0) }, strideHeight: stride,
                                    strideWidth: strideWidth, pads: explicitPads(height: x.shape[1], width: x.shape[2]),
                                    groups: groups, activation: activation, poolReLU: poolReLU)
+    }
+
+    /// The block-sparse form to run this pass on an input of shape `input`, or nil to run dense.
+    /// One group, and a geometry the engine's own FP32 convolution kernels do not run (a 1×1
+    /// convolution — a GEMM —, or a CPU or path without them): against those kernels (implicit
+    /// GEMM, the pool fused) the block-sparse kernel's im2col route was slower at every sparsity
+    /// measured, 60–95% zero blocks (`ecbench --mode sparse`, docs/sparsity.md). Then
+    /// `SparseInference` decides by the kernel's zero blocks.
+    func blockSparse(_ input: [Int], _ ctx: ForwardContext) -> BlockSparseMatrix? {
+        guard groups == 1, ctx.tape == nil, ctx.inferenceOptions.blockSparse, !FP32Conv.runs(geometry(input)) else { return nil }
+        return SparseInference.matrix(for: weight, ctx: ctx)
     }
 
     public func inputProblem(_ input: [Int]) -> String? {

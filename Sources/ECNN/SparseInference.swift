@@ -21,7 +21,8 @@ public struct InferenceOptions: Equatable, Sendable {
 }
 
 /// How the engine turns sparse kernels into speed: in an inference pass (no tape, no layer
-/// transform) with `InferenceOptions.blockSparse`, a Conv2D / Dense whose kernel has at least
+/// transform) with `InferenceOptions.blockSparse`, a Dense, or a Conv2D that is a GEMM rather
+/// than a job for the own convolution kernels (`Conv2D.blockSparse`), whose kernel has at least
 /// `minimumZeroBlockFraction` of its `[1, 16]` blocks (1 input × 16 consecutive outputs)
 /// entirely zero runs the block-sparse kernel (`BlockSparseMatrix`) instead of sgemm.
 /// Everything else — training, fake-quantized passes, dense or unstructured-sparse kernels —

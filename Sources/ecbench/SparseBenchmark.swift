@@ -11,8 +11,33 @@ struct SparseBenchmark {
     let options: BenchOptions
 
     func run() throws {
+        if let file = options.from, file.hasSuffix(".onnx") { return try imported(file) }
         try kernels()
         try endToEnd()
+    }
+
+    /// `--from FILE.onnx`: a block-sparse model as a user exports it (e.g. `launch/bench
+    /// own-models`' sparse60 file), imported, run with the block-sparse kernel where a kernel
+    /// has enough zero blocks against the same model run dense, alternated.
+    func imported(_ file: String) throws {
+        let model = try Model(onnx: URL(fileURLWithPath: file))
+        let test = try Dataset.load(.test)
+        let kernels = model.parameters.filter { $0.role == .weight && $0.shape.count >= 2 }
+        let sparse = kernels.filter { SparseInference.runsBlockSparse($0.value) }
+        print("")
+        print("== imported block-sparse model \(file): \(sparse.count) of \(kernels.count) kernels run block-sparse ("
+              + kernels.map { String(format: "%@ %.0f%%", $0.name, SparseInference.zeroBlockFraction($0.value) * 100) }
+                .joined(separator: ", ") + " zero blocks), \(options.threads) thread(s)")
+        var denseRuns: [InferenceSpeed] = [], sparseRuns: [InferenceSpeed] = []
+        for _ in 0..<options.repeats {
+            denseRuns.append(InferenceSpeed.measure(model, on: test, options: .dense))
+            sparseRuns.append(InferenceSpeed.measure(model, on: test))
+        }
+        let d256 = median(denseRuns.map(\.batch256SamplesPerSecond)), s256 = median(sparseRuns.map(\.batch256SamplesPerSecond))
+        let d1 = median(denseRuns.map(\.batch1Microseconds)), s1 = median(sparseRuns.map(\.batch1Microseconds))
+        print(String(format: "batch 256 dense %.0f, block-sparse %.0f samples/s → %.2f×; batch 1 dense %.1f µs, "
+                     + "block-sparse %.1f µs → %.2f×", d256, s256, s256 / d256, d1, s1, d1 / s1))
+        print(String(format: "RESULT sparse_imported_b256=%.2f sparse_imported_b1=%.2f", s256 / d256, d1 / s1))
     }
 
     /// GEMM shapes `[m, k] · [k, n]` of one sample's forward pass (m per sample).

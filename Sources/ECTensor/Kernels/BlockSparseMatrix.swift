@@ -146,9 +146,17 @@ extension BlockSparseMatrix {
     /// `x: [N, H, W, Cin]`, `kernelShape` HWIO → `[N, OH, OW, Cout]`.
     public func conv2d(_ x: Tensor, kernelShape: [Int], stride: Int, padding: Padding, bias: Tensor?,
                        activation: Activation = .identity) -> Tensor {
-        let g = Conv2DGeometry(input: x.shape, kernel: kernelShape, stride: stride, padding: padding)
+        conv2d(x, geometry: Conv2DGeometry(input: x.shape, kernel: kernelShape, stride: stride, padding: padding), bias: bias,
+               activation: activation)
+    }
+
+    /// The same for any one-group geometry (explicit, possibly asymmetric pads, a stride per
+    /// axis: imported convolutions); `g` must describe `x`.
+    public func conv2d(_ x: Tensor, geometry g: Conv2DGeometry, bias: Tensor?, activation: Activation = .identity) -> Tensor {
+        precondition(g.groups == 1 && x.shape == [g.batch, g.height, g.width, g.inChannels],
+                     "block-sparse conv2d: input \(x.shape) and \(g.groups) groups do not fit the geometry")
         precondition(g.patch == rows && g.outChannels == columns,
-                     "block-sparse conv2d: kernel \(kernelShape) does not fit the [\(rows), \(columns)] matrix")
+                     "block-sparse conv2d: a \(g.kernelHeight)×\(g.kernelWidth)×\(g.inChannels) patch does not fit the [\(rows), \(columns)] matrix")
         if let bias { precondition(bias.count == columns, "block-sparse conv2d: bias \(bias.shape) for \(columns) outputs") }
         var y = Tensor(uninitializedShape: [g.batch, g.outHeight, g.outWidth, columns])
         let relu = activation == .relu
