@@ -75,6 +75,40 @@ final class GraphPruningTests: XCTestCase {
         try assertExtractionMatches(model, expectPrunable: ["expand", "project+stem"])
     }
 
+    func testGroupedConvolutionsPruneTheSameChannelsInEveryGroup() throws {
+        // ResNeXt-style: stem → 1×1 reduce (8) → BN → ReLU → grouped 3×3 (8 → 12, 4 groups) → BN →
+        // ReLU → 1×1 expand (12 → 6) + stem (6) → grouped 1×1 (6 → 6, 3 groups) → pool → fc.
+        var b = GraphBuilder(inputShape: [5, 5, 3])
+        let stem = try b.layer(conv("stem", 3, 6), b.input)
+        var h = try b.layers([conv("reduce", 6, 8, k: 1), bn("reduce/bn", 8), ReLU(name: "reduce/relu"),
+                              conv("grouped", 8, 12, groups: 4), bn("grouped/bn", 12), ReLU(name: "grouped/relu"),
+                              conv("expand", 12, 6, k: 1)], stem)
+        h = try b.binary(.add, h, stem, name: "residual")
+        h = try b.layers([conv("mix", 6, 6, k: 1, groups: 3), GlobalAvgPool(name: "pool"),
+                          Dense(name: "fc", inputs: 6, outputs: 2, rng: &rng)], h)
+        let model = Model(name: "resnext", graph: try b.build(output: h))
+        let groups = ChannelGroups.build(model: model)
+        // reduce's 8 channels fold by 4 (2 per conv group), grouped's 12 by 4 (3 per group); the
+        // residual stream (6) folds by mix's 3 groups: 2 channels, each 3 axis channels.
+        let reduce = try XCTUnwrap(groups.first { $0.id == "reduce" })
+        XCTAssertEqual(reduce.channels, 2)
+        XCTAssertTrue(reduce.slices.contains(ChannelSlice(parameter: "reduce/weight", role: .producer, innerStride: 1, period: 8,
+                                                          copies: 4, copyStride: 2)))
+        XCTAssertTrue(reduce.slices.contains(ChannelSlice(parameter: "grouped/weight", role: .consumer, innerStride: 12,
+                                                          period: 2)))
+        XCTAssertEqual(reduce.parametersPerChannel, 4 * (6 + 1) + 9 * 12, "4 of reduce's outputs; one input of each group")
+        XCTAssertEqual(try XCTUnwrap(groups.first { $0.id == "grouped" }).channels, 3)
+        XCTAssertEqual(try XCTUnwrap(groups.first { $0.id == "expand+stem" }).channels, 2)
+        try assertExtractionMatches(model, expectPrunable: ["expand+stem", "grouped", "mix", "reduce"])
+        // Extracted: still 4 groups, each with the same (smaller) number of channels.
+        var keep: [String: [Bool]] = [:]
+        for g in groups where g.prunable { keep[g.id] = (0..<g.channels).map { $0 == 0 } }
+        let small = ModelSurgery.shrink(model: model, groups: groups, keep: keep)
+        let grouped = try XCTUnwrap(small.graph.children.first { $0.name == "grouped" } as? Conv2D)
+        XCTAssertEqual(grouped.groups, 4)
+        XCTAssertEqual(grouped.weight.shape, [3, 3, 1, 4], "one input and one output channel per group")
+    }
+
     func testSqueezeExcitationAndConstantsFollowTheirChannels() throws {
         // x = conv; s = sigmoid(fc-like 1×1 convs over the pooled x); y = x · s · k (constant) → flatten → fc.
         var b = GraphBuilder(inputShape: [4, 4, 3])

@@ -18,6 +18,13 @@ import ECTensor
 /// | depthwise Conv2D kernel `[kh, kw, 1, C]`, its bias | producer (follows its input) | 1 | C |
 /// | per-channel constant `[…, C]` an Add/Mul applies | producer (follows) | 1 | C |
 /// | a consumer of a concatenation, the part from this group | consumer | as above | C_total, offset = where it starts |
+/// | a grouped convolution `[kh, kw, cin/G, cout]`, input channel of its group | consumer | cout | cin/G |
+///
+/// Grouped convolutions tie channels *within* an axis: all G groups must keep the same number
+/// of channels, so pruning channel j of group 0 prunes channel j of every group. Such a space
+/// is folded: the group has W/F channels for an axis segment of W, and group channel c lies at
+/// axis channels `offset + c + k·copyStride` for k in 0..<copies (copyStride = the group's
+/// channel count). An unfolded slice has one copy.
 public struct ChannelSlice: Equatable, Sendable {
     public enum Role: String, Sendable { case producer, consumer }
     /// The parameter's scope path, e.g. `conv2/weight`.
@@ -28,10 +35,19 @@ public struct ChannelSlice: Equatable, Sendable {
     public let period: Int
     /// The axis channel of the group's channel 0.
     public let offset: Int
+    /// How many axis channels each group channel stands for (folded spaces; 1 otherwise), and
+    /// the distance between them on the axis (the group's channel count; 0 with one copy).
+    public let copies: Int
+    public let copyStride: Int
 
-    public init(parameter: String, role: Role, innerStride: Int, period: Int, offset: Int = 0) {
+    public init(parameter: String, role: Role, innerStride: Int, period: Int, offset: Int = 0, copies: Int = 1,
+                copyStride: Int = 0) {
         precondition(innerStride > 0 && period > 0 && offset >= 0,
                      "\(parameter): stride \(innerStride), period \(period) and offset \(offset) must be > 0 (offset ≥ 0)")
+        precondition(copies == 1 || (copies > 1 && copyStride > 0 && offset + copies * copyStride <= period),
+                     "\(parameter): \(copies) copies \(copyStride) apart from \(offset) do not fit a period of \(period)")
+        self.copies = copies
+        self.copyStride = copies > 1 ? copyStride : 0
         self.parameter = parameter
         self.role = role
         self.innerStride = innerStride
@@ -42,7 +58,16 @@ public struct ChannelSlice: Equatable, Sendable {
     /// The group channel element `e` belongs to (outside `0..<channels` when it belongs to
     /// another group's part of the axis).
     @inline(__always)
-    public func channel(ofElement e: Int) -> Int { (e / innerStride) % period - offset }
+    public func channel(ofElement e: Int) -> Int {
+        let a = (e / innerStride) % period - offset
+        return copies == 1 || a < 0 || a >= copies * copyStride ? a : a % copyStride
+    }
+
+    /// The axis channels of group channel `c`.
+    @inline(__always)
+    func axisChannels(of c: Int) -> StrideTo<Int> {
+        Swift.stride(from: offset + c, to: offset + c + copies * max(1, copyStride), by: max(1, copyStride))
+    }
 }
 
 /// A set of channels that must be pruned together: the output channels of one Conv2D/Dense

@@ -57,8 +57,12 @@ public enum ChannelGroups {
 
     private static func group(of spaceIDs: [Int], in spaces: ChannelSpaces, prunableTypes: Set<String>,
                               scopes: ScopeFilter) -> ChannelGroup {
+        var spaces = spaces
         let members = spaceIDs.flatMap { spaces.members[$0] }
-        let c = spaces.channels[spaceIDs[0]]
+        let c = spaces.groupChannels(spaceIDs[0])
+        // A member covering `width` axis channels of a folded space stands for width / c of
+        // them per group channel.
+        func copies(_ m: SpaceMember) -> Int { max(1, m.width / c) }
         func order(_ kind: SpaceMember.Kind) -> [SpaceMember] {
             members.filter { $0.kind == kind }.sorted { ($0.layer, $0.offset) < ($1.layer, $1.offset) }
         }
@@ -68,7 +72,8 @@ public enum ChannelGroups {
         for m in producers + followers + consumers {
             for p in m.parameters {
                 slices.append(ChannelSlice(parameter: p.name, role: m.kind == .consumer ? .consumer : .producer,
-                                           innerStride: m.innerStride, period: m.period, offset: m.offset))
+                                           innerStride: m.innerStride, period: m.period, offset: m.offset,
+                                           copies: copies(m), copyStride: c))
             }
         }
 
@@ -76,8 +81,8 @@ public enum ChannelGroups {
         // removes — producers and channel-by-channel convolutions always, consumers when their
         // op type is prunable — and their FLOPs.
         let parameters = members.filter { $0.isWeightLayer && ($0.kind != .consumer || prunableTypes.contains($0.opType)) }
-            .reduce(0) { total, m in total + m.parameters.reduce(0) { $0 + $1.value.count / m.period } }
-        let flops = members.reduce(0) { $0 + $1.flopsPerChannel }
+            .reduce(0) { total, m in total + m.parameters.reduce(0) { $0 + $1.value.count / m.period } * copies(m) }
+        let flops = members.reduce(0) { $0 + $1.flopsPerChannel * copies($1) }
         let weightBearing = producers + followers.filter(\.isWeightLayer)
         let prunable = !spaceIDs.contains { spaces.pinned[$0] }
             && producers.allSatisfy { prunableTypes.contains($0.opType) }

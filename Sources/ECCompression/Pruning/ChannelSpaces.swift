@@ -21,6 +21,9 @@ struct SpaceMember {
     let isWeightLayer: Bool
     /// Forward FLOPs per sample per channel of the axis.
     let flopsPerChannel: Int
+    /// The axis channels this member covers of the space: all of them (a producer, a follower,
+    /// a consumer's segment), or one group's share (a grouped convolution's kernel input axis).
+    let width: Int
 }
 
 /// The tensor flowing between two nodes during the walk: which channel spaces its channel
@@ -66,14 +69,21 @@ struct ChannelStream {
 /// - a concatenation along channels lays its inputs' spaces side by side (its readers get one
 ///   slice per space, at the space's offset); a split along channels hands each part its spaces
 ///   when the cut falls between them;
-/// - anything else (a grouped convolution, a reshape that is not a flatten, a transpose, a
-///   split inside a space) pins what it reads: those channels are never pruned.
+/// - a grouped convolution (G groups, not depthwise) reads one space and opens one: both are
+///   folded by G — every group keeps the same channels, so channel j of group 0 is pruned
+///   with channel j of every other group (the spaces' tied sets fold by the least common
+///   multiple of what their members need, or are pinned when the width does not divide);
+/// - anything else (a reshape that is not a flatten, a transpose, a split inside a space, a
+///   grouped convolution reading a concatenation) pins what it reads: those channels are never
+///   pruned.
 /// The model output and the classifier's outputs are pinned.
 struct ChannelSpaces {
     private var parent: [Int] = []
     private(set) var channels: [Int] = []
     private(set) var members: [[SpaceMember]] = []
     private(set) var pinned: [Bool] = []
+    /// Per space (read at its set's representative): by how many the channels fold.
+    private(set) var fold: [Int] = []
     /// The space of the last Conv2D/Dense met: the classifier's outputs.
     private var lastProducerSpace: Int?
 
@@ -161,6 +171,17 @@ struct ChannelSpaces {
             follow(x, by: conv.name, conv.opType, [conv.weight] + (conv.bias.map { [$0] } ?? []), isWeightLayer: true,
                    flopsPerChannel: flops / conv.outChannels)
             return ChannelStream(segments: x.segments, shape: shape, spatial: 1)
+        case let conv as Conv2D where conv.groups > 1 && x.segments?.count == 1:
+            let flops = conv.flops(for: Array(x.shape.dropFirst())), perGroup = conv.weight.shape[2]
+            let input = x.segments![0].space
+            fold(input, by: conv.groups)
+            members[input].append(SpaceMember(kind: .consumer, layer: conv.name, opType: conv.opType, parameters: [conv.weight],
+                                              innerStride: conv.outChannels, period: perGroup, offset: 0, isWeightLayer: true,
+                                              flopsPerChannel: flops / perGroup, width: perGroup))
+            let out = produce(conv.name, conv.opType, [conv.weight] + (conv.bias.map { [$0] } ?? []), outputs: conv.outChannels,
+                              flops: flops, shape: shape)
+            fold(out.segments![0].space, by: conv.groups)
+            return out
         case let dense as Dense:
             precondition(dense.inputs % x.spatial == 0,
                          "\(dense.name): \(dense.inputs) inputs are not \(x.spatial) positions × channels")
@@ -226,7 +247,8 @@ struct ChannelSpaces {
         for (segment, offset) in x.placed {
             members[segment.space].append(SpaceMember(kind: .consumer, layer: layer, opType: opType, parameters: [kernel],
                                                       innerStride: outputs, period: x.channels, offset: offset,
-                                                      isWeightLayer: true, flopsPerChannel: flops / x.channels))
+                                                      isWeightLayer: true, flopsPerChannel: flops / x.channels,
+                                                      width: segment.count))
         }
     }
 
@@ -236,7 +258,8 @@ struct ChannelSpaces {
         for (segment, offset) in x.placed {
             members[segment.space].append(SpaceMember(kind: .follower, layer: layer, opType: opType, parameters: parameters,
                                                       innerStride: 1, period: x.channels, offset: offset,
-                                                      isWeightLayer: isWeightLayer, flopsPerChannel: flopsPerChannel))
+                                                      isWeightLayer: isWeightLayer, flopsPerChannel: flopsPerChannel,
+                                                      width: segment.count))
         }
     }
 
@@ -247,8 +270,10 @@ struct ChannelSpaces {
         parent.append(s)
         channels.append(outputs)
         members.append([SpaceMember(kind: .producer, layer: layer, opType: opType, parameters: parameters, innerStride: 1,
-                                    period: outputs, offset: 0, isWeightLayer: true, flopsPerChannel: flops / outputs)])
+                                    period: outputs, offset: 0, isWeightLayer: true, flopsPerChannel: flops / outputs,
+                                    width: outputs)])
         pinned.append(false)
+        fold.append(1)
         lastProducerSpace = s
         return ChannelStream(segments: [.init(space: s, count: outputs)], shape: shape, spatial: 1)
     }
@@ -260,8 +285,24 @@ struct ChannelSpaces {
         if ra != rb {
             parent[rb] = ra
             pinned[ra] = pinned[ra] || pinned[rb]
+            fold(ra, by: fold[rb])
         }
         return ra
+    }
+
+    /// Folds `space`'s set by `factor` too (the least common multiple of its folds), or pins
+    /// it when its width is not a multiple of that.
+    private mutating func fold(_ space: Int, by factor: Int) {
+        let root = find(space)
+        func gcd(_ a: Int, _ b: Int) -> Int { b == 0 ? a : gcd(b, a % b) }
+        let lcm = fold[root] / gcd(fold[root], factor) * factor
+        if channels[root] % lcm == 0 { fold[root] = lcm } else { pinned[root] = true }
+    }
+
+    /// The channels of `space`'s set as pruning sees them: its width over its fold.
+    mutating func groupChannels(_ space: Int) -> Int {
+        let root = find(space)
+        return channels[root] / fold[root]
     }
 
     private mutating func pin(_ x: ChannelStream) {

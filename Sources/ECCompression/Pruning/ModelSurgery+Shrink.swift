@@ -25,7 +25,7 @@ extension ModelSurgery {
             for slice in group.slices {
                 // Several groups may share one axis (the parts of a concatenation).
                 let key = SliceKey(slice), before = plan.keptChannels[key] ?? (slice.period, slice.period)
-                plan.keptChannels[key] = (before.kept - pruned, slice.period)
+                plan.keptChannels[key] = (before.kept - pruned * slice.copies, slice.period)
             }
         }
         do {
@@ -64,7 +64,9 @@ private struct ShrinkPlan {
             let out = kept(conv.weight, .producer) ?? conv.outChannels
             // A depthwise convolution follows its input: one group per kept channel.
             let depthwise = conv.isDepthwise && conv.outChannels == conv.inChannels
-            let cin = depthwise ? out : kept(conv.weight, .consumer) ?? conv.inChannels
+            // A grouped convolution's consumer slice is its kernel's input axis, one group's
+            // channels: every group keeps that many.
+            let cin = depthwise ? out : kept(conv.weight, .consumer).map { $0 * conv.groups } ?? conv.inChannels
             let groups = depthwise ? out : conv.groups
             let new = Conv2D(name: conv.name, kernel: Tensor(shape: [conv.kernelHeight, conv.kernelWidth, cin / groups, out]),
                              bias: conv.bias.map { _ in Tensor(shape: [out]) }, stride: conv.stride, strideWidth: conv.strideWidth,

@@ -17,7 +17,7 @@ public enum ModelSurgery {
     ///   multiple of `innerStride · period`.
     public static func mask(for slice: ChannelSlice, shape: [Int], keep: [Bool]) -> Mask {
         let count = shape.reduce(1, *)
-        precondition(slice.offset + keep.count <= slice.period,
+        precondition(slice.offset + keep.count * slice.copies <= slice.period,
                      "\(slice.parameter): \(keep.count) keep flags at offset \(slice.offset) for a period of \(slice.period)")
         precondition(count % (slice.innerStride * slice.period) == 0,
                      "\(slice.parameter): shape \(shape) is not a whole number of \(slice.innerStride)×\(slice.period) blocks")
@@ -26,7 +26,7 @@ public enum ModelSurgery {
             var e = 0
             while e < count {
                 for a in 0..<slice.period {
-                    let c = a - slice.offset
+                    let c = slice.copies == 1 ? a - slice.offset : slice.channel(ofElement: a * slice.innerStride)
                     if c < 0 || c >= keep.count || keep[c] { (out.baseAddress! + e).update(repeating: true, count: slice.innerStride) }
                     e += slice.innerStride
                 }

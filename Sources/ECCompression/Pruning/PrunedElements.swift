@@ -8,10 +8,12 @@ extension ChannelSlice {
     @inline(__always)
     func forEachRun(ofChannel c: Int, elementCount: Int, _ body: (Range<Int>) -> Void) {
         let block = period * innerStride
-        var start = (offset + c) * innerStride
-        while start < elementCount {
-            body(start..<(start + innerStride))
-            start += block
+        for a in axisChannels(of: c) {
+            var start = a * innerStride
+            while start < elementCount {
+                body(start..<(start + innerStride))
+                start += block
+            }
         }
     }
 }
@@ -80,14 +82,16 @@ struct PrunedElements {
                 pattern.withUnsafeMutableBufferPointer { m in
                     let marking = m.count == f.count
                     let stride = slice.innerStride, block = slice.period * stride
-                    var start = (slice.offset + c) * stride
-                    while start < f.count {
-                        for e in start..<(start + stride) where f[e] {
-                            f[e] = false
-                            if marking { m[e] = 0 }
-                            newly += 1
+                    for a in slice.axisChannels(of: c) {
+                        var start = a * stride
+                        while start < f.count {
+                            for e in start..<(start + stride) where f[e] {
+                                f[e] = false
+                                if marking { m[e] = 0 }
+                                newly += 1
+                            }
+                            start += block
                         }
-                        start += block
                     }
                 }
             }

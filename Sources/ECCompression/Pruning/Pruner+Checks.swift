@@ -20,9 +20,12 @@ extension Pruner {
                 guard let p = parameters[slice.parameter] else {
                     throw PrunerError.invalidGroup(group: group.id, reason: "the model has no parameter '\(slice.parameter)'")
                 }
-                guard slice.offset + group.channels <= slice.period else {
+                guard slice.offset + group.channels * slice.copies <= slice.period,
+                      slice.copies == 1 || slice.copyStride == group.channels else {
                     throw PrunerError.invalidGroup(group: group.id, reason: "slice of \(slice.parameter) has period "
-                                                   + "\(slice.period) and offset \(slice.offset), the group has \(group.channels) channels")
+                                                   + "\(slice.period) and offset \(slice.offset)"
+                                                   + (slice.copies > 1 ? " (\(slice.copies) copies \(slice.copyStride) apart)" : "")
+                                                   + ", the group has \(group.channels) channels")
                 }
                 guard p.value.count % (slice.period * slice.innerStride) == 0 else {
                     throw PrunerError.invalidGroup(group: group.id, reason: "\(slice.parameter) \(p.shape) has "

@@ -70,7 +70,9 @@ enum TaylorImportance {
                     }
                 }
             }
-            for c in 0..<channels { sums[c] += axis[slice.offset + c] }
+            for c in 0..<channels {
+                for a in slice.axisChannels(of: c) { sums[c] += axis[a] }
+            }
         }
         return sums.map { Float($0 * $0) }
     }
