@@ -98,6 +98,8 @@ final class GraphPruningTests: XCTestCase {
                                                           period: 2)))
         XCTAssertEqual(reduce.parametersPerChannel, 4 * (6 + 1) + 9 * 12, "4 of reduce's outputs; one input of each group")
         XCTAssertEqual(try XCTUnwrap(groups.first { $0.id == "grouped" }).channels, 3)
+        XCTAssertEqual(try XCTUnwrap(groups.first { $0.id == "grouped" }).outputChannelsPerChannel, 4)
+        XCTAssertEqual(try XCTUnwrap(groups.first { $0.id == "fc" }).outputChannelsPerChannel, 1)
         XCTAssertEqual(try XCTUnwrap(groups.first { $0.id == "expand+stem" }).channels, 2)
         try assertExtractionMatches(model, expectPrunable: ["expand+stem", "grouped", "mix", "reduce"])
         // Extracted: still 4 groups, each with the same (smaller) number of channels.

@@ -88,6 +88,12 @@ public struct ChannelGroup: Equatable, Sendable {
     /// False when the group may not be pruned (it holds the classifier's outputs, or a scope
     /// is excluded, or its op type is not prunable).
     public let prunable: Bool
+    /// How many output channels of each producer one channel of the group stands for: 1, or
+    /// G when grouped convolutions fold the group (`ChannelSlice.copies`).
+    public var outputChannelsPerChannel: Int {
+        slices.first { $0.role == .producer && producers.contains($0.parameter) }?.copies ?? 1
+    }
+
     /// Parameters removed from the extracted model per pruned channel, over the slices of
     /// prunable layers' kernels and biases (producers and consumers alike).
     public let parametersPerChannel: Int

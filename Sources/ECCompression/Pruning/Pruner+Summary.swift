@@ -67,10 +67,13 @@ extension Pruner {
             guard let removed = elements.removed[kernel], removed > 0, let count = elementCounts[kernel] else { continue }
             flopsRemoved += layer.flops * removed / count
         }
+        // In the layers' terms: a group channel of a folded group (grouped convolutions) is
+        // several of its producers' output channels.
         let groupLines = groups.map { group in
-            PrunerSummary.Group(id: group.id, layers: group.producers.map { String(Self.layerScope(of: $0)) },
-                                prunable: group.prunable, channelsBefore: group.channels,
-                                channelsAfter: keep[group.id].map { $0.reduce(0) { $0 + ($1 ? 1 : 0) } } ?? group.channels)
+            let k = group.outputChannelsPerChannel
+            return PrunerSummary.Group(id: group.id, layers: group.producers.map { String(Self.layerScope(of: $0)) },
+                                       prunable: group.prunable, channelsBefore: group.channels * k,
+                                       channelsAfter: (keep[group.id].map { $0.reduce(0) { $0 + ($1 ? 1 : 0) } } ?? group.channels) * k)
         }
         return PrunerSummary(kind: kind, compressionRatio: config.compressionRatio, achievedRatio: achievedRatio,
                              prunableParams: prunableParameterCount, paramsRemoved: removedParameterCount,
