@@ -37,6 +37,7 @@ final class PrunerConfigTests: XCTestCase {
         assertInvalid(PrunerConfig(emaAlpha: 0), "pruner.ema_alpha must be in (0, 1], got 0")
         assertInvalid(PrunerConfig(emaAlpha: 1.5), "pruner.ema_alpha must be in (0, 1], got 1.5")
         assertInvalid(PrunerConfig(channelMultiple: 0), "pruner.channel_multiple must be in [1, 1024], got 0")
+        assertInvalid(PrunerConfig(sortCost: "latency"), "pruner.sort_cost must be \"params\" or \"flops\", got \"latency\"")
         assertInvalid(PrunerConfig(excludeScopes: ["fc2", ""]),
                       "pruner.exclude_scopes[1] is an empty scope; hint: scopes are \"/\"-separated paths such as "
                       + "\"block1/conv2\"")

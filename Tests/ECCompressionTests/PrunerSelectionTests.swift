@@ -53,6 +53,26 @@ final class PrunerSelectionTests: XCTestCase {
         XCTAssertEqual(pruner.removedParameterCount, 30)
     }
 
+    /// `sort_cost: flops`: of two groups alike but for their FLOPs per channel, the
+    /// compute-heavy one loses its channels first (down to one); with the default cost they
+    /// tie and alternate.
+    func testFlopsCostPrunesTheComputeHeavyGroupFirst() {
+        func group(_ id: String, flops: Int) -> ChannelGroup {
+            ChannelGroup(id: id, channels: 4, slices: [ChannelSlice(parameter: "\(id)/weight", role: .producer, innerStride: 1, period: 4)],
+                         producers: ["\(id)/weight"], prunable: true, parametersPerChannel: 10, flopsPerChannel: flops)
+        }
+        let groups = [group("a", flops: 1000), group("b", flops: 10)]
+        let importance: [String: [Float]] = ["a": [1, 2, 3, 4], "b": [1, 2, 3, 4]]
+        for (cost, a, b) in [(PruneSortCost.params, [0, 1], [0, 1]), (.flops, [0, 1, 2], [0])] {
+            var keep = ["a": [Bool](repeating: true, count: 4), "b": [Bool](repeating: true, count: 4)]
+            var elements = PrunedElements(elementCounts: ["a/weight": 40, "b/weight": 40], counted: ["a/weight", "b/weight"])
+            ChannelSelection.global(groups: groups, importance: importance, keep: &keep, elements: &elements, target: 40, cost: cost)
+            XCTAssertEqual(keep["a"]!.indices.filter { !keep["a"]![$0] }, a, "\(cost.rawValue)")
+            XCTAssertEqual(keep["b"]!.indices.filter { !keep["b"]![$0] }, b, "\(cost.rawValue)")
+            XCTAssertEqual(elements.removedCounted, 40)
+        }
+    }
+
     func testNormalisedScoresHaveMeanOneOverTheKeptChannels() {
         XCTAssertEqual(ChannelSelection.normalized([2, 4, 100, 6], keep: [true, true, false, true]), [0.5, 1, 25, 1.5])
         XCTAssertEqual(ChannelSelection.normalized([0, 0], keep: [true, true]), [0, 0])

@@ -70,6 +70,20 @@ final class PruningJobTests: XCTestCase {
         }
     }
 
+    /// `sort_cost: flops` reaches the same parameter target by removing more computation.
+    func testFlopsCostRemovesMoreComputeForTheSameParameters() throws {
+        var flopsAfter: [String: Int] = [:]
+        for cost in ["params", "flops"] {
+            let (config, dir) = try job("cost-\(cost)", model: "resnet-mini", steps: 6,
+                                        pruner: "compression_ratio: 0.5, step_interval: 2, num_trials: 3, sort_cost: \(cost)")
+            _ = try run(config)
+            let section = try prunerSection(dir)
+            XCTAssertGreaterThanOrEqual(try XCTUnwrap(section["achieved_ratio"] as? Double), 0.5, cost)
+            flopsAfter[cost] = try XCTUnwrap(section["flops_after"] as? Int)
+        }
+        XCTAssertLessThan(flopsAfter["flops"]!, flopsAfter["params"]!, "FLOPs left: \(flopsAfter)")
+    }
+
     func testExcludedScopesAndTheClassifierAreUntouched() throws {
         let (config, dir) = try job("exclude", steps: 4, pruner: "compression_ratio: 0.4, step_interval: 2, num_trials: 2, exclude_scopes: [conv1]")
         _ = try run(config)

@@ -29,9 +29,11 @@ enum ChannelSelection {
 
     /// Global sort: every kept channel of every group is ranked by
     ///
-    ///     key_c = Ĩ_c / parametersPerChannel(group)
+    ///     key_c = Ĩ_c / parametersPerChannel(group)      (cost .params)
+    ///     key_c = Ĩ_c / flopsPerChannel(group)           (cost .flops)
     ///
-    /// (normalised importance per parameter its removal saves) and pruned lowest-first — ties
+    /// (normalised importance per parameter, or per forward FLOP, its removal saves; a group
+    /// with no FLOPs counted falls back to its parameters) and pruned lowest-first — ties
     /// by group id, then channel — never below a group's `floor`, until
     /// `elements.removedCounted ≥ target`. NaN keys rank last.
     ///
@@ -42,14 +44,14 @@ enum ChannelSelection {
     /// With 1 every chunk is one channel and the order is the plain ranking above. The target is
     /// thus reached within one chunk's parameters.
     static func global(groups: [ChannelGroup], importance: [String: [Float]], keep: inout [String: [Bool]],
-                       elements: inout PrunedElements, target: Double, multiple: Int = 1) {
+                       elements: inout PrunedElements, target: Double, multiple: Int = 1, cost: PruneSortCost = .params) {
         guard Double(elements.removedCounted) < target else { return }
         // Each group's kept channels with their keys, least important first (ties by channel).
         var queues: [(channels: [(key: Double, channel: Int)], next: Int)] = []
         for group in groups {
             let flags = keep[group.id]!
             let norm = normalized(importance[group.id]!, keep: flags)
-            let cost = Double(group.parametersPerChannel)
+            let cost = Double(cost == .flops && group.flopsPerChannel > 0 ? group.flopsPerChannel : group.parametersPerChannel)
             let kept = (0..<group.channels).filter { flags[$0] }.map { c -> (key: Double, channel: Int) in
                 let key = norm[c] / cost
                 return (key.isNaN ? .infinity : key, c)

@@ -189,7 +189,7 @@ public final class Pruner: MaskCompressor {
     package func decision(trial: Int) -> @Sendable () -> [String: PayloadValue] {
         let prunable = prunableGroups, importance = importance, keep = keep, elements = elements
         let target = schedule.targetFraction(afterTrial: trial) * Double(prunableParameterCount)
-        let local = config.pruneSortRange == .local, multiple = config.channelMultiple
+        let local = config.pruneSortRange == .local, multiple = config.channelMultiple, cost = config.sortCost
         return {
             var newKeep = keep, newElements = elements
             if local {
@@ -197,7 +197,7 @@ public final class Pruner: MaskCompressor {
                                        target: target, multiple: multiple)
             } else {
                 ChannelSelection.global(groups: prunable, importance: importance, keep: &newKeep, elements: &newElements,
-                                        target: target, multiple: multiple)
+                                        target: target, multiple: multiple, cost: cost)
             }
             return newKeep.mapValues { .mask(Mask($0)) }
         }

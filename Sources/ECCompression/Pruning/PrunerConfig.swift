@@ -25,6 +25,33 @@ public struct PruneSortRange: RawRepresentable, Hashable, Codable, Sendable, Exp
     }
 }
 
+/// What the global sort divides a channel's importance by (`sort_cost`): the parameters its
+/// removal saves (the seed's criterion, for `compression_ratio`'s unit) or the forward FLOPs.
+/// An open set of strings, as `PruneSortRange`, so that `validate()` names a wrong value.
+public struct PruneSortCost: RawRepresentable, Hashable, Codable, Sendable, ExpressibleByStringLiteral {
+    public let rawValue: String
+    public init(rawValue: String) { self.rawValue = rawValue }
+    public init(stringLiteral value: String) { self.init(rawValue: value) }
+
+    /// Importance per parameter saved (the default).
+    public static let params: PruneSortCost = "params"
+    /// Importance per forward FLOP saved: channels of layers that compute much for their
+    /// weights (early, high-resolution convolutions) go first, so the same parameter target
+    /// removes more computation.
+    public static let flops: PruneSortCost = "flops"
+    /// The values `validate()` accepts.
+    public static let allowed: [PruneSortCost] = [.params, .flops]
+
+    public init(from decoder: Decoder) throws {
+        rawValue = try decoder.singleValueContainer().decode(String.self)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(rawValue)
+    }
+}
+
 /// The pruner's settings (the seed's `PrunerConfig`, docs/pruning.md; seed keys in snake_case in job files,
 /// camelCase here). Defaults are the seed's. Call `validate()` before use; `Pruner.init`
 /// does.
@@ -63,6 +90,12 @@ public struct PrunerConfig: Codable, Equatable, Sendable {
     /// fewer channels than the multiple is kept whole. The target is then reached within one
     /// multiple's parameters instead of one channel's.
     public var channelMultiple: Int
+    /// The global sort's cost: `.params` (default) ranks channels by importance per parameter
+    /// saved, `.flops` by importance per forward FLOP saved (at the graph's spatial sizes).
+    /// The target stays `compressionRatio` of the parameters either way; with `.flops` it is
+    /// reached by removing more computation (the layers at high resolution) — what a runtime's
+    /// speed follows. Ignored by the local sort, which prunes every group alike.
+    public var sortCost: PruneSortCost
 
     /// The op types that have output channels to prune.
     public static let supportedOpTypes = ["Conv2D", "MatMul"]
@@ -70,7 +103,7 @@ public struct PrunerConfig: Codable, Equatable, Sendable {
     public init(compressionRatio: Double = 0, stepInterval: Int = 1, numTrials: Int = 1,
                 includeScopes: [String] = [], excludeScopes: [String] = [],
                 pruneSortRange: PruneSortRange = .global, prunableOpTypes: [String] = PrunerConfig.supportedOpTypes,
-                emaAlpha: Double = 0.95, channelMultiple: Int = 1) {
+                emaAlpha: Double = 0.95, channelMultiple: Int = 1, sortCost: PruneSortCost = .params) {
         self.compressionRatio = compressionRatio
         self.stepInterval = stepInterval
         self.numTrials = numTrials
@@ -80,6 +113,7 @@ public struct PrunerConfig: Codable, Equatable, Sendable {
         self.prunableOpTypes = prunableOpTypes
         self.emaAlpha = emaAlpha
         self.channelMultiple = channelMultiple
+        self.sortCost = sortCost
     }
 
     /// Checks every value; the first bad one throws.
@@ -126,6 +160,10 @@ public struct PrunerConfig: Codable, Equatable, Sendable {
             throw CompressionConfigError.outOfRange(key: "pruner.channel_multiple", value: String(channelMultiple),
                                                     allowed: "in [1, \(Self.maxChannelMultiple)]")
         }
+        guard PruneSortCost.allowed.contains(sortCost) else {
+            throw CompressionConfigError.notOneOf(key: "pruner.sort_cost", value: sortCost.rawValue,
+                                                  allowed: PruneSortCost.allowed.map(\.rawValue))
+        }
     }
 
     /// The largest `channelMultiple` accepted (wider than any layer would mean "prune nothing").
@@ -135,7 +173,7 @@ public struct PrunerConfig: Codable, Equatable, Sendable {
         case compressionRatio = "compression_ratio", stepInterval = "step_interval", numTrials = "num_trials"
         case includeScopes = "include_scopes", excludeScopes = "exclude_scopes"
         case pruneSortRange = "prune_sort_range", prunableOpTypes = "prunable_op_types", emaAlpha = "ema_alpha"
-        case channelMultiple = "channel_multiple"
+        case channelMultiple = "channel_multiple", sortCost = "sort_cost"
     }
 
     /// Decodes the seed's snake_case keys; a missing key takes its default. Values are not
@@ -152,5 +190,6 @@ public struct PrunerConfig: Codable, Equatable, Sendable {
         prunableOpTypes = try c.decodeIfPresent([String].self, forKey: .prunableOpTypes) ?? d.prunableOpTypes
         emaAlpha = try c.decodeIfPresent(Double.self, forKey: .emaAlpha) ?? d.emaAlpha
         channelMultiple = try c.decodeIfPresent(Int.self, forKey: .channelMultiple) ?? d.channelMultiple
+        sortCost = try c.decodeIfPresent(PruneSortCost.self, forKey: .sortCost) ?? d.sortCost
     }
 }
