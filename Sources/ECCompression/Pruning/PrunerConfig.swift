@@ -14,15 +14,6 @@ public struct PruneSortRange: RawRepresentable, Hashable, Codable, Sendable, Exp
     public static let local: PruneSortRange = "local"
     /// The values `validate()` accepts.
     public static let allowed: [PruneSortRange] = [.global, .local]
-
-    public init(from decoder: Decoder) throws {
-        rawValue = try decoder.singleValueContainer().decode(String.self)
-    }
-
-    public func encode(to encoder: Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(rawValue)
-    }
 }
 
 /// What the global sort divides a channel's importance by (`sort_cost`): the parameters its
@@ -41,15 +32,6 @@ public struct PruneSortCost: RawRepresentable, Hashable, Codable, Sendable, Expr
     public static let flops: PruneSortCost = "flops"
     /// The values `validate()` accepts.
     public static let allowed: [PruneSortCost] = [.params, .flops]
-
-    public init(from decoder: Decoder) throws {
-        rawValue = try decoder.singleValueContainer().decode(String.self)
-    }
-
-    public func encode(to encoder: Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(rawValue)
-    }
 }
 
 /// The pruner's settings (the seed's `PrunerConfig`, docs/pruning.md; seed keys in snake_case in job files,

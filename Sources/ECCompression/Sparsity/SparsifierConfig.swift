@@ -15,15 +15,6 @@ public struct SparseSortRange: RawRepresentable, Hashable, Codable, Sendable, Ex
     public static let global: SparseSortRange = "global"
     /// The values `validate()` accepts.
     public static let allowed: [SparseSortRange] = [.local, .global]
-
-    public init(from decoder: Decoder) throws {
-        rawValue = try decoder.singleValueContainer().decode(String.self)
-    }
-
-    public func encode(to encoder: Encoder) throws {
-        var container = encoder.singleValueContainer()
-        try container.encode(rawValue)
-    }
 }
 
 /// An N:M pattern (our addition, `pattern: "2:4"`): in every group of M consecutive weights
