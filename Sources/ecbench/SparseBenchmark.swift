@@ -28,16 +28,24 @@ struct SparseBenchmark {
         print("== imported block-sparse model \(file): \(sparse.count) of \(kernels.count) kernels run block-sparse ("
               + kernels.map { String(format: "%@ %.0f%%", $0.name, SparseInference.zeroBlockFraction($0.value) * 100) }
                 .joined(separator: ", ") + " zero blocks), \(options.threads) thread(s)")
-        var denseRuns: [InferenceSpeed] = [], sparseRuns: [InferenceSpeed] = []
+        let (b256, b1) = denseAgainstSparse(model, on: test, label: "")
+        print(String(format: "RESULT sparse_imported_b256=%.2f sparse_imported_b1=%.2f", b256, b1))
+    }
+
+    /// `model` run dense and with the engine's automatic block-sparse path, alternated
+    /// `--repeats` times; prints both (after `label`) and returns the speed-ups at batch 256
+    /// and batch 1 (medians).
+    func denseAgainstSparse(_ model: Model, on test: Dataset, label: String) -> (b256: Double, b1: Double) {
+        var dense: [InferenceSpeed] = [], sparse: [InferenceSpeed] = []
         for _ in 0..<options.repeats {
-            denseRuns.append(InferenceSpeed.measure(model, on: test, options: .dense))
-            sparseRuns.append(InferenceSpeed.measure(model, on: test))
+            dense.append(InferenceSpeed.measure(model, on: test, options: .dense))
+            sparse.append(InferenceSpeed.measure(model, on: test))
         }
-        let d256 = median(denseRuns.map(\.batch256SamplesPerSecond)), s256 = median(sparseRuns.map(\.batch256SamplesPerSecond))
-        let d1 = median(denseRuns.map(\.batch1Microseconds)), s1 = median(sparseRuns.map(\.batch1Microseconds))
-        print(String(format: "batch 256 dense %.0f, block-sparse %.0f samples/s → %.2f×; batch 1 dense %.1f µs, "
-                     + "block-sparse %.1f µs → %.2f×", d256, s256, s256 / d256, d1, s1, d1 / s1))
-        print(String(format: "RESULT sparse_imported_b256=%.2f sparse_imported_b1=%.2f", s256 / d256, d1 / s1))
+        let d256 = median(dense.map(\.batch256SamplesPerSecond)), s256 = median(sparse.map(\.batch256SamplesPerSecond))
+        let d1 = median(dense.map(\.batch1Microseconds)), s1 = median(sparse.map(\.batch1Microseconds))
+        print(label + String(format: "batch 256 dense %.0f, block-sparse %.0f samples/s → %.2f×; batch 1 dense %.1f µs, "
+                             + "block-sparse %.1f µs → %.2f×", d256, s256, s256 / d256, d1, s1, d1 / s1))
+        return (s256 / d256, d1 / s1)
     }
 
     /// GEMM shapes `[m, k] · [k, n]` of one sample's forward pass (m per sample).
@@ -112,18 +120,9 @@ struct SparseBenchmark {
                     mask.withUnsafeBufferPointer { m in for i in v.indices where m[i] == 0 { v[i] = 0 } }
                 }
             }
-            var dense: [InferenceSpeed] = [], sparse: [InferenceSpeed] = []
-            for _ in 0..<options.repeats {
-                dense.append(InferenceSpeed.measure(model, on: test, options: .dense))
-                sparse.append(InferenceSpeed.measure(model, on: test))
-            }
-            let d256 = median(dense.map(\.batch256SamplesPerSecond)), s256 = median(sparse.map(\.batch256SamplesPerSecond))
-            let d1 = median(dense.map(\.batch1Microseconds)), s1 = median(sparse.map(\.batch1Microseconds))
-            print(String(format: "%.0f%% zero blocks: batch 256 dense %.0f, block-sparse %.0f samples/s → %.2f×; "
-                         + "batch 1 dense %.1f µs, block-sparse %.1f µs → %.2f×",
-                         sparsity * 100, d256, s256, s256 / d256, d1, s1, d1 / s1))
+            let (b256, b1) = denseAgainstSparse(model, on: test, label: String(format: "%.0f%% zero blocks: ", sparsity * 100))
             print(String(format: "RESULT sparse_model_%.0f_b256=%.2f sparse_model_%.0f_b1=%.2f",
-                         sparsity * 100, s256 / d256, sparsity * 100, d1 / s1))
+                         sparsity * 100, b256, sparsity * 100, b1))
         }
     }
 }
