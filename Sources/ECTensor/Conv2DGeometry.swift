@@ -201,6 +201,15 @@ public struct Conv2DGeometry: Equatable, Sendable {
         }
     }
 
+    /// The first and last output columns whose window column `kx` lies inside the image
+    /// (`ox·strideWidth − padLeft + kx` in `0..<width`); nil when none does.
+    func outputColumns(inside kx: Int) -> (first: Int, last: Int)? {
+        let shift = padLeft - kx, sw = strideWidth
+        let first = shift <= 0 ? 0 : (shift + sw - 1) / sw
+        let last = min(outWidth - 1, width - 1 + shift >= 0 ? (width - 1 + shift) / sw : -1)
+        return first <= last ? (first, last) : nil
+    }
+
     /// Sums the im2col-shaped gradient `dcol` (first row: image `firstImage`) back onto the
     /// input gradient `dx` for the given images (their part of `dx` is zeroed first).
     func col2im(_ dcol: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>, images: Range<Int>, firstImage: Int = 0) {
@@ -220,10 +229,8 @@ public struct Conv2DGeometry: Equatable, Sendable {
                     let inputRow = image + iy * width * c
                     for kx in Swift.stride(from: kw - 1, through: 0, by: -1) {
                         // ix = ox·sw − padLeft + kx in [0, width)
+                        guard let (first, last) = outputColumns(inside: kx) else { continue }
                         let shift = padLeft - kx
-                        let first = shift <= 0 ? 0 : (shift + sw - 1) / sw
-                        let last = min(outWidth - 1, (width - 1 + shift) >= 0 ? (width - 1 + shift) / sw : -1)
-                        if first > last { continue }
                         for group in 0..<groups {
                             var src = rowCol + first * patch + group * groupPatch + (ky * kw + kx) * cg
                             var d = inputRow + (first * sw - shift) * c + group * cg

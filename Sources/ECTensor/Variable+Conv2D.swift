@@ -186,10 +186,8 @@ extension Conv2DGeometry {
                            c: t, lda: outChannels, ldb: outChannels, ldc: columns)
                 for ky in 0..<kernelHeight {
                     for kx in 0..<kernelWidth {
+                        guard let (firstX, lastX) = outputColumns(inside: kx) else { continue }
                         let shift = padLeft - kx
-                        let firstX = shift <= 0 ? 0 : (shift + sw - 1) / sw
-                        let lastX = min(outWidth - 1, width - 1 + shift >= 0 ? (width - 1 + shift) / sw : -1)
-                        if firstX > lastX { continue }
                         for ci in 0..<c {
                             let row = t + ((ky * kernelWidth + kx) * c + ci) * columns
                             for n in images {
