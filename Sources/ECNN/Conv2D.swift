@@ -127,7 +127,7 @@ public final class Conv2D: Module {
     /// measured, 60–95% zero blocks (`ecbench --mode sparse`, docs/sparsity.md). Then
     /// `SparseInference` decides by the kernel's zero blocks.
     func blockSparse(_ input: [Int], _ ctx: ForwardContext) -> BlockSparseMatrix? {
-        guard groups == 1, ctx.tape == nil, ctx.inferenceOptions.blockSparse, !FP32Conv.runs(geometry(input)) else { return nil }
+        guard groups == 1, !FP32Conv.runs(geometry(input)) else { return nil }
         return SparseInference.matrix(for: weight, ctx: ctx)
     }
 
