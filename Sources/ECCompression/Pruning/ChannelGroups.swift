@@ -50,16 +50,18 @@ public enum ChannelGroups {
                              scopes: ScopeFilter = .all) -> [ChannelGroup] {
         var spaces = ChannelSpaces(model: model)
         let prunableTypes = Set(prunableOpTypes)
-        return spaces.tiedSets().values.map { members in
-            group(of: members, in: spaces, prunableTypes: prunableTypes, scopes: scopes)
-        }.sorted { $0.id < $1.id }
+        var groups: [ChannelGroup] = []
+        for (root, members) in spaces.tiedSets() {
+            groups.append(group(of: members, channels: spaces.groupChannels(root), in: spaces, prunableTypes: prunableTypes,
+                                scopes: scopes))
+        }
+        return groups.sorted { $0.id < $1.id }
     }
 
-    private static func group(of spaceIDs: [Int], in spaces: ChannelSpaces, prunableTypes: Set<String>,
+    /// The group of the tied spaces `spaceIDs`, `c` channels as pruning sees them.
+    private static func group(of spaceIDs: [Int], channels c: Int, in spaces: ChannelSpaces, prunableTypes: Set<String>,
                               scopes: ScopeFilter) -> ChannelGroup {
-        var spaces = spaces
         let members = spaceIDs.flatMap { spaces.members[$0] }
-        let c = spaces.groupChannels(spaceIDs[0])
         // A member covering `width` axis channels of a folded space stands for width / c of
         // them per group channel.
         func copies(_ m: SpaceMember) -> Int { max(1, m.width / c) }
