@@ -40,15 +40,21 @@ struct ScaleBenchmark {
         func commSeconds() -> Double {
             optimizer.flatSeconds + optimizer.bucketer.metrics.seconds + optimizer.overlapWaitSeconds
         }
-        let commStart = commSeconds()
-        var stepTimes: [Double] = []
-        for _ in 0..<options.repeats {
-            try world.barrier()
-            let t = try time { for _ in 0..<options.steps { try step() } }
-            var slowest = [t]
-            try world.allreduce(&slowest, op: .max)
-            stepTimes.append(slowest[0] / Double(options.steps))
+        /// `body` timed `rounds` times, every rank starting together; each round's slowest rank.
+        func slowestRanks(_ rounds: Int, before: () -> Void = {}, _ body: () throws -> Void) throws -> [Double] {
+            var times: [Double] = []
+            for _ in 0..<rounds {
+                before()
+                try world.barrier()
+                var slowest = [try time(body)]
+                try world.allreduce(&slowest, op: .max)
+                times.append(slowest[0])
+            }
+            return times
         }
+        let commStart = commSeconds()
+        let stepTimes = try slowestRanks(options.repeats) { for _ in 0..<options.steps { try step() } }
+            .map { $0 / Double(options.steps) }
         var comm = [(commSeconds() - commStart) / Double(options.repeats * options.steps)]
         try world.allreduce(&comm, op: .max)
 
@@ -57,15 +63,9 @@ struct ScaleBenchmark {
         var probes: [Double] = []
         for count in [256, 262_144, gradientCount] {
             var buffer = [Float](repeating: 1, count: count)
-            var times: [Double] = []
-            for _ in 0..<(count > 1_000_000 ? 3 : 9) {
-                try world.barrier()
-                let t = try time { try buffer.withUnsafeMutableBufferPointer { try world.allreduce($0, op: .sum) } }
-                var slowest = [t]
-                try world.allreduce(&slowest, op: .max)
-                times.append(slowest[0])
-            }
-            probes.append(median(times))
+            probes.append(median(try slowestRanks(count > 1_000_000 ? 3 : 9) {
+                try buffer.withUnsafeMutableBufferPointer { try world.allreduce($0, op: .sum) }
+            }))
         }
         var bucketedProbe = Double.nan
         let bucketSizes = session.optimizer.overlapBucketSizes
@@ -76,19 +76,11 @@ struct ScaleBenchmark {
                 stream.close()
                 for b in buffers { b.deallocate() }
             }
-            var times: [Double] = []
-            for _ in 0..<(gradientCount > 1_000_000 ? 3 : 9) {
-                for b in buffers { b.initialize(repeating: 1) }
-                try world.barrier()
-                let t = try time {
-                    for b in buffers { try stream.start(b) }
-                    try stream.waitAll()
-                }
-                var slowest = [t]
-                try world.allreduce(&slowest, op: .max)
-                times.append(slowest[0])
-            }
-            bucketedProbe = median(times)
+            bucketedProbe = median(try slowestRanks(gradientCount > 1_000_000 ? 3 : 9,
+                                                    before: { for b in buffers { b.initialize(repeating: 1) } }) {
+                for b in buffers { try stream.start(b) }
+                try stream.waitAll()
+            })
         }
         if world.isChief {
             let stepMs = median(stepTimes) * 1e3
