@@ -37,6 +37,13 @@ final class PrunerConfigTests: XCTestCase {
         assertInvalid(PrunerConfig(emaAlpha: 0), "pruner.ema_alpha must be in (0, 1], got 0")
         assertInvalid(PrunerConfig(emaAlpha: 1.5), "pruner.ema_alpha must be in (0, 1], got 1.5")
         assertInvalid(PrunerConfig(channelMultiple: 0), "pruner.channel_multiple must be in [1, 1024], got 0")
+        assertInvalid(PrunerConfig(channelMultiple: 16, narrowChannelMultiple: 0),
+                      "pruner.narrow_channel_multiple must be in [1, channel_multiple = 16], got 0")
+        assertInvalid(PrunerConfig(channelMultiple: 8, narrowChannelMultiple: 16),
+                      "pruner.narrow_channel_multiple must be in [1, channel_multiple = 8], got 16")
+        assertInvalid(PrunerConfig(channelMultiple: 16, narrowChannelMultiple: 6),
+                      "pruner.narrow_channel_multiple = 6: it must divide channel_multiple (16), so that the widths "
+                      + "below one multiple lead up to it; e.g. 8 with 16")
         assertInvalid(PrunerConfig(sortCost: "latency"), "pruner.sort_cost must be \"params\" or \"flops\", got \"latency\"")
         assertInvalid(PrunerConfig(excludeScopes: ["fc2", ""]),
                       "pruner.exclude_scopes[1] is an empty scope; hint: scopes are \"/\"-separated paths such as "
@@ -45,6 +52,8 @@ final class PrunerConfigTests: XCTestCase {
 
     func testBoundaryValuesAreAccepted() {
         for config in [PrunerConfig(compressionRatio: 0.999), PrunerConfig(compressionRatio: 0, emaAlpha: 1),
+                       PrunerConfig(channelMultiple: 16, narrowChannelMultiple: 1),
+                       PrunerConfig(channelMultiple: 16, narrowChannelMultiple: 16),
                        PrunerConfig(pruneSortRange: .local, prunableOpTypes: ["MatMul"], emaAlpha: 1e-6)] {
             XCTAssertNoThrow(try config.validate())
         }
@@ -58,9 +67,11 @@ final class PrunerConfigTests: XCTestCase {
     }
 
     func testJobFileKeysAreTheSeedsAndMissingKeysTakeDefaults() throws {
-        let json = #"{"compression_ratio": 0.5, "num_trials": 4, "prune_sort_range": "galactic", "ema_alpha": 1}"#
+        let json = #"{"compression_ratio": 0.5, "num_trials": 4, "prune_sort_range": "galactic", "ema_alpha": 1, "#
+            + #""channel_multiple": 16, "narrow_channel_multiple": 8}"#
         let config = try JSONDecoder().decode(PrunerConfig.self, from: Data(json.utf8))
-        XCTAssertEqual(config, PrunerConfig(compressionRatio: 0.5, numTrials: 4, pruneSortRange: "galactic", emaAlpha: 1))
+        XCTAssertEqual(config, PrunerConfig(compressionRatio: 0.5, numTrials: 4, pruneSortRange: "galactic", emaAlpha: 1,
+                                            channelMultiple: 16, narrowChannelMultiple: 8))
         // A wrong choice decodes, so that validation can name it.
         XCTAssertEqual(thrownError(CompressionConfigError.self) { try config.validate() }.map(String.init(describing:)),
                        "pruner.prune_sort_range must be \"global\" or \"local\", got \"galactic\"")

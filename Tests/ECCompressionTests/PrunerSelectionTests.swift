@@ -175,4 +175,63 @@ final class PrunerSelectionTests: XCTestCase {
             }
         }
     }
+
+    /// `channel_multiple: 16, narrow_channel_multiple: 8`: kept counts are 8 or multiples of 16
+    /// (a group narrower than 8 is kept whole, one of 12 may drop to 8, one of 27 aligns to
+    /// 16 first), across gradual trials, in both sorts, least important channels first, and
+    /// the target is reached within one chunk's parameters.
+    func testNarrowChannelMultipleAllowsOneNarrowWidthBelowTheMultiple() throws {
+        let shapes: [(name: String, inputs: Int, outputs: Int)] = [("a", 4, 32), ("b", 6, 27), ("c", 3, 64), ("d", 5, 6),
+                                                                   ("e", 7, 12)]
+        let importance: [String: [Float]] = Dictionary(uniqueKeysWithValues: shapes.enumerated().map { i, s in
+            (s.name, (0..<s.outputs).map { Float(($0 * 37 + i * 11) % (s.outputs + 5)) + 1 })
+        })
+        let total = shapes.reduce(0) { $0 + ($1.inputs + 1) * $1.outputs }
+        var narrowSeen = Set<String>()
+        for range in PruneSortRange.allowed {
+            for ratio in [0.3, 0.5, 0.65] {  // at most 509 of 737 removable: 8 channels left in a, b, c, e
+                let (model, groups) = parallelDenseNet(shapes)
+                let pruner = try preparedPruner(PrunerConfig(compressionRatio: ratio, numTrials: 3, pruneSortRange: range,
+                                                             channelMultiple: 16, narrowChannelMultiple: 8),
+                                                model: model, groups: groups)
+                for trial in 1...3 {
+                    try decide(pruner, trial: trial, importance: importance)
+                    for s in shapes {
+                        let flags = try XCTUnwrap(pruner.keepFlags(group: s.name))
+                        let kept = flags.filter { $0 }.count
+                        let tag = "\(s.name) (\(range.rawValue), ratio \(ratio), trial \(trial)): kept \(kept)"
+                        XCTAssertTrue(kept == s.outputs || kept == 8 || (kept % 16 == 0 && kept >= 16), tag)
+                        if kept == 8 { narrowSeen.insert(s.name) }
+                        let scores = importance[s.name]!
+                        let prunedMax = pruned(flags).map { scores[$0] }.max() ?? -1
+                        XCTAssertLessThanOrEqual(prunedMax, flags.indices.filter { flags[$0] }.map { scores[$0] }.min()!, tag)
+                    }
+                }
+                let removed = Double(pruner.removedParameterCount), target = ratio * Double(total)
+                XCTAssertGreaterThanOrEqual(removed, target, "\(range.rawValue) \(ratio)")
+                if range == .global {
+                    XCTAssertLessThan(removed - 16 * 7, target, "overshoot of more than one chunk (16 channels of ≤ 7 parameters)")
+                }
+            }
+        }
+        // The narrow width is reached, also by a group narrower than the multiple.
+        XCTAssertTrue(narrowSeen.isSuperset(of: ["a", "e"]), "groups that reached 8: \(narrowSeen.sorted())")
+    }
+
+    /// The allowed widths themselves: the next one below a count and the rounding up, with and
+    /// without a narrow multiple (without one they are the plain multiples).
+    func testChannelWidthsStepDownAndRoundUp() {
+        let narrow = ChannelWidths(multiple: 16, narrowMultiple: 8)
+        let steps: [(kept: Int, next: Int?)] = [(64, 48), (48, 32), (33, 32), (32, 16), (27, 16), (17, 16), (16, 8),
+                                                (12, 8), (9, 8), (8, nil), (6, nil)]
+        for (kept, next) in steps { XCTAssertEqual(narrow.next(below: kept, channels: 64), next, "below \(kept)") }
+        XCTAssertNil(narrow.next(below: 6, channels: 6), "a group narrower than 8 is kept whole")
+        XCTAssertEqual([1, 5, 8, 9, 16, 17, 40].map { narrow.roundUp($0, channels: 64) }, [8, 8, 8, 16, 16, 32, 48])
+        XCTAssertEqual(narrow.roundUp(3, channels: 6), 6)
+        XCTAssertEqual(narrow.roundUp(20, channels: 27), 27)
+        let plain = ChannelWidths(multiple: 8)
+        XCTAssertEqual([33, 32, 27, 9, 8].map { plain.next(below: $0, channels: 64) }, [32, 24, 24, 8, nil])
+        XCTAssertEqual([1, 9, 24, 25].map { plain.roundUp($0, channels: 64) }, [8, 16, 24, 32])
+        XCTAssertEqual([5, 2, 1].map { ChannelWidths.any.next(below: $0, channels: 5) }, [4, 1, nil])
+    }
 }

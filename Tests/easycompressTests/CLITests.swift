@@ -76,6 +76,10 @@ final class CLITests: XCTestCase {
                         saying: "compression.pruner.prune_sort_range must be one of \"global\", \"local\", got \"galactic\"")
         try assertFails("compression: {pruner: {channel_multiple: 0}}\n",
                         saying: "compression.pruner.channel_multiple must be in [1, 1024], got 0")
+        try assertFails("compression: {pruner: {channel_multiple: 16, narrow_channel_multiple: 0}}\n",
+                        saying: "compression.pruner.narrow_channel_multiple must be in [1, 1024], got 0")
+        try assertFails("compression: {pruner: {channel_multiple: 16, narrow_channel_multiple: 12}}\n",
+                        saying: "pruner.narrow_channel_multiple = 12: it must divide channel_multiple (16)")
         try assertFails("compression: {pruner: {sort_cost: latency}}\n",
                         saying: "compression.pruner.sort_cost must be one of \"params\", \"flops\", got \"latency\"")
         try assertFails("compression: {pruner: {compresion_ratio: 0.5}}\n",

@@ -21,12 +21,6 @@ enum ChannelSelection {
         return importance.map { Double($0) / mean }
     }
 
-    /// The fewest channels `group` may keep when kept counts are multiples of `multiple`: one
-    /// multiple, or every channel when the group is narrower than that (it is kept whole).
-    static func floor(_ group: ChannelGroup, multiple: Int) -> Int {
-        group.channels < multiple ? group.channels : multiple
-    }
-
     /// Global sort: every kept channel of every group is ranked by
     ///
     ///     key_c = Ĩ_c / parametersPerChannel(group)      (cost .params)
@@ -37,14 +31,15 @@ enum ChannelSelection {
     /// by group id, then channel — never below a group's `floor`, until
     /// `elements.removedCounted ≥ target`. NaN keys rank last.
     ///
-    /// With `multiple` > 1 a group's channels go in chunks that keep its count a multiple of
-    /// `multiple`: its least important kept channels, as many as align it first, then
-    /// `multiple` at a time; a chunk's key is the mean of its channels' keys (non-decreasing
+    /// With `widths` other than `.any` a group's channels go in chunks that keep its count one
+    /// of the allowed widths: its least important kept channels, as many as bring it to the next
+    /// allowed width below; a chunk's key is the mean of its channels' keys (non-decreasing
     /// within a group, so taking the lowest chunk of any group each time is the same greedy).
-    /// With 1 every chunk is one channel and the order is the plain ranking above. The target is
-    /// thus reached within one chunk's parameters.
+    /// With `.any` every chunk is one channel and the order is the plain ranking above. The
+    /// target is thus reached within one chunk's parameters.
     static func global(groups: [ChannelGroup], importance: [String: [Float]], keep: inout [String: [Bool]],
-                       elements: inout PrunedElements, target: Double, multiple: Int = 1, cost: PruneSortCost = .params) {
+                       elements: inout PrunedElements, target: Double, widths: ChannelWidths = .any,
+                       cost: PruneSortCost = .params) {
         guard Double(elements.removedCounted) < target else { return }
         // Each group's kept channels with their keys, least important first (ties by channel).
         var queues: [(channels: [(key: Double, channel: Int)], next: Int)] = []
@@ -62,9 +57,8 @@ enum ChannelSelection {
         // group is at its floor.
         func chunk(_ g: Int) -> (range: Range<Int>, key: Double)? {
             let queue = queues[g], left = queue.channels.count - queue.next
-            let size = left % multiple == 0 ? multiple : left % multiple
-            guard left - size >= floor(groups[g], multiple: multiple) else { return nil }
-            let range = queue.next..<(queue.next + size)
+            guard let next = widths.next(below: left, channels: groups[g].channels) else { return nil }
+            let size = left - next, range = queue.next..<(queue.next + size)
             let sum = queue.channels[range].reduce(0.0) { $0 + $1.key }
             return (range, sum.isNaN ? .infinity : sum / Double(size))
         }
@@ -89,13 +83,13 @@ enum ChannelSelection {
     }
 
     /// Local sort: every group prunes the same fraction f of its channels — ⌊f·channels⌋, fewer
-    /// where needed to keep `floor` channels and a kept count that is a multiple of `multiple`
-    /// (rounding the kept count up), at least what it has already pruned — choosing its lowest-importance
+    /// where needed to keep an allowed width (`widths.roundUp`: the kept count rounded up to
+    /// one), at least what it has already pruned — choosing its lowest-importance
     /// kept channels (raw importance; the order within one group needs no normalisation). f is
     /// the smallest fraction of the form j / channels(g) for which the removed parameters reach
     /// `target` (binary search: the removed count grows with f), or the largest one if none does.
     static func local(groups: [ChannelGroup], importance: [String: [Float]], keep: inout [String: [Bool]],
-                      elements: inout PrunedElements, target: Double, multiple: Int = 1) {
+                      elements: inout PrunedElements, target: Double, widths: ChannelWidths = .any) {
         guard Double(elements.removedCounted) < target else { return }
         // Each group's kept channels, least important first (ties by channel index).
         let order: [[Int]] = groups.map { group in
@@ -121,8 +115,7 @@ enum ChannelSelection {
             for (g, group) in groups.enumerated() {
                 let pruned = group.channels - order[g].count
                 let kept = group.channels - f.j * group.channels / f.n
-                let aligned = max(floor(group, multiple: multiple), (kept + multiple - 1) / multiple * multiple)
-                let wanted = group.channels - min(group.channels, aligned)
+                let wanted = group.channels - widths.roundUp(kept, channels: group.channels)
                 for c in order[g].prefix(max(0, wanted - pruned)) {
                     keep[group.id]![c] = false
                     elements.prune(channel: c, of: group)
@@ -137,5 +130,40 @@ enum ChannelSelection {
             if Double(trialElements.removedCounted) >= target { high = mid } else { low = mid + 1 }
         }
         apply(fractions[low], keep: &keep, elements: &elements)
+    }
+}
+
+/// The channel counts a pruned group may keep (`channel_multiple`, `narrow_channel_multiple`):
+/// multiples of `multiple`, and below `multiple` the multiples of `narrowMultiple` (which
+/// divides it) — with 16 and 8: 8, 16, 32, 48, …. A group keeps at least `narrowMultiple`
+/// channels, or all of them when it is narrower than that; its full width is always allowed.
+struct ChannelWidths: Equatable, Sendable {
+    var multiple: Int
+    var narrowMultiple: Int
+
+    /// Any count of at least one channel.
+    static let any = ChannelWidths(multiple: 1, narrowMultiple: 1)
+
+    init(multiple: Int, narrowMultiple: Int? = nil) {
+        self.multiple = multiple
+        self.narrowMultiple = narrowMultiple ?? multiple
+    }
+
+    /// The fewest channels a group of `channels` may keep.
+    func floor(channels: Int) -> Int {
+        channels < narrowMultiple ? channels : narrowMultiple
+    }
+
+    /// The largest allowed count below `kept` for a group of `channels`, or nil at its floor.
+    func next(below kept: Int, channels: Int) -> Int? {
+        let step = kept > multiple ? multiple : narrowMultiple
+        let next = (kept - 1) / step * step
+        return next >= floor(channels: channels) && next > 0 ? next : nil
+    }
+
+    /// The smallest allowed count ≥ `kept` for a group of `channels` (its full width at most).
+    func roundUp(_ kept: Int, channels: Int) -> Int {
+        let step = kept > multiple ? multiple : narrowMultiple
+        return min(channels, max(floor(channels: channels), (kept + step - 1) / step * step))
     }
 }

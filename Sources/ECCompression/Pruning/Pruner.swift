@@ -189,15 +189,16 @@ public final class Pruner: MaskCompressor {
     package func decision(trial: Int) -> @Sendable () -> [String: PayloadValue] {
         let prunable = prunableGroups, importance = importance, keep = keep, elements = elements
         let target = schedule.targetFraction(afterTrial: trial) * Double(prunableParameterCount)
-        let local = config.pruneSortRange == .local, multiple = config.channelMultiple, cost = config.sortCost
+        let local = config.pruneSortRange == .local, cost = config.sortCost
+        let widths = ChannelWidths(multiple: config.channelMultiple, narrowMultiple: config.narrowChannelMultiple)
         return {
             var newKeep = keep, newElements = elements
             if local {
                 ChannelSelection.local(groups: prunable, importance: importance, keep: &newKeep, elements: &newElements,
-                                       target: target, multiple: multiple)
+                                       target: target, widths: widths)
             } else {
                 ChannelSelection.global(groups: prunable, importance: importance, keep: &newKeep, elements: &newElements,
-                                        target: target, multiple: multiple, cost: cost)
+                                        target: target, widths: widths, cost: cost)
             }
             return newKeep.mapValues { .mask(Mask($0)) }
         }

@@ -72,6 +72,12 @@ public struct PrunerConfig: Codable, Equatable, Sendable {
     /// fewer channels than the multiple is kept whole. The target is then reached within one
     /// multiple's parameters instead of one channel's.
     public var channelMultiple: Int
+    /// Below `channelMultiple` a group may keep a multiple of this instead (it must divide
+    /// `channelMultiple`); nil (default): the same as `channelMultiple`. With 16 and 8 the
+    /// allowed widths are 8, 16, 32, 48, …: ONNX Runtime's NCHWc convolutions on AVX-512 compute
+    /// in blocks of 16 channels, so 24 costs what 32 does, while a layer narrower than one block
+    /// reads its input directly and gains from 8. A group keeps at least this many channels.
+    public var narrowChannelMultiple: Int?
     /// The global sort's cost: `.params` (default) ranks channels by importance per parameter
     /// saved, `.flops` by importance per forward FLOP saved (at the graph's spatial sizes).
     /// The target stays `compressionRatio` of the parameters either way; with `.flops` it is
@@ -85,7 +91,8 @@ public struct PrunerConfig: Codable, Equatable, Sendable {
     public init(compressionRatio: Double = 0, stepInterval: Int = 1, numTrials: Int = 1,
                 includeScopes: [String] = [], excludeScopes: [String] = [],
                 pruneSortRange: PruneSortRange = .global, prunableOpTypes: [String] = PrunerConfig.supportedOpTypes,
-                emaAlpha: Double = 0.95, channelMultiple: Int = 1, sortCost: PruneSortCost = .params) {
+                emaAlpha: Double = 0.95, channelMultiple: Int = 1, narrowChannelMultiple: Int? = nil,
+                sortCost: PruneSortCost = .params) {
         self.compressionRatio = compressionRatio
         self.stepInterval = stepInterval
         self.numTrials = numTrials
@@ -95,6 +102,7 @@ public struct PrunerConfig: Codable, Equatable, Sendable {
         self.prunableOpTypes = prunableOpTypes
         self.emaAlpha = emaAlpha
         self.channelMultiple = channelMultiple
+        self.narrowChannelMultiple = narrowChannelMultiple
         self.sortCost = sortCost
     }
 
@@ -142,6 +150,18 @@ public struct PrunerConfig: Codable, Equatable, Sendable {
             throw CompressionConfigError.outOfRange(key: "pruner.channel_multiple", value: String(channelMultiple),
                                                     allowed: "in [1, \(Self.maxChannelMultiple)]")
         }
+        if let narrow = narrowChannelMultiple {
+            guard narrow >= 1 && narrow <= channelMultiple else {
+                throw CompressionConfigError.outOfRange(key: "pruner.narrow_channel_multiple", value: String(narrow),
+                                                        allowed: "in [1, channel_multiple = \(channelMultiple)]")
+            }
+            guard channelMultiple % narrow == 0 else {
+                throw CompressionConfigError.meaningless(
+                    key: "pruner.narrow_channel_multiple", value: String(narrow),
+                    reason: "it must divide channel_multiple (\(channelMultiple)), so that the widths below one "
+                        + "multiple lead up to it; e.g. 8 with 16")
+            }
+        }
         guard PruneSortCost.allowed.contains(sortCost) else {
             throw CompressionConfigError.notOneOf(key: "pruner.sort_cost", value: sortCost.rawValue,
                                                   allowed: PruneSortCost.allowed.map(\.rawValue))
@@ -155,7 +175,8 @@ public struct PrunerConfig: Codable, Equatable, Sendable {
         case compressionRatio = "compression_ratio", stepInterval = "step_interval", numTrials = "num_trials"
         case includeScopes = "include_scopes", excludeScopes = "exclude_scopes"
         case pruneSortRange = "prune_sort_range", prunableOpTypes = "prunable_op_types", emaAlpha = "ema_alpha"
-        case channelMultiple = "channel_multiple", sortCost = "sort_cost"
+        case channelMultiple = "channel_multiple", narrowChannelMultiple = "narrow_channel_multiple"
+        case sortCost = "sort_cost"
     }
 
     /// Decodes the seed's snake_case keys; a missing key takes its default. Values are not
@@ -172,6 +193,7 @@ public struct PrunerConfig: Codable, Equatable, Sendable {
         prunableOpTypes = try c.decodeIfPresent([String].self, forKey: .prunableOpTypes) ?? d.prunableOpTypes
         emaAlpha = try c.decodeIfPresent(Double.self, forKey: .emaAlpha) ?? d.emaAlpha
         channelMultiple = try c.decodeIfPresent(Int.self, forKey: .channelMultiple) ?? d.channelMultiple
+        narrowChannelMultiple = try c.decodeIfPresent(Int.self, forKey: .narrowChannelMultiple)
         sortCost = try c.decodeIfPresent(PruneSortCost.self, forKey: .sortCost) ?? d.sortCost
     }
 }

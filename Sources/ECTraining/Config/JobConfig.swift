@@ -365,6 +365,8 @@ extension JobConfig {
         p.emaAlpha = try n.double("ema_alpha", default: d.emaAlpha, min: 0, max: 1, exclusiveMin: true)
         p.channelMultiple = try n.int("channel_multiple", default: d.channelMultiple, min: 1,
                                       max: PrunerConfig.maxChannelMultiple)
+        p.narrowChannelMultiple = try n.optionalInt("narrow_channel_multiple", min: 1,
+                                                    max: PrunerConfig.maxChannelMultiple)
         p.sortCost = PruneSortCost(rawValue: try n.string("sort_cost", default: d.sortCost.rawValue,
                                                           allowed: PruneSortCost.allowed.map(\.rawValue)))
         try n.finish()
