@@ -54,6 +54,11 @@ final class GraphPruningTests: XCTestCase {
         let bGroup = try XCTUnwrap(groups.first { $0.id == "b" })
         XCTAssertTrue(bGroup.slices.contains(ChannelSlice(parameter: "cat/bn/gamma", role: .producer, innerStride: 1, period: 7, offset: 4)))
         XCTAssertTrue(bGroup.slices.contains(ChannelSlice(parameter: "c/weight", role: .consumer, innerStride: 5, period: 7, offset: 4)))
+        // a and b are parts of the joined axis: they keep multiples of channel_multiple only.
+        XCTAssertEqual(groups.filter(\.isConcatenationPart).map(\.id), ["a", "b"])
+        let widths = ChannelWidths(multiple: 16, narrowMultiple: 8)
+        XCTAssertEqual(widths.of(bGroup), ChannelWidths(multiple: 16))
+        XCTAssertEqual(widths.of(try XCTUnwrap(groups.first { $0.id == "c" })), widths)
         try assertExtractionMatches(model, expectPrunable: ["a", "b", "c"])
     }
 
@@ -72,6 +77,7 @@ final class GraphPruningTests: XCTestCase {
             XCTAssertTrue(expand.slices.contains { $0.parameter == p && $0.role == .producer }, "\(p) follows expand")
         }
         XCTAssertEqual(expand.parametersPerChannel, (4 + 1) + (9 + 1) + 4, "expand's kernel and bias, the depthwise kernel and bias, project's input")
+        XCTAssertFalse(ChannelGroups.build(model: model).contains(where: \.isConcatenationPart))
         try assertExtractionMatches(model, expectPrunable: ["expand", "project+stem"])
     }
 
@@ -101,6 +107,7 @@ final class GraphPruningTests: XCTestCase {
         XCTAssertEqual(try XCTUnwrap(groups.first { $0.id == "grouped" }).outputChannelsPerChannel, 4)
         XCTAssertEqual(try XCTUnwrap(groups.first { $0.id == "fc" }).outputChannelsPerChannel, 1)
         XCTAssertEqual(try XCTUnwrap(groups.first { $0.id == "expand+stem" }).channels, 2)
+        XCTAssertEqual(groups.filter(\.isConcatenationPart).map(\.id), [], "folded spaces are whole axes")
         try assertExtractionMatches(model, expectPrunable: ["expand+stem", "grouped", "mix", "reduce"])
         // Extracted: still 4 groups, each with the same (smaller) number of channels.
         var keep: [String: [Bool]] = [:]
@@ -129,6 +136,7 @@ final class GraphPruningTests: XCTestCase {
         XCTAssertEqual(group.id, "se/expand+x", "the gate's channels are x's channels")
         XCTAssertTrue(group.slices.contains(ChannelSlice(parameter: "scale", role: .producer, innerStride: 1, period: 6)))
         XCTAssertTrue(group.slices.contains(ChannelSlice(parameter: "fc/weight", role: .consumer, innerStride: 2, period: 6)))
+        XCTAssertFalse(ChannelGroups.build(model: model).contains(where: \.isConcatenationPart), "a flatten is not a join")
         try assertExtractionMatches(model, expectPrunable: ["se/expand+x", "se/reduce"])
     }
 

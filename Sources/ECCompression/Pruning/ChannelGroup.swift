@@ -94,6 +94,12 @@ public struct ChannelGroup: Equatable, Sendable {
         slices.first { $0.role == .producer && producers.contains($0.parameter) }?.copies ?? 1
     }
 
+    /// True when the group's channels are a part of a wider axis, beside other groups' (a
+    /// concatenation's input: some slice starts past the axis's start or ends before its end).
+    public var isConcatenationPart: Bool {
+        slices.contains { $0.offset > 0 || $0.offset + channels * $0.copies < $0.period }
+    }
+
     /// Parameters removed from the extracted model per pruned channel, over the slices of
     /// prunable layers' kernels and biases (producers and consumers alike).
     public let parametersPerChannel: Int

@@ -57,7 +57,7 @@ enum ChannelSelection {
         // group is at its floor.
         func chunk(_ g: Int) -> (range: Range<Int>, key: Double)? {
             let queue = queues[g], left = queue.channels.count - queue.next
-            guard let next = widths.next(below: left, channels: groups[g].channels) else { return nil }
+            guard let next = widths.of(groups[g]).next(below: left, channels: groups[g].channels) else { return nil }
             let size = left - next, range = queue.next..<(queue.next + size)
             let sum = queue.channels[range].reduce(0.0) { $0 + $1.key }
             return (range, sum.isNaN ? .infinity : sum / Double(size))
@@ -115,7 +115,7 @@ enum ChannelSelection {
             for (g, group) in groups.enumerated() {
                 let pruned = group.channels - order[g].count
                 let kept = group.channels - f.j * group.channels / f.n
-                let wanted = group.channels - widths.roundUp(kept, channels: group.channels)
+                let wanted = group.channels - widths.of(group).roundUp(kept, channels: group.channels)
                 for c in order[g].prefix(max(0, wanted - pruned)) {
                     keep[group.id]![c] = false
                     elements.prune(channel: c, of: group)
@@ -137,6 +137,7 @@ enum ChannelSelection {
 /// multiples of `multiple`, and below `multiple` the multiples of `narrowMultiple` (which
 /// divides it) — with 16 and 8: 8, 16, 32, 48, …. A group keeps at least `narrowMultiple`
 /// channels, or all of them when it is narrower than that; its full width is always allowed.
+/// A part of a concatenation keeps multiples of `multiple` (`of(_:)`).
 struct ChannelWidths: Equatable, Sendable {
     var multiple: Int
     var narrowMultiple: Int
@@ -147,6 +148,15 @@ struct ChannelWidths: Equatable, Sendable {
     init(multiple: Int, narrowMultiple: Int? = nil) {
         self.multiple = multiple
         self.narrowMultiple = narrowMultiple ?? multiple
+    }
+
+    /// The widths `group` may keep. A narrow width pays for a tensor narrower than one block
+    /// of the runtime; a part of a concatenation is not the whole tensor, and a narrow part
+    /// would leave the joined tensor off the grid (16 + 16 + 8 = 40 channels, which ONNX
+    /// Runtime then runs unblocked, with every op after the join): such a group keeps
+    /// multiples of `multiple` only.
+    func of(_ group: ChannelGroup) -> ChannelWidths {
+        group.isConcatenationPart ? ChannelWidths(multiple: multiple) : self
     }
 
     /// The fewest channels a group of `channels` may keep.
