@@ -166,14 +166,16 @@ struct ChannelWidths: Equatable, Sendable {
 
     /// The largest allowed count below `kept` for a group of `channels`, or nil at its floor.
     func next(below kept: Int, channels: Int) -> Int? {
-        let step = kept > multiple ? multiple : narrowMultiple
-        let next = (kept - 1) / step * step
-        return next >= floor(channels: channels) && next > 0 ? next : nil
+        let step = step(at: kept), next = (kept - 1) / step * step
+        return next >= floor(channels: channels) ? next : nil
     }
 
     /// The smallest allowed count ≥ `kept` for a group of `channels` (its full width at most).
     func roundUp(_ kept: Int, channels: Int) -> Int {
-        let step = kept > multiple ? multiple : narrowMultiple
+        let step = step(at: kept)
         return min(channels, max(floor(channels: channels), (kept + step - 1) / step * step))
     }
+
+    /// The spacing of the allowed counts next to `kept`: `multiple` above it, else `narrowMultiple`.
+    private func step(at kept: Int) -> Int { kept > multiple ? multiple : narrowMultiple }
 }

@@ -68,9 +68,10 @@ public struct PrunerConfig: Codable, Equatable, Sendable {
     /// Every pruned group keeps a multiple of this many channels, ≥ 1 (Torch-Pruning's
     /// `round_to`). Default 1: any count. Inference runtimes block channels by 8 or 16 (ONNX
     /// Runtime's NCHWc layout, the engine's 16-wide vectors): a layer of 6 or 27 channels can
-    /// run slower than the 16 or 32 it came from, so pruning for speed wants 8. A group with
-    /// fewer channels than the multiple is kept whole. The target is then reached within one
-    /// multiple's parameters instead of one channel's.
+    /// run slower than the 16 or 32 it came from, so pruning for speed wants 8 or 16. A group
+    /// with fewer channels than the multiple (than `narrowChannelMultiple` when set) is kept
+    /// whole. The target is then reached within one multiple's parameters instead of one
+    /// channel's.
     public var channelMultiple: Int
     /// Below `channelMultiple` a group may keep a multiple of this instead (it must divide
     /// `channelMultiple`); nil (default): the same as `channelMultiple`. With 16 and 8 the
