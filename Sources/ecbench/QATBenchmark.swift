@@ -45,8 +45,10 @@ struct QATBenchmark {
     }
 
     /// `--mode int8`: the integer path alone, on TensorFlow's golden fmnist-cnn quantized W8A8
-    /// (calibrated, not trained), with the Winograd kernel too.
+    /// (calibrated, not trained), with the Winograd kernel too; `--from SAVE_DIR`: on a QAT
+    /// run's model instead (e.g. `launch/bench own-models`' qat8 run of an imported model).
     func runInt8Only() throws {
+        if let dir = options.from { return try saved(dir) }
         let model = ModelZoo.make("fmnist-cnn", seed: 1)!
         try WeightLoader.load(into: model, from: goldenWeightsPath)
         var c = QuantizerConfig()
@@ -56,21 +58,40 @@ struct QATBenchmark {
         try runInference(model: model, quantizer: quantizer)
     }
 
+    /// The integer path of the QAT run in `dir` (its recorded job, `config.json`) against the
+    /// same job's model in FP32 with the weights it started from (an imported model's own).
+    func saved(_ dir: String) throws {
+        let config = try JobConfig.load(savedIn: dir)
+        let data = try JobData.load(config.dataset, train: .labelsOnly)
+        let source = try ExportSource.load(config, from: dir, requireQuantizer: true, data: data.signature)
+        let int8 = try Int8Model(model: source.model, quantizer: source.quantizer!)
+        let plain = try config.makeModel(for: data.signature)
+        print("== int8 path of \(dir) (\(source.model.name), \(int8.winogradLayers.count) Winograd layers) vs the same model in FP32")
+        try compare(fp32: { plain.predict($0) }, int8: { int8($0) }, test: data.test, peers: nil)
+    }
+
     /// The integer path of `model` as `quantizer` quantizes it vs the FP32 engine, same run.
     func runInference(model: Model, quantizer: LSQQuantizer) throws {
-        let test = try Dataset.load(.test)
         let int8 = try Int8Model(model: model, quantizer: quantizer)
         let plain = ModelZoo.make("fmnist-cnn", seed: 1)!
+        try compare(fp32: { plain.predict($0) }, int8: { int8($0) }, test: try Dataset.load(.test),
+                    peers: "TFLite int8 on the AMD kind: ~59,000 samples/s, 22 µs; docs/benchmarks.md")
+    }
+
+    /// Batch-256 and batch-1 times of `fp32` and `int8`, alternated, medians of `repeats`;
+    /// `peers` is printed beside them.
+    func compare(fp32 plain: (Tensor) -> Tensor, int8: (Tensor) -> Tensor, test: Dataset, peers: String?) throws {
         let (big, _) = test.gather(0..<256), (one, _) = test.gather(0..<1)
         func rate(_ body: () -> Void, _ n: Int) -> Double { median((0..<3).map { _ in time { for _ in 0..<n { body() } } / Double(n) }) }
         var f256: [Double] = [], i256: [Double] = [], f1: [Double] = [], i1: [Double] = []
         for _ in 0..<options.repeats {  // alternating
-            f256.append(rate({ _ = plain.predict(big) }, 10)); i256.append(rate({ _ = int8(big) }, 10))
-            f1.append(rate({ _ = plain.predict(one) }, 300)); i1.append(rate({ _ = int8(one) }, 300))
+            f256.append(rate({ _ = plain(big) }, 10)); i256.append(rate({ _ = int8(big) }, 10))
+            f1.append(rate({ _ = plain(one) }, 300)); i1.append(rate({ _ = int8(one) }, 300))
         }
         let (a, b, c, d) = (median(f256), median(i256), median(f1), median(i1))
-        print(String(format: "int8 inference: batch 256 %.0f samples/s vs FP32 %.0f (%.2f×); batch 1 %.1f µs vs FP32 %.1f µs   (TFLite int8 on the AMD kind: ~59,000 samples/s, 22 µs; docs/benchmarks.md)",
-                     256 / b, 256 / a, a / b, d * 1e6, c * 1e6))
-        print(String(format: "RESULT int8_over_fp32_b256=%.3f int8_samples_per_second=%.0f int8_batch1_us=%.1f", a / b, 256 / b, d * 1e6))
+        print(String(format: "int8 inference: batch 256 %.0f samples/s vs FP32 %.0f (%.2f×); batch 1 %.1f µs vs FP32 %.1f µs",
+                     256 / b, 256 / a, a / b, d * 1e6, c * 1e6) + (peers.map { "   (\($0))" } ?? ""))
+        print(String(format: "RESULT int8_over_fp32_b256=%.3f int8_samples_per_second=%.0f int8_batch1_us=%.1f fp32_samples_per_second=%.0f",
+                     a / b, 256 / b, d * 1e6, 256 / a))
     }
 }
