@@ -74,18 +74,22 @@ extension Variable {
                 for j in 0..<c { mean[j] = rm[j]; invStd[j] = 1 / (rv[j] + epsilon).squareRoot() }
             } }
         }
-        var xhat = Tensor(uninitializedShape: x.shape)
+        // x̂ is kept only for the backward pass: without a tape (inference) it is not stored.
+        let recording = tape != nil || gamma.tape != nil || beta.tape != nil
+        var xhat = Tensor(uninitializedShape: recording ? x.shape : [0])
         var y = Tensor(uninitializedShape: x.shape)
         x.withUnsafeBufferPointer { xp in gamma.value.withUnsafeBufferPointer { gp in beta.value.withUnsafeBufferPointer { bp in
-            xhat.withUnsafeMutableBufferPointer { hp in y.withUnsafeMutableBufferPointer { yp in
-                for r in 0..<m {
-                    let o = r * c
-                    for j in 0..<c {
-                        let h = (xp[o + j] - mean[j]) * invStd[j]
-                        hp[o + j] = h
-                        yp[o + j] = gp[j] * h + bp[j]
+            mean.withUnsafeBufferPointer { mu in invStd.withUnsafeBufferPointer { s in
+                xhat.withUnsafeMutableBufferPointer { hp in y.withUnsafeMutableBufferPointer { yp in
+                    for r in 0..<m {
+                        let o = r * c
+                        for j in 0..<c {
+                            let h = (xp[o + j] - mu[j]) * s[j]
+                            if recording { hp[o + j] = h }
+                            yp[o + j] = gp[j] * h + bp[j]
+                        }
                     }
-                }
+                } }
             } }
         } } }
         let input = self
