@@ -67,20 +67,20 @@ struct QATBenchmark {
         let int8 = try Int8Model(model: source.model, quantizer: source.quantizer!)
         let plain = try config.makeModel(for: data.signature)
         print("== int8 path of \(dir) (\(source.model.name), \(int8.winogradLayers.count) Winograd layers) vs the same model in FP32")
-        try compare(fp32: { plain.predict($0) }, int8: { int8($0) }, test: data.test, peers: nil)
+        compare(fp32: { plain.predict($0) }, int8: { int8($0) }, test: data.test, peers: nil)
     }
 
     /// The integer path of `model` as `quantizer` quantizes it vs the FP32 engine, same run.
     func runInference(model: Model, quantizer: LSQQuantizer) throws {
         let int8 = try Int8Model(model: model, quantizer: quantizer)
         let plain = ModelZoo.make("fmnist-cnn", seed: 1)!
-        try compare(fp32: { plain.predict($0) }, int8: { int8($0) }, test: try Dataset.load(.test),
-                    peers: "TFLite int8 on the AMD kind: ~59,000 samples/s, 22 µs; docs/benchmarks.md")
+        compare(fp32: { plain.predict($0) }, int8: { int8($0) }, test: try Dataset.load(.test),
+                peers: "TFLite int8 on the AMD kind: ~59,000 samples/s, 22 µs; docs/benchmarks.md")
     }
 
     /// Batch-256 and batch-1 times of `fp32` and `int8`, alternated, medians of `repeats`;
     /// `peers` is printed beside them.
-    func compare(fp32 plain: (Tensor) -> Tensor, int8: (Tensor) -> Tensor, test: Dataset, peers: String?) throws {
+    func compare(fp32 plain: (Tensor) -> Tensor, int8: (Tensor) -> Tensor, test: Dataset, peers: String?) {
         let (big, _) = test.gather(0..<256), (one, _) = test.gather(0..<1)
         func rate(_ body: () -> Void, _ n: Int) -> Double { median((0..<3).map { _ in time { for _ in 0..<n { body() } } / Double(n) }) }
         var f256: [Double] = [], i256: [Double] = [], f1: [Double] = [], i1: [Double] = []
