@@ -141,38 +141,10 @@ final class PrunerSelectionTests: XCTestCase {
     /// and the target is reached within one chunk's parameters. Widths that are not multiples of
     /// 8 are aligned by their first chunk (27 → 24).
     func testChannelMultipleKeepsAlignedCountsInBothSorts() throws {
-        let shapes: [(name: String, inputs: Int, outputs: Int)] = [("a", 4, 32), ("b", 6, 27), ("c", 3, 64), ("d", 5, 6)]
-        let importance: [String: [Float]] = Dictionary(uniqueKeysWithValues: shapes.enumerated().map { i, s in
-            (s.name, (0..<s.outputs).map { Float(($0 * 37 + i * 11) % (s.outputs + 5)) + 1 })
-        })
-        let total = shapes.reduce(0) { $0 + ($1.inputs + 1) * $1.outputs }
-        for range in PruneSortRange.allowed {
-            for ratio in [0.3, 0.5, 0.7] {  // at most 477 of 641 removable: 8 channels left in a, b, c
-                let (model, groups) = parallelDenseNet(shapes)
-                let pruner = try preparedPruner(PrunerConfig(compressionRatio: ratio, numTrials: 3, pruneSortRange: range,
-                                                             channelMultiple: 8), model: model, groups: groups)
-                for trial in 1...3 {
-                    try decide(pruner, trial: trial, importance: importance)
-                    for s in shapes {
-                        let flags = try XCTUnwrap(pruner.keepFlags(group: s.name))
-                        let kept = flags.filter { $0 }.count
-                        let tag = "\(s.name) (\(range.rawValue), ratio \(ratio), trial \(trial)): kept \(kept)"
-                        if s.outputs < 8 {
-                            XCTAssertEqual(kept, s.outputs, tag)
-                        } else {
-                            XCTAssertTrue(kept == s.outputs || (kept % 8 == 0 && kept >= 8), tag)
-                        }
-                        let scores = importance[s.name]!
-                        let prunedMax = pruned(flags).map { scores[$0] }.max() ?? -1
-                        XCTAssertLessThanOrEqual(prunedMax, flags.indices.filter { flags[$0] }.map { scores[$0] }.min()!, tag)
-                    }
-                }
-                let removed = Double(pruner.removedParameterCount), target = ratio * Double(total)
-                XCTAssertGreaterThanOrEqual(removed, target, "\(range.rawValue) \(ratio)")
-                if range == .global {
-                    XCTAssertLessThan(removed - 8 * 7, target, "overshoot of more than one chunk (8 channels of ≤ 7 parameters)")
-                }
-            }
+        // At most 477 of 641 removable: 8 channels left in a, b, c.
+        try assertAlignedPruning(shapes: [("a", 4, 32), ("b", 6, 27), ("c", 3, 64), ("d", 5, 6)], ratios: [0.3, 0.5, 0.7],
+                                 multiple: 8, narrowMultiple: nil) { kept, outputs in
+            outputs < 8 ? kept == outputs : kept == outputs || (kept % 8 == 0 && kept >= 8)
         }
     }
 
@@ -181,41 +153,59 @@ final class PrunerSelectionTests: XCTestCase {
     /// 16 first), across gradual trials, in both sorts, least important channels first, and
     /// the target is reached within one chunk's parameters.
     func testNarrowChannelMultipleAllowsOneNarrowWidthBelowTheMultiple() throws {
-        let shapes: [(name: String, inputs: Int, outputs: Int)] = [("a", 4, 32), ("b", 6, 27), ("c", 3, 64), ("d", 5, 6),
-                                                                   ("e", 7, 12)]
+        // At most 509 of 737 removable: 8 channels left in a, b, c, e.
+        let reached = try assertAlignedPruning(shapes: [("a", 4, 32), ("b", 6, 27), ("c", 3, 64), ("d", 5, 6), ("e", 7, 12)],
+                                               ratios: [0.3, 0.5, 0.65], multiple: 16, narrowMultiple: 8) { kept, outputs in
+            kept == outputs || kept == 8 || (kept % 16 == 0 && kept >= 16)
+        }
+        // The narrow width is reached, also by a group narrower than the multiple.
+        let narrowSeen = Set(reached.filter { $0.kept == 8 }.map(\.group))
+        XCTAssertTrue(narrowSeen.isSuperset(of: ["a", "e"]), "groups that reached 8: \(narrowSeen.sorted())")
+    }
+
+    /// Prunes parallel Dense layers of `shapes` to each ratio in 3 gradual trials, in both sorts,
+    /// with kept counts limited by `multiple` / `narrowMultiple`; after every trial each group's
+    /// count satisfies `allowed(kept, outputs)` and no pruned channel outranks a kept one; the
+    /// target is reached, and in the global sort within one chunk (`multiple` channels of ≤ 7
+    /// parameters). Returns every (group, kept) seen.
+    @discardableResult
+    private func assertAlignedPruning(shapes: [(name: String, inputs: Int, outputs: Int)], ratios: [Double], multiple: Int,
+                                      narrowMultiple: Int?, allowed: (_ kept: Int, _ outputs: Int) -> Bool,
+                                      file: StaticString = #filePath, line: UInt = #line) throws -> [(group: String, kept: Int)] {
         let importance: [String: [Float]] = Dictionary(uniqueKeysWithValues: shapes.enumerated().map { i, s in
             (s.name, (0..<s.outputs).map { Float(($0 * 37 + i * 11) % (s.outputs + 5)) + 1 })
         })
         let total = shapes.reduce(0) { $0 + ($1.inputs + 1) * $1.outputs }
-        var narrowSeen = Set<String>()
+        var seen: [(group: String, kept: Int)] = []
         for range in PruneSortRange.allowed {
-            for ratio in [0.3, 0.5, 0.65] {  // at most 509 of 737 removable: 8 channels left in a, b, c, e
+            for ratio in ratios {
                 let (model, groups) = parallelDenseNet(shapes)
                 let pruner = try preparedPruner(PrunerConfig(compressionRatio: ratio, numTrials: 3, pruneSortRange: range,
-                                                             channelMultiple: 16, narrowChannelMultiple: 8),
+                                                             channelMultiple: multiple, narrowChannelMultiple: narrowMultiple),
                                                 model: model, groups: groups)
                 for trial in 1...3 {
                     try decide(pruner, trial: trial, importance: importance)
                     for s in shapes {
-                        let flags = try XCTUnwrap(pruner.keepFlags(group: s.name))
+                        let flags = try XCTUnwrap(pruner.keepFlags(group: s.name), file: file, line: line)
                         let kept = flags.filter { $0 }.count
                         let tag = "\(s.name) (\(range.rawValue), ratio \(ratio), trial \(trial)): kept \(kept)"
-                        XCTAssertTrue(kept == s.outputs || kept == 8 || (kept % 16 == 0 && kept >= 16), tag)
-                        if kept == 8 { narrowSeen.insert(s.name) }
+                        XCTAssertTrue(allowed(kept, s.outputs), tag, file: file, line: line)
+                        seen.append((s.name, kept))
                         let scores = importance[s.name]!
                         let prunedMax = pruned(flags).map { scores[$0] }.max() ?? -1
-                        XCTAssertLessThanOrEqual(prunedMax, flags.indices.filter { flags[$0] }.map { scores[$0] }.min()!, tag)
+                        XCTAssertLessThanOrEqual(prunedMax, flags.indices.filter { flags[$0] }.map { scores[$0] }.min()!, tag,
+                                                 file: file, line: line)
                     }
                 }
                 let removed = Double(pruner.removedParameterCount), target = ratio * Double(total)
-                XCTAssertGreaterThanOrEqual(removed, target, "\(range.rawValue) \(ratio)")
+                XCTAssertGreaterThanOrEqual(removed, target, "\(range.rawValue) \(ratio)", file: file, line: line)
                 if range == .global {
-                    XCTAssertLessThan(removed - 16 * 7, target, "overshoot of more than one chunk (16 channels of ≤ 7 parameters)")
+                    XCTAssertLessThan(removed - Double(multiple * 7), target,
+                                      "overshoot of more than one chunk (\(multiple) channels of ≤ 7 parameters)", file: file, line: line)
                 }
             }
         }
-        // The narrow width is reached, also by a group narrower than the multiple.
-        XCTAssertTrue(narrowSeen.isSuperset(of: ["a", "e"]), "groups that reached 8: \(narrowSeen.sorted())")
+        return seen
     }
 
     /// The allowed widths themselves: the next one below a count and the rounding up, with and
